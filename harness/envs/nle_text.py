@@ -71,6 +71,10 @@ def _build_glyph_tables() -> tuple[list[str], np.ndarray]:
 
 
 GLYPH_NAMES, GLYPH_KINDS = _build_glyph_tables()
+# Each glyph's name as a small integer, so that grouping by name stays in numpy.
+_NAME_LIST = sorted(set(GLYPH_NAMES))
+_NAME_IDS = np.array([_NAME_LIST.index(name) for name in GLYPH_NAMES], dtype=np.int32)
+_SHOWN_PER_KIND = {_FEATURE: 1, _THING: 3}  # how many of one name the text places
 
 
 def _decode(row: np.ndarray) -> str:
@@ -85,41 +89,65 @@ def message_text(message: np.ndarray) -> str:
 def describe_surroundings(glyphs: np.ndarray, player_x: int, player_y: int) -> str:
     """One line per kind of visible thing: the nearest ones, with distance and direction."""
     rows, columns = np.nonzero(GLYPH_KINDS[glyphs])
-    found: dict[str, list[tuple[int, int, int]]] = {}
-    for y, x in zip(rows.tolist(), columns.tolist()):
-        if x == player_x and y == player_y:
-            continue
-        name = GLYPH_NAMES[glyphs[y, x]]
-        found.setdefault(name, []).append((max(abs(x - player_x), abs(y - player_y)), x, y))
+    keep = (rows != player_y) | (columns != player_x)
+    rows, columns = rows[keep], columns[keep]
+    if not len(rows):
+        return "- nothing in view"
+    found = glyphs[rows, columns]
+    dx, dy = columns - player_x, rows - player_y
+    distance = np.maximum(np.abs(dx), np.abs(dy))
+    order = np.lexsort((columns, rows, distance))  # nearest first, then top-left first
+    name_ids = _NAME_IDS[found[order]]
+    kinds = GLYPH_KINDS[found[order]]
+    counts = np.bincount(name_ids)
+    # rank (position in nearest-first order) -> (name id, places); map features show their
+    # nearest instance only, so numpy finds them; creatures and items are few: loop them.
+    entries: dict[int, tuple[int, list[int]]] = {}
+    feature_ranks = np.flatnonzero(kinds == _FEATURE)
+    _, first = np.unique(name_ids[feature_ranks], return_index=True)
+    for rank in feature_ranks[first].tolist():
+        entries[rank] = (int(name_ids[rank]), [rank])
+    first_rank_of: dict[int, int] = {}
+    for rank in np.flatnonzero(kinds == _THING).tolist():
+        name_id = int(name_ids[rank])
+        if name_id not in first_rank_of:
+            first_rank_of[name_id] = rank
+            entries[rank] = (name_id, [])
+        places = entries[first_rank_of[name_id]][1]
+        if len(places) < _SHOWN_PER_KIND[_THING]:
+            places.append(rank)
     lines = []
-    order = sorted(found.items(), key=lambda item: (min(item[1])[0], item[0]))
-    for name, places in order:
-        places.sort()
-        shown = places[: 3 if GLYPH_KINDS[glyphs[places[0][2], places[0][1]]] == _THING else 1]
-        where = "; ".join(
-            f"{distance_word(x - player_x, y - player_y)} {compass_direction(x - player_x, y - player_y)}"
-            for _, x, y in shown
-        )
-        more = f" (+{len(places) - len(shown)} more)" if len(places) > len(shown) else ""
-        lines.append(f"- {name}: {where}{more}")
-    return "\n".join(lines) if lines else "- nothing in view"
+    for rank in sorted(entries):
+        name_id, ranks = entries[rank]
+        where = []
+        for r in ranks:
+            x, y = int(dx[order[r]]), int(dy[order[r]])
+            where.append(f"{distance_word(x, y)} {compass_direction(x, y)}")
+        more = int(counts[name_id]) - len(ranks)
+        lines.append(f"- {_NAME_LIST[name_id]}: {'; '.join(where)}" + (f" (+{more} more)" if more else ""))
+    return "\n".join(lines)
+
+
+def _screen_rows(tty_chars: np.ndarray, first: int, last: int) -> list[str]:
+    width = tty_chars.shape[1]
+    block = tty_chars[first:last].tobytes().replace(b"\0", b" ").decode("latin-1")
+    return [block[i : i + width].rstrip() for i in range(0, len(block), width)]
 
 
 def map_rows(tty_chars: np.ndarray) -> str:
     """The map area of the terminal (rows 1-21), cropped to the columns and rows in use."""
-    rows = [_decode(row).rstrip() for row in tty_chars[1:22]]
-    used = [row for row in rows if row.strip()]
+    rows = _screen_rows(tty_chars, 1, 22)
+    used = [i for i, row in enumerate(rows) if row]
     if not used:
         return "(nothing drawn)"
-    left = min(len(row) - len(row.lstrip()) for row in used)
-    first = next(i for i, row in enumerate(rows) if row.strip())
-    last = max(i for i, row in enumerate(rows) if row.strip())
-    return "\n".join(row[left:] for row in rows[first : last + 1])
+    rows = rows[used[0] : used[-1] + 1]
+    left = min(len(row) - len(row.lstrip()) for row in rows if row)
+    return "\n".join(row[left:] for row in rows)
 
 
 def status_lines(tty_chars: np.ndarray) -> str:
     """The two bottom status lines of the terminal."""
-    return "\n".join(_decode(row).strip() for row in tty_chars[22:24])
+    return "\n".join(row.strip() for row in _screen_rows(tty_chars, 22, 24))
 
 
 def inventory_text(inv_letters: np.ndarray, inv_strs: np.ndarray) -> str:

@@ -1,0 +1,1 @@
+"""Benchmarks of the harness (`harness bench ...`); figures go to docs/benchmarks.md."""

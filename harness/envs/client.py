@@ -1,0 +1,101 @@
+"""A GameEnv that plays a game hosted by an env server (`harness env serve`)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+from harness.envs.base import (
+    EnvError,
+    InvalidActionError,
+    Observation,
+    StepResult,
+    TaskSpec,
+    check_action,
+)
+from harness.envs.wire import wait_readable
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """'host:port' -> (host, port)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"env server address must be HOST:PORT, got {address!r}")
+    return host, int(port)
+
+
+class EnvClient:
+    """One session on an env server; same interface as an in-process GameEnv.
+
+    Every request has a deadline (`timeout_s`): a dead or hung server gives EnvError, never a
+    hang. Invalid actions are refused locally, before any round trip.
+    """
+
+    def __init__(self, address: str, task: str | None = None, timeout_s: float = 120.0) -> None:
+        self.address = address
+        host, port = parse_address(address)
+        try:
+            self._socket = socket.create_connection((host, port), timeout=timeout_s)
+        except OSError as error:
+            raise EnvError(f"cannot reach the env server at {address}: {error}") from error
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._reader = self._socket.makefile("rb")
+        reply = self._request({"op": "make", "task": task})
+        spec = reply["spec"]
+        self.spec = TaskSpec(
+            env=spec["env"],
+            name=spec["name"],
+            actions=tuple(spec["actions"]),
+            default_action=spec["default_action"],
+            instructions=spec["instructions"],
+        )
+
+    def _request(self, message: dict[str, Any]) -> dict[str, Any]:
+        try:
+            self._socket.sendall(json.dumps(message).encode() + b"\n")
+            wait_readable(self._socket)
+            line = self._reader.readline()
+        except TimeoutError as error:
+            raise EnvError(f"the env server at {self.address} did not answer in time") from error
+        except OSError as error:
+            raise EnvError(f"lost the env server at {self.address}: {error}") from error
+        if not line:
+            raise EnvError(
+                f"the env server at {self.address} closed the connection (did it crash or stop?)"
+            )
+        reply: dict[str, Any] = json.loads(line)
+        if not reply.get("ok"):
+            error = reply.get("error", {})
+            if error.get("type") == "InvalidActionError":
+                raise InvalidActionError(error["action"], error["valid_actions"])
+            raise EnvError(f"env server {self.address}: {error.get('message', reply)}")
+        return reply
+
+    def reset(self, seed: int) -> Observation:
+        reply = self._request({"op": "reset", "seed": int(seed)})
+        return Observation(text=reply["observation"]["text"])
+
+    def step(self, action: str) -> StepResult:
+        check_action(self.spec, action)
+        result = self._request({"op": "step", "action": action})["result"]
+        return StepResult(
+            observation=Observation(text=result["observation"]["text"]),
+            reward=float(result["reward"]),
+            done=bool(result["done"]),
+            truncated=bool(result["truncated"]),
+            progression=float(result["progression"]),
+            info=result["info"],
+        )
+
+    def info(self) -> dict[str, Any]:
+        return self._request({"op": "info"})
+
+    def close(self) -> None:
+        try:
+            self._request({"op": "close"})
+        except EnvError:
+            pass  # closing a session on a server that is already gone is not an error
+        finally:
+            self._reader.close()
+            self._socket.close()
