@@ -1,0 +1,208 @@
+"""The agent's memory: one sandboxed directory of text files, every operation recorded.
+
+Paths are relative to the memory root. A path that would leave it (`..`, an absolute path,
+a symlink anywhere on the way) is refused with MemoryAccessError; sizes are bounded (chars
+per file, chars in total, number of files). Refusals are recorded like any other operation,
+so the metrics and the trace show attempts as well as successes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+
+class MemoryAccessError(PermissionError):
+    """A memory path that escapes the memory directory (or is otherwise not allowed)."""
+
+
+class MemoryLimitError(OSError):
+    """A memory operation that would exceed a size limit."""
+
+
+@dataclass(frozen=True)
+class MemoryLimits:
+    max_file_chars: int = 200_000
+    max_total_chars: int = 1_000_000
+    max_files: int = 500
+    max_path_chars: int = 200
+    max_search_results: int = 50
+
+
+WRITE_OPS = ("append", "write")
+CONSULT_OPS = ("search", "read")
+
+
+@dataclass
+class MemoryOp:
+    """One recorded operation (the `memory_ops` entries of steps.jsonl)."""
+
+    op: str
+    path: str | None
+    pattern: str | None
+    chars_written: int
+    chars_read: int
+    ok: bool
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": self.op, "path": self.path, "pattern": self.pattern,
+                "chars_written": self.chars_written, "chars_read": self.chars_read,
+                "ok": self.ok, "error": self.error}  # fmt: skip
+
+
+class Memory:
+    """The scaffold's `self.memory`: list/read/search/append/write/delete on its directory."""
+
+    def __init__(self, root: str | os.PathLike[str], limits: MemoryLimits | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.limits = limits or MemoryLimits()
+        self.ops: list[MemoryOp] = []  # operations since the last `take_ops()`
+        self._sizes: dict[str, int] = {  # relative path -> chars, kept in step with the disk
+            str(path.relative_to(self.root)): len(path.read_text(errors="replace"))
+            for path in self.root.rglob("*") if path.is_file() and not path.is_symlink()
+        }  # fmt: skip
+
+    # -- public operations ------------------------------------------------------------------
+    def list(self, dir: str = "") -> list[str]:  # noqa: A002  (the scaffold API's name)
+        """Files under `dir` (relative paths, sorted)."""
+        def run() -> list[str]:
+            prefix = self._normalize(dir, allow_root=True)
+            return sorted(p for p in self._sizes if not prefix or p.startswith(prefix + "/"))
+        return self._record("list", dir, None, run, read=lambda out: sum(map(len, out)))
+
+    def read(self, path: str) -> str:
+        """The whole text of a file."""
+        def run() -> str:
+            return self._existing(path).read_text()
+        return self._record("read", path, None, run, read=len)
+
+    def search(self, pattern: str, path: str = "") -> list[str]:
+        """Lines matching `pattern` (a regular expression, or plain text if it is not one),
+        case-insensitive, as 'file:line: text', in files under `path` (a file or a folder)."""
+        def run() -> list[str]:
+            try:
+                matcher = re.compile(pattern, re.IGNORECASE)
+            except re.error:
+                matcher = re.compile(re.escape(pattern), re.IGNORECASE)
+            scope = self._normalize(path, allow_root=True)
+            files = [p for p in self._sizes if not scope or p == scope or p.startswith(scope + "/")]
+            hits: list[str] = []
+            for relative in sorted(files):
+                for number, line in enumerate((self.root / relative).read_text().splitlines(), 1):
+                    if matcher.search(line):
+                        hits.append(f"{relative}:{number}: {line}")
+                        if len(hits) >= self.limits.max_search_results:
+                            return hits
+            return hits
+        return self._record("search", path or None, pattern, run, read=lambda out: sum(map(len, out)))
+
+    def append(self, path: str, text: str) -> None:
+        """Add `text` at the end of a file (created if missing)."""
+        def run() -> None:
+            target, relative = self._writable(path)
+            self._check_size(relative, self._sizes.get(relative, 0) + len(text))
+            with open(target, "a", encoding="utf-8") as handle:
+                handle.write(text)
+            self._sizes[relative] = self._sizes.get(relative, 0) + len(text)
+        self._record("append", path, None, run, written=len(text))
+
+    def write(self, path: str, text: str) -> None:
+        """Replace a file's whole text (created if missing)."""
+        def run() -> None:
+            target, relative = self._writable(path)
+            self._check_size(relative, len(text))
+            temporary = target.with_name(target.name + ".tmp-write")
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, target)
+            self._sizes[relative] = len(text)
+        self._record("write", path, None, run, written=len(text))
+
+    def delete(self, path: str) -> None:
+        """Remove a file."""
+        def run() -> None:
+            self._existing(path).unlink()
+            del self._sizes[self._normalize(path)]
+        self._record("delete", path, None, run)
+
+    # -- for the harness -------------------------------------------------------------------
+    @property
+    def total_chars(self) -> int:
+        return sum(self._sizes.values())
+
+    @property
+    def file_count(self) -> int:
+        return len(self._sizes)
+
+    def take_ops(self) -> list[MemoryOp]:
+        """The operations recorded since the last call (the episode loop calls it per step)."""
+        ops, self.ops = self.ops, []
+        return ops
+
+    # -- rules --------------------------------------------------------------------------------
+    def _normalize(self, path: str, allow_root: bool = False) -> str:
+        """The canonical relative path, or MemoryAccessError if it is not a safe one."""
+        if not isinstance(path, str):
+            raise MemoryAccessError(f"memory paths are strings, got {type(path).__name__}")
+        if "\0" in path or "\\" in path:
+            raise MemoryAccessError(f"memory path {path!r} contains a NUL or backslash")
+        if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+            raise MemoryAccessError(f"memory path {path!r} is absolute; use a relative path like 'notes.md'")
+        parts = [part for part in PurePosixPath(path).parts if part != "."]
+        if ".." in parts:
+            raise MemoryAccessError(f"memory path {path!r} leaves the memory directory ('..')")
+        relative = "/".join(parts)
+        if not relative and not allow_root:
+            raise MemoryAccessError("a file path is needed, not the memory directory itself")
+        if len(relative) > self.limits.max_path_chars:
+            raise MemoryAccessError(f"memory path longer than {self.limits.max_path_chars} characters")
+        # No symlinks anywhere on the way: they could point outside.
+        current = self.root
+        for part in parts:
+            current = current / part
+            if current.is_symlink():
+                raise MemoryAccessError(f"memory path {path!r} goes through a symlink")
+        return relative
+
+    def _existing(self, path: str) -> Path:
+        relative = self._normalize(path)
+        target = self.root / relative
+        if relative not in self._sizes or not target.is_file():
+            raise FileNotFoundError(f"no memory file {relative!r}; files: {', '.join(sorted(self._sizes)[:20]) or 'none'}")
+        return target
+
+    def _writable(self, path: str) -> tuple[Path, str]:
+        relative = self._normalize(path)
+        target = self.root / relative
+        if target.is_dir():
+            raise IsADirectoryError(f"memory path {relative!r} is a folder")
+        if relative not in self._sizes and len(self._sizes) >= self.limits.max_files:
+            raise MemoryLimitError(f"memory holds the maximum of {self.limits.max_files} files")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target, relative
+
+    def _check_size(self, relative: str, new_size: int) -> None:
+        if new_size > self.limits.max_file_chars:
+            raise MemoryLimitError(
+                f"{relative!r} would hold {new_size} characters; the limit per file is {self.limits.max_file_chars}"
+            )
+        total = self.total_chars - self._sizes.get(relative, 0) + new_size
+        if total > self.limits.max_total_chars:
+            raise MemoryLimitError(
+                f"memory would hold {total} characters; the limit is {self.limits.max_total_chars}"
+            )
+
+    def _record(self, op: str, path: str | None, pattern: str | None, run: Any,
+                read: Any = None, written: int = 0) -> Any:  # fmt: skip
+        try:
+            result = run()
+        except Exception as error:
+            self.ops.append(MemoryOp(op, path, pattern, 0, 0, False, f"{type(error).__name__}: {error}"))
+            raise
+        chars_read = int(read(result)) if read is not None else 0
+        self.ops.append(MemoryOp(op, path, pattern, written, chars_read, True, None))
+        return result

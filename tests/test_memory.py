@@ -1,0 +1,123 @@
+"""The memory sandbox: operations, path rules, limits, recording, metrics."""
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.memory import Memory, MemoryAccessError, MemoryLimitError, MemoryLimits, memory_metrics
+
+
+@pytest.fixture()
+def memory(tmp_path: Path) -> Memory:
+    return Memory(tmp_path / "memory")
+
+
+def test_append_write_read_list_search_delete(memory: Memory) -> None:
+    memory.append("map/level1.md", "(3,4) door\n")
+    memory.append("map/level1.md", "(5,6) stairs down\n")
+    memory.write("goals.md", "find the stairs\n")
+    assert memory.read("map/level1.md") == "(3,4) door\n(5,6) stairs down\n"
+    assert memory.list() == ["goals.md", "map/level1.md"]
+    assert memory.list("map") == ["map/level1.md"]
+    assert memory.search("STAIRS") == ["goals.md:1: find the stairs", "map/level1.md:2: (5,6) stairs down"]
+    assert memory.search("(5,6", "map") == ["map/level1.md:2: (5,6) stairs down"]  # not a regex: literal
+    memory.write("goals.md", "explore\n")
+    assert memory.read("goals.md") == "explore\n"
+    memory.delete("goals.md")
+    assert memory.list() == ["map/level1.md"]
+    assert memory.total_chars == len("(3,4) door\n(5,6) stairs down\n")
+
+
+def test_every_operation_is_recorded_with_sizes(memory: Memory) -> None:
+    memory.append("a.md", "hello")
+    memory.read("a.md")
+    memory.search("hell")
+    ops = [op.to_json() for op in memory.take_ops()]
+    assert [op["op"] for op in ops] == ["append", "read", "search"]
+    assert ops[0]["chars_written"] == 5 and ops[1]["chars_read"] == 5
+    assert ops[2]["pattern"] == "hell" and all(op["ok"] for op in ops)
+    assert memory.take_ops() == []
+
+
+@pytest.mark.parametrize("path", ["../escape.md", "/etc/passwd", "a/../../b", "..", "notes/../../x", "C:\\x"])
+def test_escaping_paths_are_refused_and_recorded(memory: Memory, path: str) -> None:
+    with pytest.raises(MemoryAccessError):
+        memory.write(path, "x")
+    op = memory.take_ops()[0]
+    assert not op.ok and "MemoryAccessError" in (op.error or "")
+    assert not (memory.root.parent / "escape.md").exists()
+
+
+def test_symlinks_are_refused_even_inside(memory: Memory, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    os.symlink(outside, memory.root / "link")
+    with pytest.raises(MemoryAccessError, match="symlink"):
+        memory.read("link/secret.txt")
+    with pytest.raises(MemoryAccessError):
+        memory.append("link/new.txt", "x")
+    assert not (outside / "new.txt").exists()
+
+
+def test_size_limits_are_enforced(tmp_path: Path) -> None:
+    memory = Memory(tmp_path / "m", MemoryLimits(max_file_chars=10, max_total_chars=15, max_files=2))
+    memory.write("a", "0123456789")
+    with pytest.raises(MemoryLimitError, match="per file"):
+        memory.append("a", "x")
+    memory.write("b", "01234")
+    with pytest.raises(MemoryLimitError, match="limit is 15"):
+        memory.append("b", "5")
+    with pytest.raises(MemoryLimitError, match="maximum of 2 files"):
+        memory.write("c", "")
+    assert memory.read("a") == "0123456789" and memory.total_chars == 15
+
+
+def test_reading_a_missing_file_names_the_existing_ones(memory: Memory) -> None:
+    memory.write("plan.md", "x")
+    with pytest.raises(FileNotFoundError, match="plan.md"):
+        memory.read("map.md")
+
+
+def test_existing_directory_content_is_counted(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    root.mkdir()
+    (root / "old.md").write_text("12345")
+    assert Memory(root).total_chars == 5
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", ".", "/", "\\", "\0", ":", "~", " ", "..", "../", "link/"]), max_size=12).map("".join))
+def test_no_path_ever_writes_outside_the_memory_directory(tmp_path_factory: pytest.TempPathFactory, path: str) -> None:
+    base = tmp_path_factory.mktemp("h")
+    memory = Memory(base / "memory")
+    os.symlink(base, memory.root / "link")  # a trap: a symlink back out of the directory
+    try:
+        memory.write(path, "x")
+    except (MemoryAccessError, IsADirectoryError, FileNotFoundError, NotADirectoryError, MemoryLimitError, OSError):
+        pass
+    written = [p for p in base.rglob("*") if p.is_file()]
+    assert all(memory.root in p.resolve().parents for p in written)
+
+
+def test_metrics_ratio_and_consult_before_write() -> None:
+    steps = [
+        [{"op": "search", "ok": True}, {"op": "append", "ok": True}],  # consulted write
+        [{"op": "append", "ok": True}, {"op": "read", "ok": True}],  # write before the read
+        [{"op": "write", "ok": False}],  # refused: not a write
+        [],
+    ]
+    metrics = memory_metrics(steps, steps=4, chars_final=200, files_final=2)
+    assert metrics["writes"] == 2 and metrics["searches"] == 1 and metrics["reads"] == 1
+    assert metrics["write_to_search_ratio"] == 1.0
+    assert metrics["consult_before_write"] == 0.5
+    assert metrics["growth_chars_per_step"] == 50.0
+    assert metrics["refused_ops"] == 1
+
+
+def test_metrics_without_consultations_leave_the_ratio_undefined() -> None:
+    metrics = memory_metrics([[{"op": "append", "ok": True}]], steps=1, chars_final=3, files_final=1)
+    assert metrics["write_to_search_ratio"] is None
