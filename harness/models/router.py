@@ -1,0 +1,50 @@
+"""Routing of chat calls by routine: the memory specialist for LOG and recall, base for acting.
+
+With an adapter, AUTOMEM's two-model inference shares one conversation between two model
+instances: `log` and `recall` calls go to the memory specialist (the LoRA copy) and `act` calls
+to the unmodified base model. On vLLM both live in one server and the adapter is chosen by
+model name; on llama.cpp the specialist is a second server started with the adapter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.models.client import ChatClient, ChatResult
+
+ROUTINES = ("log", "recall", "act")
+DEFAULT_ADAPTER_ROUTINES = ("log", "recall")
+
+
+@dataclass
+class Specialist:
+    """Where the adapter answers: a client (maybe the base one) and the model name to ask for."""
+
+    client: ChatClient
+    model: str | None  # vLLM: the LoRA module's name; llama.cpp: None (the server's own)
+    adapter: str  # the adapter's name as recorded in traces
+
+
+class ModelRouter:
+    def __init__(
+        self,
+        base: ChatClient,
+        specialist: Specialist | None = None,
+        adapter_routines: tuple[str, ...] = DEFAULT_ADAPTER_ROUTINES,
+    ) -> None:
+        unknown = set(adapter_routines) - set(ROUTINES)
+        if unknown:
+            raise ValueError(f"unknown routines {sorted(unknown)}; routines are {', '.join(ROUTINES)}")
+        self.base = base
+        self.specialist = specialist
+        self.adapter_routines = tuple(adapter_routines)
+
+    def chat(self, messages: list[dict[str, str]], routine: str, **generation: Any) -> ChatResult:
+        if routine not in ROUTINES:
+            raise ValueError(f"routine must be one of {', '.join(ROUTINES)}, got {routine!r}")
+        if self.specialist is not None and routine in self.adapter_routines:
+            result = self.specialist.client.chat(messages, model=self.specialist.model, **generation)
+            result.adapter = self.specialist.adapter
+            return result
+        return self.base.chat(messages, **generation)

@@ -1,0 +1,128 @@
+"""A scripted OpenAI-compatible server: answers come from a Python function, instantly.
+
+For tests (a meta-LLM that returns known candidates, a server that fails on cue) and for the
+benchmark of the harness's own overhead (a model that costs nothing). It speaks just enough
+of the API: GET /v1/models and POST /v1/chat/completions (non-streaming). Every request body
+is kept in `requests` so tests can check what the harness sent.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Responder = Callable[[dict[str, Any]], str]
+
+
+def first_choice_or(text: str) -> Responder:
+    """A responder that obeys a choice constraint (answers its first option), else `text`."""
+    def respond(request: dict[str, Any]) -> str:
+        choices = requested_choices(request)
+        return choices[0] if choices else text
+    return respond
+
+
+def requested_choices(request: dict[str, Any]) -> list[str]:
+    """The options of a vLLM-style choice constraint in a request, if any."""
+    structured = request.get("structured_outputs") or {}
+    return list(structured.get("choice") or [])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ScriptedModelServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # quiet
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.rstrip("/").endswith("/models"):
+            self._send(200, {"object": "list", "data": [
+                {"id": self.server.model_name, "object": "model", "owned_by": self.server.owned_by}]})  # fmt: skip
+        else:
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length", 0))
+        request = json.loads(self.rfile.read(length) or b"{}")
+        self.server.requests.append(request)
+        failure = self.server.next_failure()
+        if failure:
+            self._send(failure, {"error": {"message": "scripted failure", "code": failure}})
+            return
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        text = self.server.responder(request)
+        prompt_words = sum(len(str(m.get("content", "")).split()) for m in request.get("messages", []))
+        self._send(200, {
+            "id": f"scripted-{len(self.server.requests)}", "object": "chat.completion",
+            "created": int(time.time()), "model": request.get("model", self.server.model_name),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": text}}],
+            "usage": {"prompt_tokens": prompt_words, "completion_tokens": len(text.split()),
+                      "total_tokens": prompt_words + len(text.split())},
+        })  # fmt: skip
+
+
+class ScriptedModelServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self,
+        responder: Responder,
+        model_name: str = "scripted",
+        owned_by: str = "scripted",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        super().__init__((host, port), _Handler)
+        self.responder = responder
+        self.model_name = model_name
+        self.owned_by = owned_by
+        self.requests: list[dict[str, Any]] = []
+        self.failures: list[int] = []  # HTTP statuses to answer with, one per request, first
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def next_failure(self) -> int | None:
+        with self._lock:
+            return self.failures.pop(0) if self.failures else None
+
+    def start(self) -> str:
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def __enter__(self) -> ScriptedModelServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
