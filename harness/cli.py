@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from harness.envs import ENV_NAMES
@@ -10,6 +12,97 @@ from harness.envs import ENV_NAMES
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Benchmark harness for the memory skill of LLM agents (AUTOMEM)."""
+
+
+def _eval_options(function: Any) -> Any:
+    """The evaluation options shared by `eval` and the tracks (DESIGN.md's CLI)."""
+    options = [
+        click.option("--suite", default="smoke", show_default=True, help="Suite name (suites/NAME.yaml) or a YAML file."),
+        click.option("--env", "env_names", multiple=True, type=click.Choice(ENV_NAMES), help="Only these envs (repeatable)."),
+        click.option("--seeds", default=None, help="Seeds instead of the suite's, e.g. 0-4 or 1,3."),
+        click.option("--max-steps", type=int, default=None, help="Step cap instead of the suite's."),
+        click.option("--model", default="embedded", show_default=True,
+                     help="'embedded' (local CPU model, started here) or the URL of an OpenAI-compatible server."),
+        click.option("--model-name", default=None, help="Model name on that server (default: its first model)."),
+        click.option("--adapter", default=None, type=click.Path(exists=True, file_okay=False),
+                     help="PEFT LoRA folder: the memory specialist for log/recall calls."),
+        click.option("--workers", default=1, show_default=True, help="Episodes run in parallel."),
+        click.option("--runtime", default="local", show_default=True, help="Where workers run."),
+        click.option("--run-id", default=None, help="Name of the run directory (default: time + submission)."),
+        click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False)),
+        click.option("--resume", is_flag=True, help="Continue a run: only missing episodes are played."),
+        click.option("--step-timeout", "step_timeout_s", default=600.0, show_default=True, help="Seconds a scaffold may take per step."),
+        click.option("--no-progress", is_flag=True, help="No live progress display."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _options_from(submission: str, kwargs: dict[str, Any]) -> Any:
+    from harness.tracks.eval import EvalOptions
+
+    return EvalOptions(
+        submission=submission, suite=kwargs["suite"], env=tuple(kwargs["env_names"]), seeds=kwargs["seeds"],
+        max_steps=kwargs["max_steps"], model=kwargs["model"], model_name=kwargs["model_name"],
+        adapter=kwargs["adapter"], workers=kwargs["workers"], runtime=kwargs["runtime"],
+        run_id=kwargs["run_id"], runs_dir=kwargs["runs_dir"], resume=kwargs["resume"],
+        step_timeout_s=kwargs["step_timeout_s"], show_progress=not kwargs["no_progress"],
+    )  # fmt: skip
+
+
+@main.command("eval")
+@click.argument("submission", type=click.Path(exists=True, file_okay=False))
+@_eval_options
+def eval_command(submission: str, **kwargs: Any) -> None:
+    """Evaluate SUBMISSION (a folder with submission.yaml) on fixed seeds."""
+    from harness.agent.submission import SubmissionError
+    from harness.report.tables import run_table
+    from harness.runs.scheduler import Interrupted
+    from harness.tracks.eval import EvalError, run_eval
+
+    try:
+        run, results = run_eval(_options_from(submission, kwargs))
+    except (SubmissionError, EvalError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    except Interrupted as stopped:
+        raise click.ClickException(f"{stopped}") from None
+    click.echo(run_table(results))
+    click.echo(f"\nrun directory: {run.root}")
+
+
+@main.group()
+def model() -> None:
+    """The embedded model server."""
+
+
+@model.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--lora", "lora_path", default=None, type=click.Path(exists=True), help="A LoRA adapter (GGUF, or a PEFT folder to convert).")
+@click.option("--n-ctx", default=8192, show_default=True, help="Context length in tokens.")
+def model_serve(host: str, port: int, lora_path: str | None, n_ctx: int) -> None:
+    """Serve the embedded model (SmolLM2-135M-Instruct, llama.cpp) over the OpenAI API."""
+    import time
+    from pathlib import Path
+
+    from harness.models.embedded import LlamaCppServer
+
+    lora = Path(lora_path) if lora_path else None
+    if lora is not None and lora.is_dir():
+        from harness.train.gguf import adapter_to_gguf
+
+        lora = adapter_to_gguf(lora)
+    server = LlamaCppServer(host=host, port=port, lora_path=lora, n_ctx=n_ctx)
+    url = server.start()
+    click.echo(f"embedded model serving on {url} (Ctrl-C stops it)")
+    try:
+        while server.process is not None and server.process.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 @main.group()

@@ -48,3 +48,30 @@ class ModelRouter:
             result.adapter = self.specialist.adapter
             return result
         return self.base.chat(messages, **generation)
+
+
+@dataclass
+class ModelConfig:
+    """Where a worker's chat calls go: serializable, so it crosses process boundaries."""
+
+    base_url: str
+    model: str | None = None  # the base model's name on the server (default: its first)
+    kind: str | None = None  # vllm | llamacpp | openai (default: detected)
+    specialist_url: str | None = None  # a second server with the adapter (llama.cpp)
+    specialist_model: str | None = None  # the adapter's model name (vLLM --lora-modules)
+    adapter: str | None = None  # the adapter's name in traces
+    adapter_routines: tuple[str, ...] = DEFAULT_ADAPTER_ROUTINES
+    timeout_s: float = 600.0
+    max_retries: int = 4
+
+    def router(self) -> ModelRouter:
+        base = ChatClient(self.base_url, self.model, kind=self.kind, timeout_s=self.timeout_s,
+                          max_retries=self.max_retries)  # fmt: skip
+        specialist = None
+        if self.adapter:
+            client = base
+            if self.specialist_url:
+                client = ChatClient(self.specialist_url, kind=self.kind, timeout_s=self.timeout_s,
+                                    max_retries=self.max_retries)  # fmt: skip
+            specialist = Specialist(client, self.specialist_model, self.adapter)
+        return ModelRouter(base, specialist, tuple(self.adapter_routines))

@@ -1,0 +1,9 @@
+"""The agent side: the public scaffold API, submissions, and the episode loop.
+
+Submissions import `from harness.agent import Scaffold, Step` (and `Task` for type hints).
+"""
+
+from harness.agent.api import Scaffold, Step, Task
+from harness.memory import MemoryAccessError, MemoryLimitError
+
+__all__ = ["MemoryAccessError", "MemoryLimitError", "Scaffold", "Step", "Task"]

@@ -1,0 +1,81 @@
+"""The public scaffold API: what a submission (or the meta-LLM) writes against.
+
+    from harness.agent import Scaffold, Step
+
+    class Agent(Scaffold):
+        def reset(self, task): ...
+        def step(self, step: Step) -> str:
+            notes = self.memory.search("stairs")
+            answer = self.chat([{"role": "user", "content": step.observation}],
+                               routine="act", choices=list(step.actions))
+            return answer
+
+Every chat call and every memory operation goes through the harness and is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.memory import Memory
+
+ChatFunction = Callable[..., str]
+
+
+@dataclass(frozen=True)
+class Task:
+    """The game task of an episode, as the scaffold sees it."""
+
+    env: str  # crafter | minihack | nethack
+    name: str  # e.g. "MazeWalk-9x9"
+    instructions: str  # goal, action list with meanings, tips
+    actions: tuple[str, ...]  # the valid world actions
+    default_action: str  # what the harness plays instead of an invalid action
+    max_steps: int  # the episode's step cap
+
+
+@dataclass(frozen=True)
+class Step:
+    """One decision point: the scaffold answers with one of `actions`."""
+
+    index: int  # 0 for the first decision
+    observation: str  # the game's text after the last action (after reset at index 0)
+    actions: tuple[str, ...]
+    last_action: str | None  # the action the game played last (None at index 0)
+    last_reward: float
+    feedback: str | None  # e.g. the notice that the last answer was not a valid action
+
+
+class Scaffold:
+    """Base class of every scaffold. Subclasses override `reset` and `step`.
+
+    The harness gives each episode a fresh instance (made with no arguments), binds its memory
+    directory and chat function, then calls `reset(task)` once and `step(step)` until the
+    episode ends.
+    """
+
+    memory: Memory
+
+    def reset(self, task: Task) -> None:
+        """Start an episode of `task` (the memory directory is empty at this point)."""
+
+    def step(self, step: Step) -> str:
+        """Return the next world action: one of `step.actions`."""
+        raise NotImplementedError("a scaffold must implement step(step) -> action name")
+
+    def chat(self, messages: list[dict[str, str]], routine: str = "act", **generation: Any) -> str:
+        """Ask the model. `routine` is 'log', 'recall' or 'act' (LOG, memory consultation in
+        PLAN, and the world action): with an adapter, log/recall go to the memory specialist.
+        `generation` takes max_tokens, temperature, stop, and choices=[...] (the answer is
+        constrained to one of those strings on servers that support it)."""
+        chat_function = getattr(self, "_harness_chat", None)
+        if chat_function is None:
+            raise RuntimeError("chat() is available once the harness has bound the scaffold")
+        return str(chat_function(messages, routine, **generation))
+
+    def _bind(self, memory: Memory, chat_function: ChatFunction) -> None:
+        """Called by the harness before `reset`."""
+        self.memory = memory
+        self._harness_chat = chat_function

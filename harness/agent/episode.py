@@ -1,0 +1,271 @@
+"""The episode loop: one scaffold plays one seeded game; everything is recorded as it happens.
+
+Each step: the scaffold gets a Step and answers an action (its chat calls and memory
+operations are recorded on the way); an answer that is not a valid action is replaced by the
+env's default action, recorded as invalid and reported to the scaffold in the next Step; the
+game plays the action; one line goes to steps.jsonl. Failures end the episode as `errored`
+with their kind: `scaffold` (its code raised or timed out: the submission's fault), `model`
+(the model server failed after retries) or `env` (the game crashed): the last two are
+infrastructure failures, retried by `--resume`. Steps already recorded are never lost.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.agent.api import Scaffold, Step, Task
+from harness.envs import EnvError, GameEnv, InvalidActionError, make_env
+from harness.memory import Memory, MemoryLimits, memory_metrics
+from harness.models import ModelRouter, ModelUnavailableError
+from harness.runs.layout import MEMORY_DIR
+from harness.runs.trace import EpisodeTrace
+
+INFRASTRUCTURE_ERRORS = ("model", "env", "worker")
+
+
+@dataclass
+class EpisodeSpec:
+    env: str
+    task: str
+    seed: int
+    max_steps: int
+    episode_dir: str
+    step_timeout_s: float = 600.0
+    env_address: str | None = None  # play through an env server instead of in-process
+    memory_limits: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.env}/{self.task}/{self.seed}"
+
+
+class StepTimeout(Exception):
+    """The scaffold took longer than the step time limit."""
+
+
+class _EpisodeAborted(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def resolve_action(answer: object, actions: tuple[str, ...]) -> str | None:
+    """The action an answer names: exact after trimming, else case-insensitive; else None."""
+    if not isinstance(answer, str):
+        return None
+    text = answer.strip()
+    if text in actions:
+        return text
+    folded = {action.lower(): action for action in actions}
+    return folded.get(text.lower())
+
+
+class _Timer:
+    """Raise StepTimeout in the main thread after `seconds` (no-op off the main thread)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.active = threading.current_thread() is threading.main_thread() and seconds > 0
+
+    def __enter__(self) -> None:
+        if self.active:
+            def expire(signum: int, frame: Any) -> None:
+                raise StepTimeout(f"the scaffold took longer than {self.seconds:g} s")
+            self._previous = signal.signal(signal.SIGALRM, expire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
+
+
+class _Recorder:
+    """The chat function bound to the scaffold: routes, records, and notices dead servers."""
+
+    def __init__(self, router: ModelRouter, trace: EpisodeTrace) -> None:
+        self.router, self.trace = router, trace
+        self.calls: list[dict[str, Any]] = []
+        self.model_failure: str | None = None
+
+    def __call__(self, messages: list[dict[str, str]], routine: str = "act", **generation: Any) -> str:
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise TypeError("chat(messages): messages must be a list of {'role', 'content'} dicts")
+        input_ref = {"messages": self.trace.messages.ids_of(messages)}
+        call: dict[str, Any] = {"routine": routine, "input": input_ref}
+        if generation.get("choices"):
+            call["choices"] = list(generation["choices"])
+        try:
+            result = self.router.chat(messages, routine, **generation)
+        except ModelUnavailableError as error:
+            self.model_failure = str(error)
+            self.calls.append({**call, "model": None, "adapter": None, "output": None, "error": str(error),
+                               "prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0})  # fmt: skip
+            raise
+        self.calls.append({**call, "model": result.model, "adapter": result.adapter, "output": result.text,
+                           "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+                           "latency_s": round(result.latency_s, 6)})  # fmt: skip
+        return result.text
+
+    def take_calls(self) -> list[dict[str, Any]]:
+        calls, self.calls = self.calls, []
+        return calls
+
+
+def run_episode(
+    spec: EpisodeSpec,
+    scaffold_class: type[Scaffold],
+    router: ModelRouter,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Play one episode and write its folder; returns the episode.json content."""
+    started = time.perf_counter()
+    directory = Path(spec.episode_dir)
+    shutil.rmtree(directory / MEMORY_DIR, ignore_errors=True)  # a rerun starts from nothing
+    trace = EpisodeTrace(directory)
+    memory = Memory(directory / MEMORY_DIR, MemoryLimits(**spec.memory_limits))
+    recorder = _Recorder(router, trace)
+    totals = {"env": 0.0, "model": 0.0, "scaffold": 0.0}
+    tokens = {"prompt": 0, "completion": 0}
+    ops_per_step: list[list[dict[str, Any]]] = []
+    steps = invalid = 0
+    reward_total = progression = 0.0
+    status, error, error_kind = "truncated", None, None
+    final_observation = ""
+    game: GameEnv | None = None
+    try:
+        clock = time.perf_counter()
+        try:
+            if spec.env_address:
+                from harness.envs.client import EnvClient
+                game = EnvClient(spec.env_address, spec.task)
+            else:
+                game = make_env(spec.env, spec.task)
+            observation = game.reset(spec.seed).text
+        except Exception as failure:
+            raise _EpisodeAborted("env", f"the game failed to start: {type(failure).__name__}: {failure}") from failure
+        totals["env"] += time.perf_counter() - clock
+        task = Task(spec.env, game.spec.name, game.spec.instructions, game.spec.actions,
+                    game.spec.default_action, spec.max_steps)  # fmt: skip
+        final_observation = observation
+        try:
+            scaffold = scaffold_class()
+            scaffold._bind(memory, recorder)
+            clock = time.perf_counter()
+            with _Timer(spec.step_timeout_s):
+                scaffold.reset(task)
+            totals["scaffold"] += time.perf_counter() - clock
+        except Exception as failure:
+            raise _EpisodeAborted("scaffold", _describe(failure, "reset")) from failure
+        last_action: str | None = None
+        last_reward, feedback = 0.0, None
+        for index in range(spec.max_steps):
+            step = Step(index, observation, task.actions, last_action, last_reward, feedback)
+            clock = time.perf_counter()
+            answer: object = None
+            scaffold_error = None
+            try:
+                with _Timer(spec.step_timeout_s):
+                    answer = scaffold.step(step)
+            except Exception as failure:  # recorded below with this step's calls and ops
+                scaffold_error = failure
+            scaffold_time = time.perf_counter() - clock
+            calls, ops = recorder.take_calls(), [op.to_json() for op in memory.take_ops()]
+            model_time = sum(call["latency_s"] for call in calls)
+            totals["model"] += model_time
+            totals["scaffold"] += max(0.0, scaffold_time - model_time)
+            for call in calls:
+                tokens["prompt"] += call["prompt_tokens"]
+                tokens["completion"] += call["completion_tokens"]
+            ops_per_step.append(ops)
+            if recorder.model_failure or scaffold_error is not None:
+                record = {"index": index, "observation": observation, "action": None,
+                          "raw_action": None, "valid": False, "reward": 0.0, "done": False,
+                          "progression": progression, "llm_calls": calls, "memory_ops": ops,
+                          "memory_chars": memory.total_chars,
+                          "time_s": {"env": 0.0, "model": round(model_time, 6), "scaffold": round(scaffold_time, 6)}}  # fmt: skip
+                trace.write_step(record)
+                steps = index + 1
+                if recorder.model_failure:
+                    raise _EpisodeAborted("model", recorder.model_failure)
+                assert scaffold_error is not None
+                raise _EpisodeAborted("scaffold", _describe(scaffold_error, f"step {index}"))
+            action = resolve_action(answer, task.actions)
+            valid = action is not None
+            if action is None:
+                invalid += 1
+                action = task.default_action
+                shown = answer if isinstance(answer, str) else repr(answer)
+                feedback = (f"Your answer {str(shown)[:200]!r} is not a valid action; {action!r} was played "
+                            f"instead. Answer with exactly one of the action names.")  # fmt: skip
+            else:
+                feedback = None
+            clock = time.perf_counter()
+            try:
+                result = game.step(action)
+            except InvalidActionError as failure:
+                raise _EpisodeAborted("env", f"the env refused its own action {action!r}: {failure}") from failure
+            except Exception as failure:
+                raise _EpisodeAborted("env", f"the game failed at step {index}: {type(failure).__name__}: {failure}") from failure
+            env_time = time.perf_counter() - clock
+            totals["env"] += env_time
+            progression = max(progression, result.progression)
+            reward_total += result.reward
+            trace.write_step({
+                "index": index, "observation": observation, "action": action,
+                "raw_action": answer if isinstance(answer, str) else repr(answer), "valid": valid,
+                "reward": result.reward, "done": result.done, "truncated": result.truncated,
+                "progression": progression, "llm_calls": calls, "memory_ops": ops,
+                "memory_chars": memory.total_chars,
+                "time_s": {"env": round(env_time, 6), "model": round(model_time, 6),
+                           "scaffold": round(max(0.0, scaffold_time - model_time), 6)},
+            })  # fmt: skip
+            steps = index + 1
+            observation = final_observation = result.observation.text
+            last_action, last_reward = action, result.reward
+            if on_step is not None:
+                on_step({"event": "step", "index": index, "progression": progression})
+            if result.done or result.truncated:
+                status = "completed" if result.done else "truncated"
+                break
+    except _EpisodeAborted as aborted:
+        status, error, error_kind = "errored", str(aborted), aborted.kind
+    finally:
+        if game is not None:
+            try:
+                game.close()
+            except Exception:
+                pass  # a game that fails to close has nothing left to lose
+    total = time.perf_counter() - started
+    harness_time = max(0.0, total - sum(totals.values()))
+    trace_bytes = trace.step_bytes
+    result_record = {
+        "env": spec.env, "task": spec.task, "seed": spec.seed, "status": status, "error": error,
+        "error_kind": error_kind, "steps": steps, "max_steps": spec.max_steps,
+        "progression": progression, "reward_total": reward_total, "invalid_actions": invalid,
+        "memory": memory_metrics(ops_per_step, steps, memory.total_chars, memory.file_count),
+        "tokens": tokens,
+        "time_s": {"env": round(totals["env"], 6), "model": round(totals["model"], 6),
+                   "scaffold": round(totals["scaffold"], 6), "harness": round(harness_time, 6),
+                   "total": round(total, 6)},
+        "trace_bytes": {"total": sum(trace_bytes),
+                        "first_step": trace_bytes[0] if trace_bytes else 0,
+                        "last_step": trace_bytes[-1] if trace_bytes else 0},
+        "final_observation": final_observation,
+        "spec": asdict(spec),
+    }  # fmt: skip
+    trace.finish(result_record)
+    return result_record
+
+
+def _describe(error: BaseException, where: str) -> str:
+    frames = traceback.format_exception(type(error), error, error.__traceback__)
+    return f"scaffold {where} raised {type(error).__name__}: {error}\n" + "".join(frames[-6:])

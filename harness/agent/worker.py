@@ -1,0 +1,46 @@
+"""The worker: runs one episode in its own process (the local sandbox for scaffold code).
+
+    python -m harness.agent.worker JOB.json
+
+JOB.json holds {"submission": DIR, "episode": EpisodeSpec, "model": ModelConfig}. Progress
+goes to stdout as JSON lines ({"event": "step", ...}, then {"event": "done", ...}); the
+episode's files are written by the episode loop itself. Exit code 0 means episode.json was
+written (whatever the episode's status); anything else is a worker failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.agent.episode import EpisodeSpec, run_episode
+from harness.agent.submission import load_scaffold_class, read_submission
+from harness.models.router import ModelConfig
+
+
+def _emit(event: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def main(job_path: str) -> int:
+    job = json.loads(Path(job_path).read_text())
+    spec = EpisodeSpec(**job["episode"])
+    model = ModelConfig(**{**job["model"], "adapter_routines": tuple(job["model"].get("adapter_routines") or ())})
+    submission = read_submission(job["submission"])
+    os.chdir(spec.episode_dir)  # relative paths in scaffold code land in the episode folder
+    scaffold_class = load_scaffold_class(submission)
+    result = run_episode(spec, scaffold_class, model.router(), on_step=_emit)
+    _emit({"event": "done", "status": result["status"], "steps": result["steps"],
+           "progression": result["progression"], "error": result["error"]})  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: python -m harness.agent.worker JOB.json", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1]))

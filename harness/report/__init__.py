@@ -1,0 +1,1 @@
+"""Reports built from run directories: statistics, tables, leaderboards, viewers."""

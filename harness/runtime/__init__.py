@@ -1,0 +1,16 @@
+"""Where episode workers run: `local` child processes (default)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+RUNTIMES = ("local",)
+
+
+def get_runtime(name: str, **options: Any) -> Any:
+    """The runtime called `name` (a CLI string resolves to code here)."""
+    if name == "local":
+        from harness.runtime.local import LocalRuntime
+
+        return LocalRuntime()
+    raise ValueError(f"unknown runtime {name!r}; runtimes: {', '.join(RUNTIMES)}")
