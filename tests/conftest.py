@@ -13,3 +13,27 @@ def embedded_model_url() -> Iterator[str]:
     server = LlamaCppServer(n_ctx=4096)
     yield server.start()
     server.stop()
+
+
+import textwrap  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from harness.models.scripted import ScriptedModelServer, first_choice_or  # noqa: E402
+
+
+def write_submission(directory: Path, code: str, yaml_text: str | None = None, name: str = "test-agent") -> Path:
+    """A submission folder with the given scaffold code."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "scaffold.py").write_text(textwrap.dedent(code))
+    (directory / "submission.yaml").write_text(
+        yaml_text if yaml_text is not None else
+        f"name: {name}\ndescription: a test scaffold\nauthors: [tests]\nscaffold: scaffold.py:Agent\n"
+    )
+    return directory
+
+
+@pytest.fixture()
+def instant_model() -> Iterator[ScriptedModelServer]:
+    """An instant OpenAI-compatible server: obeys choice constraints, else says 'noted'."""
+    with ScriptedModelServer(first_choice_or("noted"), owned_by="vllm") as server:
+        yield server

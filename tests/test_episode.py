@@ -1,0 +1,164 @@
+"""The episode loop: recording, invalid actions, failures that keep what was recorded."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.agent import Scaffold, Step, Task
+from harness.agent.episode import EpisodeSpec, resolve_action, run_episode
+from harness.memory import MemoryAccessError
+from harness.models import ChatClient, ModelRouter
+from harness.models.embedded import free_port
+from harness.models.scripted import ScriptedModelServer
+from harness.runs.layout import read_jsonl
+from harness.runs.trace import call_input, load_messages
+
+
+def _spec(tmp_path: Path, env: str = "minihack", task: str = "MazeWalk-9x9", steps: int = 5, **kw: Any) -> EpisodeSpec:
+    return EpisodeSpec(env=env, task=task, seed=0, max_steps=steps, episode_dir=str(tmp_path / "episode"), **kw)
+
+
+def _router(server: ScriptedModelServer) -> ModelRouter:
+    return ModelRouter(ChatClient(server.url, max_retries=0))
+
+
+class NoteTaker(Scaffold):
+    """Consults, writes, and asks the model for an action each step."""
+
+    def reset(self, task: Task) -> None:
+        self.system = {"role": "system", "content": task.instructions}
+
+    def step(self, step: Step) -> str:
+        self.memory.search("wall")
+        self.memory.append("log.md", f"step {step.index}: {step.observation[:30]}\n")
+        messages = [self.system, {"role": "user", "content": step.observation}]
+        return self.chat(messages, routine="act", choices=list(step.actions))
+
+
+def test_a_step_records_observation_action_calls_ops_and_time(tmp_path: Path, instant_model: ScriptedModelServer) -> None:
+    result = run_episode(_spec(tmp_path), NoteTaker, _router(instant_model))
+    assert result["status"] == "truncated" and result["steps"] == 5
+    steps = read_jsonl(tmp_path / "episode" / "steps.jsonl")
+    assert [s["index"] for s in steps] == [0, 1, 2, 3, 4]
+    first = steps[0]
+    assert first["action"] == "north" and first["valid"] and first["raw_action"] == "north"
+    assert [op["op"] for op in first["memory_ops"]] == ["search", "append"]
+    call = first["llm_calls"][0]
+    assert call["routine"] == "act" and call["output"] == "north" and call["prompt_tokens"] > 0
+    assert set(first["time_s"]) >= {"env", "model", "scaffold"}
+    assert result["memory"]["writes"] == 5 and result["memory"]["consult_before_write"] == 1.0
+    assert (tmp_path / "episode" / "memory" / "log.md").read_text().count("step ") == 5
+    assert json.loads((tmp_path / "episode" / "episode.json").read_text())["steps"] == 5
+
+
+def test_llm_inputs_are_recoverable_verbatim_and_stored_once(tmp_path: Path, instant_model: ScriptedModelServer) -> None:
+    run_episode(_spec(tmp_path, steps=4), NoteTaker, _router(instant_model))
+    directory = tmp_path / "episode"
+    messages = load_messages(directory)
+    steps = read_jsonl(directory / "steps.jsonl")
+    for step, request in zip(steps, instant_model.requests):
+        assert call_input(step["llm_calls"][0], messages) == request["messages"]
+    instructions = [m for m in messages.values() if m["role"] == "system"]
+    assert len(instructions) == 1  # the shared prefix is stored once, not per step
+
+
+def test_trace_bytes_per_step_do_not_grow_with_episode_length(tmp_path: Path, instant_model: ScriptedModelServer) -> None:
+    result = run_episode(_spec(tmp_path, env="crafter", task="crafter", steps=60), NoteTaker, _router(instant_model))
+    steps_file = (tmp_path / "episode" / "steps.jsonl").read_text().splitlines()
+    assert len(steps_file) == 60
+    early, late = sum(map(len, steps_file[5:15])), sum(map(len, steps_file[50:60]))
+    assert late < 1.3 * early
+    assert result["trace_bytes"]["first_step"] > result["trace_bytes"]["last_step"]  # instructions once
+
+
+def test_invalid_answer_plays_the_default_and_tells_the_scaffold(tmp_path: Path, instant_model: ScriptedModelServer) -> None:
+    seen: list[Step] = []
+
+    class Confused(Scaffold):
+        def step(self, step: Step) -> str:
+            seen.append(step)
+            return "fly away" if step.index == 0 else " NORTH "
+
+    result = run_episode(_spec(tmp_path, steps=2), Confused, _router(instant_model))
+    steps = read_jsonl(tmp_path / "episode" / "steps.jsonl")
+    assert not steps[0]["valid"] and steps[0]["action"] == "north" and steps[0]["raw_action"] == "fly away"
+    assert seen[1].feedback is not None and "fly away" in seen[1].feedback
+    assert steps[1]["valid"] and steps[1]["action"] == "north"  # trimmed, case-insensitive
+    assert result["invalid_actions"] == 1
+
+
+def test_scaffold_exception_errors_the_episode_and_keeps_recorded_steps(tmp_path: Path, instant_model: ScriptedModelServer) -> None:
+    class Crashes(Scaffold):
+        def step(self, step: Step) -> str:
+            self.memory.append("a.md", "x")
+            if step.index == 3:
+                raise KeyError("lost my map")
+            return "east"
+
+    result = run_episode(_spec(tmp_path, steps=10), Crashes, _router(instant_model))
+    assert result["status"] == "errored" and result["error_kind"] == "scaffold"
+    assert "KeyError" in result["error"] and "lost my map" in result["error"]
+    steps = read_jsonl(tmp_path / "episode" / "steps.jsonl")
+    assert len(steps) == 4 and steps[3]["action"] is None and steps[3]["memory_ops"][0]["op"] == "append"
+
+
+def test_scaffold_timeout_errors_the_episode(tmp_path: Path, instant_model: ScriptedModelServer) -> None:
+    class Slow(Scaffold):
+        def step(self, step: Step) -> str:
+            if step.index == 1:
+                while True:
+                    pass
+            return "east"
+
+    result = run_episode(_spec(tmp_path, step_timeout_s=0.5), Slow, _router(instant_model))
+    assert result["status"] == "errored" and "StepTimeout" in result["error"]
+    assert result["steps"] == 2
+
+
+def test_dead_model_server_is_an_infrastructure_error_even_if_the_scaffold_swallows_it(tmp_path: Path) -> None:
+    class Swallows(Scaffold):
+        def step(self, step: Step) -> str:
+            try:
+                return self.chat([{"role": "user", "content": "go"}])
+            except Exception:
+                return "north"
+
+    router = ModelRouter(ChatClient(f"http://127.0.0.1:{free_port()}", model="m", kind="openai", max_retries=0, timeout_s=2))
+    result = run_episode(_spec(tmp_path), Swallows, router)
+    assert result["status"] == "errored" and result["error_kind"] == "model"
+    call = read_jsonl(tmp_path / "episode" / "steps.jsonl")[0]["llm_calls"][0]
+    assert call["error"] and call["output"] is None
+
+
+def test_memory_escape_is_refused_recorded_and_the_episode_goes_on(tmp_path: Path, instant_model: ScriptedModelServer) -> None:
+    class Escaper(Scaffold):
+        def step(self, step: Step) -> str:
+            try:
+                self.memory.write("../../stolen.txt", "x")
+            except MemoryAccessError:
+                pass
+            return "south"
+
+    result = run_episode(_spec(tmp_path, steps=3), Escaper, _router(instant_model))
+    assert result["status"] == "truncated" and result["memory"]["refused_ops"] == 3
+    assert not (tmp_path / "stolen.txt").exists()
+    op = read_jsonl(tmp_path / "episode" / "steps.jsonl")[0]["memory_ops"][0]
+    assert not op["ok"] and "MemoryAccessError" in op["error"]
+
+
+def test_nethack_no_progress_rule_truncates_the_episode(tmp_path: Path, instant_model: ScriptedModelServer) -> None:
+    class Waits(Scaffold):
+        def step(self, step: Step) -> str:
+            return "inventory" if step.index % 2 == 0 else "esc"  # game time stands still
+
+    result = run_episode(_spec(tmp_path, env="nethack", task="NetHackChallenge-v0", steps=400), Waits, _router(instant_model))
+    assert result["status"] == "truncated" and result["steps"] == 150  # NetHack's no-progress rule
+
+
+def test_resolve_action_is_exact_after_trimming_and_case() -> None:
+    actions = ("Move West", "Do")
+    assert resolve_action(" move west\n", actions) == "Move West"
+    assert resolve_action("Move West please", actions) is None
+    assert resolve_action(None, actions) is None

@@ -1,0 +1,94 @@
+"""Submissions: broken ones are refused before any episode, with file, line and fix."""
+
+from pathlib import Path
+
+import pytest
+from conftest import write_submission
+
+from harness.agent.submission import SubmissionError, check_submission, content_hash, read_submission
+
+GOOD = """
+from harness.agent import Scaffold, Step
+
+class Agent(Scaffold):
+    def step(self, step: Step) -> str:
+        return step.actions[0]
+"""
+
+
+def test_reference_submissions_pass_the_check() -> None:
+    for name in ("automem-seed", "context-baseline"):
+        submission = check_submission(Path("submissions") / name)
+        assert submission.name == name and submission.scaffold_class == "Agent"
+
+
+def test_missing_field_names_its_line_and_the_fix(tmp_path: Path) -> None:
+    write_submission(tmp_path, GOOD, "name: x\ndescription: y\nauthors: []\nscaffold:\n")
+    with pytest.raises(SubmissionError) as refused:
+        read_submission(tmp_path)
+    assert refused.value.line == 4 and "scaffold" in refused.value.problem
+    assert "fix:" in str(refused.value)
+
+
+def test_missing_scaffold_file_lists_what_is_there(tmp_path: Path) -> None:
+    write_submission(tmp_path, GOOD, "name: x\ndescription: y\nauthors: [a]\nscaffold: agent.py:Agent\n")
+    with pytest.raises(SubmissionError, match="agent.py, which does not exist.*scaffold.py"):
+        read_submission(tmp_path)
+
+
+def test_class_not_found_lists_the_classes(tmp_path: Path) -> None:
+    write_submission(tmp_path, GOOD.replace("class Agent", "class MyAgent"))
+    with pytest.raises(SubmissionError, match="defines no class Agent; classes found: MyAgent"):
+        check_submission(tmp_path)
+
+
+def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    write_submission(tmp_path, "from harness.agent import Scaffold\n\nclass Agent(Scaffold)\n    pass\n")
+    with pytest.raises(SubmissionError) as refused:
+        check_submission(tmp_path)
+    assert refused.value.file.endswith("scaffold.py") and refused.value.line == 3
+    assert "syntax error" in refused.value.problem
+
+
+def test_wrong_base_class_is_refused(tmp_path: Path) -> None:
+    write_submission(tmp_path, "class Agent:\n    def step(self, step):\n        return 'north'\n")
+    with pytest.raises(SubmissionError, match="does not inherit from harness.agent.Scaffold") as refused:
+        check_submission(tmp_path)
+    assert refused.value.line == 1
+
+
+def test_scaffold_without_step_is_refused(tmp_path: Path) -> None:
+    write_submission(tmp_path, "from harness.agent import Scaffold\n\nclass Agent(Scaffold):\n    pass\n")
+    with pytest.raises(SubmissionError, match="does not implement step"):
+        check_submission(tmp_path)
+
+
+def test_import_error_in_scaffold_is_reported_with_its_line(tmp_path: Path) -> None:
+    write_submission(tmp_path, "import not_a_module_anywhere\n" + GOOD)
+    with pytest.raises(SubmissionError, match="ModuleNotFoundError") as refused:
+        check_submission(tmp_path)
+    assert refused.value.line == 1
+
+
+def test_invalid_yaml_is_refused_with_its_line(tmp_path: Path) -> None:
+    write_submission(tmp_path, GOOD, "name: x\ndescription: [unclosed\nauthors: [a]\n")
+    with pytest.raises(SubmissionError, match="not valid YAML"):
+        read_submission(tmp_path)
+
+
+def test_scaffold_code_is_not_imported_by_the_harness_process(tmp_path: Path) -> None:
+    marker = tmp_path / "imported.txt"
+    write_submission(tmp_path / "s", f"open({str(marker)!r}, 'a').write('x')\n" + GOOD)
+    import sys
+
+    before = set(sys.modules)
+    check_submission(tmp_path / "s")
+    assert marker.exists()  # the check really imported it...
+    assert not any(name.startswith("submission_") for name in set(sys.modules) - before)  # ...elsewhere
+
+
+def test_content_hash_changes_with_any_file(tmp_path: Path) -> None:
+    write_submission(tmp_path, GOOD)
+    first = content_hash(tmp_path)
+    (tmp_path / "prompts.txt").write_text("hello")
+    assert content_hash(tmp_path) != first
