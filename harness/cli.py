@@ -146,5 +146,16 @@ def bench_envs(steps: int, write: bool) -> None:
     run_env_benchmark(steps=steps, write=write)
 
 
+@bench.command("eval")
+@click.option("--instant-steps", default=200, show_default=True, help="Steps per game with the instant server.")
+@click.option("--embedded-steps", default=10, show_default=True, help="Steps per game with the embedded model.")
+@click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
+def bench_eval(instant_steps: int, embedded_steps: int, write: bool) -> None:
+    """Time per step split env / model / memory / scaffold / harness; trace bytes per step."""
+    from harness.bench.eval import run_eval_benchmark
+
+    run_eval_benchmark(instant_steps, embedded_steps, write)
+
+
 if __name__ == "__main__":
     main()

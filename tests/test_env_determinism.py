@@ -5,8 +5,8 @@ process whose heap is shifted (so id()-ordered iteration would differ) and compa
 """
 
 import json
-import shutil
 import random
+import shutil
 import subprocess
 import sys
 import textwrap

@@ -4,8 +4,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from harness.agent import Scaffold, Step, Task
 from harness.agent.episode import EpisodeSpec, resolve_action, run_episode
 from harness.memory import MemoryAccessError

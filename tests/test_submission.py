@@ -5,7 +5,12 @@ from pathlib import Path
 import pytest
 from conftest import write_submission
 
-from harness.agent.submission import SubmissionError, check_submission, content_hash, read_submission
+from harness.agent.submission import (
+    SubmissionError,
+    check_submission,
+    content_hash,
+    read_submission,
+)
 
 GOOD = """
 from harness.agent import Scaffold, Step

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.agent.api import Scaffold, Step, Task
-from harness.envs import EnvError, GameEnv, InvalidActionError, make_env
+from harness.envs import GameEnv, InvalidActionError, make_env
 from harness.memory import Memory, MemoryLimits, memory_metrics
 from harness.models import ModelRouter, ModelUnavailableError
 from harness.runs.layout import MEMORY_DIR
@@ -95,8 +95,17 @@ class _Recorder:
         self.router, self.trace = router, trace
         self.calls: list[dict[str, Any]] = []
         self.model_failure: str | None = None
+        self.overhead_s = 0.0  # time spent here beyond the model's own latency
 
     def __call__(self, messages: list[dict[str, str]], routine: str = "act", **generation: Any) -> str:
+        started = time.perf_counter()
+        try:
+            return self._chat(messages, routine, **generation)
+        finally:
+            call_time = time.perf_counter() - started
+            self.overhead_s += max(0.0, call_time - (self.calls[-1]["latency_s"] if self.calls else 0.0))
+
+    def _chat(self, messages: list[dict[str, str]], routine: str, **generation: Any) -> str:
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             raise TypeError("chat(messages): messages must be a list of {'role', 'content'} dicts")
         input_ref = {"messages": self.trace.messages.ids_of(messages)}
@@ -133,7 +142,7 @@ def run_episode(
     trace = EpisodeTrace(directory)
     memory = Memory(directory / MEMORY_DIR, MemoryLimits(**spec.memory_limits))
     recorder = _Recorder(router, trace)
-    totals = {"env": 0.0, "model": 0.0, "scaffold": 0.0}
+    totals = {"env": 0.0, "model": 0.0, "scaffold": 0.0, "memory": 0.0}
     tokens = {"prompt": 0, "completion": 0}
     ops_per_step: list[list[dict[str, Any]]] = []
     steps = invalid = 0
@@ -177,11 +186,13 @@ def run_episode(
                     answer = scaffold.step(step)
             except Exception as failure:  # recorded below with this step's calls and ops
                 scaffold_error = failure
-            scaffold_time = time.perf_counter() - clock
+            # The scaffold's own time excludes the model, memory operations and call recording.
+            model_time, memory_time, recording_time = _take_times(recorder, memory)
+            scaffold_time = max(0.0, time.perf_counter() - clock - model_time - memory_time - recording_time)
             calls, ops = recorder.take_calls(), [op.to_json() for op in memory.take_ops()]
-            model_time = sum(call["latency_s"] for call in calls)
             totals["model"] += model_time
-            totals["scaffold"] += max(0.0, scaffold_time - model_time)
+            totals["memory"] += memory_time
+            totals["scaffold"] += scaffold_time
             for call in calls:
                 tokens["prompt"] += call["prompt_tokens"]
                 tokens["completion"] += call["completion_tokens"]
@@ -191,7 +202,8 @@ def run_episode(
                           "raw_action": None, "valid": False, "reward": 0.0, "done": False,
                           "progression": progression, "llm_calls": calls, "memory_ops": ops,
                           "memory_chars": memory.total_chars,
-                          "time_s": {"env": 0.0, "model": round(model_time, 6), "scaffold": round(scaffold_time, 6)}}  # fmt: skip
+                          "time_s": {"env": 0.0, "model": round(model_time, 6), "memory": round(memory_time, 6),
+                                     "scaffold": round(scaffold_time, 6)}}  # fmt: skip
                 trace.write_step(record)
                 steps = index + 1
                 if recorder.model_failure:
@@ -226,7 +238,7 @@ def run_episode(
                 "progression": progression, "llm_calls": calls, "memory_ops": ops,
                 "memory_chars": memory.total_chars,
                 "time_s": {"env": round(env_time, 6), "model": round(model_time, 6),
-                           "scaffold": round(max(0.0, scaffold_time - model_time), 6)},
+                           "memory": round(memory_time, 6), "scaffold": round(scaffold_time, 6)},
             })  # fmt: skip
             steps = index + 1
             observation = final_observation = result.observation.text
@@ -254,8 +266,8 @@ def run_episode(
         "memory": memory_metrics(ops_per_step, steps, memory.total_chars, memory.file_count),
         "tokens": tokens,
         "time_s": {"env": round(totals["env"], 6), "model": round(totals["model"], 6),
-                   "scaffold": round(totals["scaffold"], 6), "harness": round(harness_time, 6),
-                   "total": round(total, 6)},
+                   "memory": round(totals["memory"], 6), "scaffold": round(totals["scaffold"], 6),
+                   "harness": round(harness_time, 6), "total": round(total, 6)},
         "trace_bytes": {"total": sum(trace_bytes),
                         "first_step": trace_bytes[0] if trace_bytes else 0,
                         "last_step": trace_bytes[-1] if trace_bytes else 0},
@@ -264,6 +276,14 @@ def run_episode(
     }  # fmt: skip
     trace.finish(result_record)
     return result_record
+
+
+def _take_times(recorder: _Recorder, memory: Memory) -> tuple[float, float, float]:
+    """(model, memory, recording) seconds since the last call; resets the accumulators."""
+    model_time = sum(call["latency_s"] for call in recorder.calls)
+    memory_time, recording_time = memory.elapsed_s, recorder.overhead_s
+    memory.elapsed_s = recorder.overhead_s = 0.0
+    return model_time, memory_time, recording_time
 
 
 def _describe(error: BaseException, where: str) -> str:

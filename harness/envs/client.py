@@ -66,10 +66,10 @@ class EnvClient:
             )
         reply: dict[str, Any] = json.loads(line)
         if not reply.get("ok"):
-            error = reply.get("error", {})
-            if error.get("type") == "InvalidActionError":
-                raise InvalidActionError(error["action"], error["valid_actions"])
-            raise EnvError(f"env server {self.address}: {error.get('message', reply)}")
+            failure = reply.get("error", {})
+            if failure.get("type") == "InvalidActionError":
+                raise InvalidActionError(failure["action"], failure["valid_actions"])
+            raise EnvError(f"env server {self.address}: {failure.get('message', reply)}")
         return reply
 
     def reset(self, seed: int) -> Observation:

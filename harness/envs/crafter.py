@@ -96,7 +96,7 @@ class _InsertionOrderedSet(dict[Any, None]):
 class _OrderedWorld(engine.World):  # type: ignore[misc]
     def reset(self, seed: int | None = None) -> None:
         super().reset(seed)
-        self._chunks = defaultdict(_InsertionOrderedSet)
+        self._chunks: defaultdict[Any, _InsertionOrderedSet] = defaultdict(_InsertionOrderedSet)
 
 
 class _QuietNoiseLocalView(engine.LocalView):  # type: ignore[misc]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -31,6 +32,10 @@ class MemoryLimits:
     max_path_chars: int = 200
     max_search_results: int = 50
 
+
+# Aliases: inside Memory, the name `list` is the `list` operation of the scaffold API.
+Paths = list[str]
+Ops = list["MemoryOp"]
 
 WRITE_OPS = ("append", "write")
 CONSULT_OPS = ("search", "read")
@@ -61,16 +66,17 @@ class Memory:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.limits = limits or MemoryLimits()
-        self.ops: list[MemoryOp] = []  # operations since the last `take_ops()`
+        self.ops: Ops = []  # operations since the last `take_ops()`
+        self.elapsed_s = 0.0  # time spent in memory operations (for the episode's time split)
         self._sizes: dict[str, int] = {  # relative path -> chars, kept in step with the disk
             str(path.relative_to(self.root)): len(path.read_text(errors="replace"))
             for path in self.root.rglob("*") if path.is_file() and not path.is_symlink()
         }  # fmt: skip
 
     # -- public operations ------------------------------------------------------------------
-    def list(self, dir: str = "") -> list[str]:  # noqa: A002  (the scaffold API's name)
+    def list(self, dir: str = "") -> Paths:  # noqa: A002  (the scaffold API's name)
         """Files under `dir` (relative paths, sorted)."""
-        def run() -> list[str]:
+        def run() -> Paths:
             prefix = self._normalize(dir, allow_root=True)
             return sorted(p for p in self._sizes if not prefix or p.startswith(prefix + "/"))
         return self._record("list", dir, None, run, read=lambda out: sum(map(len, out)))
@@ -81,17 +87,17 @@ class Memory:
             return self._existing(path).read_text()
         return self._record("read", path, None, run, read=len)
 
-    def search(self, pattern: str, path: str = "") -> list[str]:
+    def search(self, pattern: str, path: str = "") -> Paths:
         """Lines matching `pattern` (a regular expression, or plain text if it is not one),
         case-insensitive, as 'file:line: text', in files under `path` (a file or a folder)."""
-        def run() -> list[str]:
+        def run() -> Paths:
             try:
                 matcher = re.compile(pattern, re.IGNORECASE)
             except re.error:
                 matcher = re.compile(re.escape(pattern), re.IGNORECASE)
             scope = self._normalize(path, allow_root=True)
             files = [p for p in self._sizes if not scope or p == scope or p.startswith(scope + "/")]
-            hits: list[str] = []
+            hits: Paths = []
             for relative in sorted(files):
                 for number, line in enumerate((self.root / relative).read_text().splitlines(), 1):
                     if matcher.search(line):
@@ -138,7 +144,7 @@ class Memory:
     def file_count(self) -> int:
         return len(self._sizes)
 
-    def take_ops(self) -> list[MemoryOp]:
+    def take_ops(self) -> Ops:
         """The operations recorded since the last call (the episode loop calls it per step)."""
         ops, self.ops = self.ops, []
         return ops
@@ -198,11 +204,14 @@ class Memory:
 
     def _record(self, op: str, path: str | None, pattern: str | None, run: Any,
                 read: Any = None, written: int = 0) -> Any:  # fmt: skip
+        started = time.perf_counter()
         try:
             result = run()
         except Exception as error:
             self.ops.append(MemoryOp(op, path, pattern, 0, 0, False, f"{type(error).__name__}: {error}"))
             raise
+        finally:
+            self.elapsed_s += time.perf_counter() - started
         chars_read = int(read(result)) if read is not None else 0
         self.ops.append(MemoryOp(op, path, pattern, written, chars_read, True, None))
         return result
