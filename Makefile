@@ -11,13 +11,17 @@ SUITE ?= smoke
 MODEL ?= embedded
 EVAL_ARGS ?=
 
-.PHONY: eval test bench images leaderboard install-eval install-test system-deps clean-venv
+.PHONY: eval test lint bench images leaderboard install-eval install-test system-deps clean-venv
 
 eval: install-eval
 	$(BIN)/harness eval $(SUBMISSION) --suite $(SUITE) --model $(MODEL) $(EVAL_ARGS)
 
-test: install-test system-deps
+test: install-test system-deps lint
 	$(BIN)/python -m pytest -q
+
+lint: install-test
+	$(BIN)/ruff check harness tests
+	$(BIN)/mypy harness
 
 bench: install-test
 	$(BIN)/harness bench envs
