@@ -1,0 +1,1 @@
+"""Tracks: `eval` (fixed-seed evaluation), `scaffold` and `memory` (the AUTOMEM outer loops)."""
