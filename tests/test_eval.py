@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_submission
 
 from harness.models.scripted import ScriptedModelServer
 from harness.runs.layout import RunDir, read_json, read_jsonl
 from harness.tracks.eval import EvalError, EvalOptions, run_eval
+
+from conftest import write_submission
 
 SUITE = """
 name: tiny

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-from conftest import write_submission
 
 from harness.agent.submission import (
     SubmissionError,
@@ -11,6 +10,8 @@ from harness.agent.submission import (
     content_hash,
     read_submission,
 )
+
+from conftest import write_submission
 
 GOOD = """
 from harness.agent import Scaffold, Step

@@ -133,3 +133,14 @@ class ChatClient:
             latency_s=latency,
             model=name,
         )
+
+
+def load_lora_on_vllm(base_url: str, name: str, path: str, timeout_s: float = 300.0) -> None:
+    """Ask a vLLM server (started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)
+    to load an adapter under `name`; the path must be readable by the server."""
+    import httpx
+
+    root = base_url.rstrip("/").removesuffix("/v1")
+    response = httpx.post(f"{root}/v1/load_lora_adapter", json={"lora_name": name, "lora_path": path}, timeout=timeout_s)
+    if response.status_code >= 400 and "already" not in response.text:
+        raise ModelUnavailableError(f"vLLM at {base_url} did not load adapter {name} from {path}: {response.text[:500]}")

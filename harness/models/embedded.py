@@ -98,12 +98,23 @@ class LlamaCppServer:
                 )
             try:
                 if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
+                    self._check_adapter_loaded()
                     return self.url
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"llama.cpp server not ready after {timeout_s:.0f} s; log: {self.log_path}")
+
+    def _check_adapter_loaded(self) -> None:
+        """llama.cpp serves the bare base model when an adapter fails to load: refuse that."""
+        if self.lora_path is None:
+            return
+        log = self.log_path.read_text(errors="replace")
+        if "tensors from lora file" not in log:
+            self.stop()
+            raise RuntimeError(f"llama.cpp did not load the adapter {self.lora_path} (a PEFT folder must be "
+                               f"converted to GGUF first); log: {self.log_path}")  # fmt: skip
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

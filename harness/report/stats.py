@@ -39,3 +39,13 @@ def mean_of_group_means_ci95(groups: Sequence[Sequence[float]], seed: int = 0) -
     samples /= len(arrays)
     low, high = np.percentile(samples, [2.5, 97.5])
     return mean, float(low), float(high)
+
+
+def paired_delta_ci95(deltas: Sequence[float], seed: int = 0) -> tuple[float, float, float]:
+    """Mean of per-seed deltas (candidate - baseline) with a bootstrap 95% interval."""
+    return mean_ci95(deltas, seed)
+
+
+def paired_deltas(baseline: dict[str, float], candidate: dict[str, float]) -> dict[str, float]:
+    """Per-episode deltas on the episodes (env/task/seed keys) both runs played."""
+    return {key: candidate[key] - baseline[key] for key in sorted(set(baseline) & set(candidate))}

@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.agent.episode import EpisodeSpec
 from harness.agent.submission import Submission, check_submission
+from harness.models.client import ChatClient, load_lora_on_vllm
 from harness.models.embedded import EMBEDDED_MODEL_NAME, LlamaCppServer
 from harness.models.router import ModelConfig
 from harness.report.tables import run_leaderboard_markdown
@@ -74,6 +75,8 @@ def model_endpoint(options: EvalOptions, submission: Submission) -> Iterator[Mod
     adapter = Path(options.adapter).resolve() if options.adapter else submission.model.adapter
     routines = tuple(submission.model.adapter_routines)
     if options.model != EMBEDDED:
+        if adapter is not None and ChatClient(options.model, options.model_name).kind == "vllm":
+            load_lora_on_vllm(options.model, adapter.name, str(adapter))  # no-op if already loaded
         yield ModelConfig(
             base_url=options.model,
             model=options.model_name or submission.model.base,

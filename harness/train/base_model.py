@@ -32,13 +32,14 @@ def embedded_hf_folder() -> Path:
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # A GGUF-loaded model refuses save_pretrained until its quantizer is detached.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     staging = folder.with_name(folder.name + ".partial")
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    staging.replace(folder) if not folder.exists() else None
+    if not folder.exists():
+        staging.replace(folder)
     return folder
 
 

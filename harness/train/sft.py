@@ -92,10 +92,10 @@ def train_lora(data_path: str | Path, base_dir: str | Path, out_dir: str | Path,
     torch.manual_seed(config.seed)
     examples = read_examples(data_path)
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    base_model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
                       target_modules=list(config.target_modules), bias="none", task_type="CAUSAL_LM")  # fmt: skip
-    model = get_peft_model(model, lora)
+    model = get_peft_model(base_model, lora)
     encoded = [encode_example(tokenizer, example, config.max_length) for example in examples]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
     model.train()
