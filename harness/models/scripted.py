@@ -67,6 +67,10 @@ class _Handler(BaseHTTPRequestHandler):
         if failure:
             self._send(failure, {"error": {"message": "scripted failure", "code": failure}})
             return
+        if self.path.rstrip("/").endswith("/load_lora_adapter"):  # vLLM's runtime adapter loading
+            self.server.loaded_adapters.append(request)
+            self._send(200, {"status": "ok"})
+            return
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send(404, {"error": {"message": f"no route {self.path}"}})
             return
@@ -99,6 +103,7 @@ class ScriptedModelServer(ThreadingHTTPServer):
         self.owned_by = owned_by
         self.requests: list[dict[str, Any]] = []
         self.failures: list[int] = []  # HTTP statuses to answer with, one per request, first
+        self.loaded_adapters: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from harness.agent.episode import INFRASTRUCTURE_ERRORS
 from harness.models.client import ChatClient
 from harness.models.embedded import LlamaCppServer
 from harness.report.stats import paired_delta_ci95, paired_deltas
@@ -93,7 +94,12 @@ def evaluate(base: EvalOptions, submission: Path, runs_dir: Path, run_id: str, r
                       resume=exists and resume, **changes)  # fmt: skip
     if exists and not resume:
         raise TrackError(f"{runs_dir / run_id} exists; resume the track instead")
-    return run_eval(options)
+    run, results = run_eval(options)
+    episodes = run.completed_episodes()
+    if episodes and all(e["status"] == "errored" and e.get("error_kind") in INFRASTRUCTURE_ERRORS for e in episodes):
+        raise TrackError(f"every episode of {run.root} failed for infrastructure reasons "
+                         f"(first: {episodes[0]['error_kind']}: {str(episodes[0]['error'])[:500]}); fix it and --resume")  # fmt: skip
+    return run, results
 
 
 def episode_progressions(run: RunDir) -> dict[str, float]:

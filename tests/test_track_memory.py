@@ -1,0 +1,107 @@
+"""Track memory with a scripted meta-LLM: verbatim data, disjoint seeds, two-model evaluation."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.models.scripted import ScriptedModelServer, requested_choices
+from harness.runs.layout import RunDir, read_json, read_jsonl
+from harness.runs.trace import call_input, load_messages
+from harness.tracks.common import TrackError
+from harness.tracks.eval import EvalOptions
+from harness.tracks.memory import MemoryTrackOptions, parse_decision, run_memory_track
+
+from conftest import write_submission
+
+SUITE = "name: maze\nenvs:\n  minihack: {tasks: [MazeWalk-9x9], seeds: [0], max_steps: 4}\n"
+
+LOGGER = """
+from harness.agent import Scaffold, Step
+
+class Agent(Scaffold):
+    def step(self, step: Step) -> str:
+        conversation = [{"role": "user", "content": step.observation}]
+        note = self.chat(conversation + [{"role": "user", "content": "LOG?"}], routine="log")
+        self.memory.search("wall")
+        self.memory.append("log.md", note + "\\n")
+        self.chat(conversation + [{"role": "user", "content": "RECALL?"}], routine="recall")
+        return self.chat(conversation, routine="act", choices=list(step.actions))
+"""
+
+DECISION = {"rationale": "keep consulted notes",
+            "selection": {"routines": ["log", "recall"], "require_consult_before_write": False},
+            "composition": {"per_routine": {"log": 3, "recall": 2}},
+            "lora": {"rank": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"], "epochs": 1, "learning_rate": 0.001}}  # fmt: skip
+
+
+def agent_answer(request: dict[str, Any]) -> str:
+    """The agent's model: a valid action for act calls; otherwise it names the model asked."""
+    choices = requested_choices(request)
+    return choices[0] if choices else f"note from {request['model']} at {len(request['messages'])}"
+
+
+@pytest.fixture()
+def options(tmp_path: Path) -> MemoryTrackOptions:
+    (tmp_path / "maze.yaml").write_text(SUITE)
+    submission = write_submission(tmp_path / "logger", LOGGER, name="logger")
+    return MemoryTrackOptions(
+        eval=EvalOptions(submission=str(submission), suite=str(tmp_path / "maze.yaml"), model="",
+                         runs_dir=str(tmp_path / "runs"), show_progress=False),
+        meta_model="", trials=2, leaderboards_dir=str(tmp_path / "leaderboards"),
+    )  # fmt: skip
+
+
+def test_memory_track_trains_on_verbatim_memory_calls_and_evaluates_two_models(options: MemoryTrackOptions) -> None:
+    replies = iter([json.dumps(DECISION), "I think you should train harder."])
+    with ScriptedModelServer(agent_answer, model_name="base", owned_by="vllm") as agent, \
+         ScriptedModelServer(lambda request: next(replies), model_name="meta") as meta:  # fmt: skip
+        options.eval.model, options.meta_model = agent.url, meta.url
+        root = run_memory_track(options, run_id="memory")
+        loaded = agent.loaded_adapters
+    state = read_json(root / "track.json")
+    assert state["options"]["train_seeds"] == [1000] and state["options"]["eval_seeds"] == [0]
+    pool = RunDir(root / "pool")
+    assert {e["seed"] for e in pool.completed_episodes()} == {1000}
+    # every example is a recorded log/recall call, input and output verbatim, from the pool only
+    recorded = []
+    for folder in pool.episode_dirs():
+        messages = load_messages(folder)
+        for step in read_jsonl(folder / "steps.jsonl"):
+            recorded += [(call["routine"], call_input(call, messages), call["output"]) for call in step["llm_calls"]]
+    examples = read_jsonl(root / "trials" / "1" / "data.jsonl")
+    assert len(examples) == 5 and {e["routine"] for e in examples} == {"log", "recall"}
+    for example in examples:
+        assert (example["routine"], example["messages"], example["completion"]) in recorded
+        assert example["seed"] == 1000
+    # the trial's evaluation: log/recall went to the adapter, act to the base model
+    trial_run = RunDir(root / "trials" / "1" / "run")
+    step = read_jsonl(trial_run.episode_dir("minihack", "MazeWalk-9x9", 0) / "steps.jsonl")[0]
+    routed = {call["routine"]: (call["model"], call["adapter"]) for call in step["llm_calls"]}
+    assert routed["log"] == ("adapter", "adapter") and routed["recall"] == ("adapter", "adapter")
+    assert routed["act"] == ("base", None)
+    assert "note from adapter" in (trial_run.episode_dir("minihack", "MazeWalk-9x9", 0) / "memory" / "log.md").read_text()
+    assert loaded and loaded[0]["lora_name"] == "adapter"
+    # the unusable second reply became the default decision, recorded as a fallback
+    trials = read_json(root / "trials.json")["trials"]
+    assert trials[0]["decision"]["fallback"] is None and trials[1]["decision"]["fallback"]
+    assert trials[0]["decision"]["lora"]["rank"] == 4
+    table = (root / "trials.md").read_text()
+    assert "none (base only)" in table and "fallback decision" in table
+    assert (root / "best" / "adapter" / "adapter_config.json").is_file()
+    assert "adapter: adapter/" in (root / "best" / "submission.yaml").read_text()
+
+
+def test_training_on_evaluation_seeds_is_refused(options: MemoryTrackOptions) -> None:
+    options.train_seeds = "0"
+    options.eval.model = options.meta_model = "http://127.0.0.1:9"
+    with pytest.raises(TrackError, match="no training on the test seeds"):
+        run_memory_track(options, run_id="leak")
+
+
+def test_decision_parsing_accepts_fenced_json_and_refuses_unknown_rules() -> None:
+    decision = parse_decision("Here:\n```json\n" + json.dumps(DECISION) + "\n```")
+    assert decision.fallback is None and decision.composition.per_routine == {"log": 3, "recall": 2}
+    bad = parse_decision(json.dumps({"selection": {"pick_the_best": True}}))
+    assert bad.fallback and "unknown selection rules" in bad.fallback

@@ -1,0 +1,123 @@
+"""Track scaffold with a scripted meta-LLM: the gate keeps the better candidate only."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.models import ModelUnavailableError
+from harness.models.scripted import ScriptedModelServer
+from harness.runs.layout import read_json
+from harness.tracks.eval import EvalOptions
+from harness.tracks.scaffold import ScaffoldTrackOptions, run_scaffold_track
+
+from conftest import write_submission
+
+SUITE = "name: wood\nenvs:\n  crafter: {tasks: [crafter], seeds: [0], max_steps: 30}\n"
+
+IDLE = """
+from harness.agent import Scaffold, Step
+
+class Agent(Scaffold):
+    def step(self, step: Step) -> str:
+        return self.chat([{"role": "user", "content": step.observation}], routine="act", choices=list(step.actions))
+"""
+
+# Walks to the nearest tree the text describes and collects wood: a real gain on seed 0.
+WOOD = '''
+from harness.agent import Scaffold, Step
+
+class Agent(Scaffold):
+    def step(self, step: Step) -> str:
+        for line in step.observation.splitlines():
+            if line.startswith("- tree: "):
+                dx = dy = 0
+                for part in line.split(": ", 1)[1].split(" (")[0].split(", "):
+                    count, direction = part.split(" ")
+                    sign = -1 if direction in ("north", "west") else 1
+                    if direction in ("north", "south"):
+                        dy = sign * int(count)
+                    else:
+                        dx = sign * int(count)
+                self.memory.append("trees.md", f"{dx},{dy}\\n")
+                if abs(dx) + abs(dy) == 1:
+                    facing = {(1, 0): "east", (-1, 0): "west", (0, 1): "south", (0, -1): "north"}[(dx, dy)]
+                    return "Do" if f"({facing})" in step.observation and "You face tree" in step.observation else "Move " + facing.title()
+                if dy:
+                    return "Move North" if dy < 0 else "Move South"
+                return "Move West" if dx < 0 else "Move East"
+        return "Noop"
+'''
+
+WORSE = IDLE.replace('return self.chat([{"role": "user", "content": step.observation}], routine="act", choices=list(step.actions))', 'return "Move West"')
+BROKEN = "from harness.agent import Scaffold\n\nclass Agent(Scaffold)\n    pass\n"
+
+
+def reply(diagnosis: str, code: str) -> str:
+    return f"DIAGNOSIS: {diagnosis}\nExplanation.\nFILE: scaffold.py\n```python\n{code.strip()}\n```\n"
+
+
+class ScriptedMeta:
+    """Iteration 1: a better scaffold; 2: a worse one; 3: a broken one (also when asked to repair)."""
+
+    def __init__(self) -> None:
+        self.prompts: list[list[dict[str, Any]]] = []
+
+    def __call__(self, request: dict[str, Any]) -> str:
+        self.prompts.append(request["messages"])
+        iteration = sum(1 for p in self.prompts if len(p) == 2)  # repairs have longer conversations
+        return {1: reply("idling never collects anything: walk to trees", WOOD),
+                2: reply("walk west", WORSE)}.get(iteration, reply("broken", BROKEN))
+
+
+@pytest.fixture()
+def setup(tmp_path: Path, instant_model: ScriptedModelServer) -> tuple[ScaffoldTrackOptions, ScriptedMeta, ScriptedModelServer]:
+    suite = tmp_path / "wood.yaml"
+    suite.write_text(SUITE)
+    submission = write_submission(tmp_path / "idle", IDLE, name="idle")
+    script = ScriptedMeta()
+    meta = ScriptedModelServer(script, model_name="meta")
+    meta.start()
+    options = ScaffoldTrackOptions(
+        eval=EvalOptions(submission=str(submission), suite=str(suite), model=instant_model.url,
+                         runs_dir=str(tmp_path / "runs"), show_progress=False),
+        meta_model=meta.url, iterations=3, patience=5, repairs=1, smoke_steps=2,
+        leaderboards_dir=str(tmp_path / "leaderboards"),
+    )  # fmt: skip
+    yield options, script, meta
+    meta.stop()
+
+
+def test_gate_keeps_the_better_candidate_and_rejects_the_worse_and_the_broken(setup: Any, tmp_path: Path) -> None:
+    options, script, _ = setup
+    root = run_scaffold_track(options, run_id="track")
+    rounds = read_json(root / "lineage.json")
+    assert [r["iteration"] for r in rounds] == [0, 1, 2, 3]
+    assert rounds[0]["progression"] == 0.0
+    assert rounds[1]["kept"] and rounds[1]["progression"] == pytest.approx(1 / 22)
+    assert rounds[1]["comparison"]["delta_mean"] == pytest.approx(1 / 22)
+    assert not rounds[2]["kept"] and "does not beat" in rounds[2]["reason"]
+    assert not rounds[3]["kept"] and "rejected after 2 attempts" in rounds[3]["reason"] and "syntax error" in rounds[3]["reason"]
+    assert "trees.md" in (root / "best" / "scaffold.py").read_text()
+    best_config = (root / "best" / "submission.yaml").read_text()
+    assert "name: idle-it1" in best_config and "parent: idle" in best_config
+    assert "+                self.memory.append" in (root / "iterations" / "1" / "diff.patch").read_text()
+    # iteration 2 was proposed from the kept candidate's code and run
+    second_prompt = script.prompts[1][1]["content"]
+    assert "trees.md" in second_prompt and "longest stall" in second_prompt and "KEPT" in second_prompt
+    lineage = (root / "lineage.md").read_text()
+    assert lineage.count("\n| ") == 1 + 4 and "walk to trees" in lineage  # header + 4 iterations
+    assert "idle" in (tmp_path / "leaderboards" / "tracks" / "scaffold-wood.md").read_text()
+
+
+def test_a_track_resumes_after_its_meta_model_dies(setup: Any) -> None:
+    options, script, meta = setup
+    meta.failures = [500] * 100  # the meta-LLM is down from the start of iteration 1
+    with pytest.raises(ModelUnavailableError):
+        run_scaffold_track(options, run_id="crash")
+    state = read_json(Path(options.eval.runs_dir) / "crash" / "track.json")
+    assert len(state["rounds"]) == 1  # iteration 0 finished and is kept on disk
+    meta.failures = []
+    root = run_scaffold_track(options, run_id="crash", resume=True)
+    rounds = read_json(root / "lineage.json")
+    assert [r["iteration"] for r in rounds] == [0, 1, 2, 3] and rounds[1]["kept"]
