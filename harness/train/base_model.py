@@ -18,7 +18,7 @@ EMBEDDED = "embedded"
 def cache_dir() -> Path:
     """Where the harness keeps built artefacts (HARNESS_CACHE, default .cache/ in the repo)."""
     default = Path(__file__).resolve().parents[2] / ".cache"
-    return Path(os.environ.get("HARNESS_CACHE", default))
+    return Path(os.environ.get("HARNESS_CACHE") or default)
 
 
 def embedded_hf_folder() -> Path:
