@@ -161,6 +161,69 @@ def _run_track(run: Any) -> Any:
         raise click.ClickException(f"{stopped} (the track resumes with --resume)") from None
 
 
+@main.command("leaderboard")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write to FILE instead of printing.")
+@click.option("--format", "fmt", default="md", show_default=True, type=click.Choice(["md", "csv", "json", "html"]))
+@click.option("--title", default="Leaderboard", show_default=True)
+def leaderboard_command(runs: tuple[str, ...], out: str | None, fmt: str, title: str) -> None:
+    """One row per RUN directory, sorted by overall score."""
+    from pathlib import Path
+
+    from harness.report.leaderboard import leaderboard_rows, render
+    from harness.runs.layout import RunDir, atomic_write_text
+
+    base = Path(out).parent if out else None
+    text = render(leaderboard_rows([RunDir(Path(run)) for run in runs], base), fmt, title)
+    if out:
+        atomic_write_text(Path(out), text)
+        click.echo(f"written {out}")
+    else:
+        click.echo(text)
+
+
+@main.command("compare")
+@click.argument("baseline", type=click.Path(exists=True, file_okay=False))
+@click.argument("candidate", type=click.Path(exists=True, file_okay=False))
+@click.option("--fail-if-worse", is_flag=True, help="Exit with code 1 when the candidate is significantly worse.")
+@click.option("--min-delta", default=0.0, show_default=True, help="Progression (fraction) a drop must exceed to count.")
+def compare_command(baseline: str, candidate: str, fail_if_worse: bool, min_delta: float) -> None:
+    """Paired per-seed comparison of two runs (the CI regression gate)."""
+    import sys
+    from pathlib import Path
+
+    from harness.report.compare import CompareError, compare
+    from harness.runs.layout import RunDir
+
+    try:
+        result = compare(RunDir(Path(baseline)), RunDir(Path(candidate)), min_delta)
+    except CompareError as error:
+        raise click.ClickException(f"cannot compare: {error}") from error
+    click.echo(result.table())
+    if fail_if_worse and result.verdict == "worse":
+        sys.exit(1)
+
+
+@main.command("verify")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+def verify_command(run: str) -> None:
+    """Replay RUN's recorded actions on their seeds and recompute every score."""
+    import sys
+    from pathlib import Path
+
+    from harness.report.verify import verify_run
+    from harness.runs.layout import RunDir
+
+    report = verify_run(RunDir(Path(run)))
+    for mismatch in report.mismatches:
+        where = f" step {mismatch.step}" if mismatch.step is not None else ""
+        click.echo(f"MISMATCH {mismatch.episode}{where}: {mismatch.problem}")
+    click.echo(f"{'verified' if report.verified else 'NOT verified'}: {report.episodes_checked} episodes, "
+               f"{report.steps_replayed} steps replayed")  # fmt: skip
+    if not report.verified:
+        sys.exit(1)
+
+
 @main.group()
 def model() -> None:
     """The embedded model server."""

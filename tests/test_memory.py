@@ -121,3 +121,19 @@ def test_metrics_ratio_and_consult_before_write() -> None:
 def test_metrics_without_consultations_leave_the_ratio_undefined() -> None:
     metrics = memory_metrics([[{"op": "append", "ok": True}]], steps=1, chars_final=3, files_final=1)
     assert metrics["write_to_search_ratio"] is None
+
+
+def test_the_directory_can_be_rebuilt_from_the_recorded_operations(memory: Memory) -> None:
+    from harness.memory.replay import memory_states
+
+    steps = []
+    for index in range(3):
+        memory.append("log.md", f"step {index}\n")
+        if index == 1:
+            memory.write("./plan.md", "go east")
+        if index == 2:
+            memory.delete("plan.md")
+        steps.append({"memory_ops": [op.to_json() for op in memory.take_ops()]})
+    states = list(memory_states(steps))
+    assert states[1] == {"log.md": "step 0\nstep 1\n", "plan.md": "go east"}
+    assert states[-1] == {"log.md": memory.read("log.md")}

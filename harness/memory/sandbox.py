@@ -52,11 +52,15 @@ class MemoryOp:
     chars_read: int
     ok: bool
     error: str | None
+    text: str | None = None  # what a successful append/write wrote: the directory can be rebuilt
 
     def to_json(self) -> dict[str, Any]:
-        return {"op": self.op, "path": self.path, "pattern": self.pattern,
-                "chars_written": self.chars_written, "chars_read": self.chars_read,
-                "ok": self.ok, "error": self.error}  # fmt: skip
+        record = {"op": self.op, "path": self.path, "pattern": self.pattern,
+                  "chars_written": self.chars_written, "chars_read": self.chars_read,
+                  "ok": self.ok, "error": self.error}  # fmt: skip
+        if self.text is not None:
+            record["text"] = self.text
+        return record
 
 
 class Memory:
@@ -115,7 +119,7 @@ class Memory:
             with open(target, "a", encoding="utf-8") as handle:
                 handle.write(text)
             self._sizes[relative] = self._sizes.get(relative, 0) + len(text)
-        self._record("append", path, None, run, written=len(text))
+        self._record("append", path, None, run, written=len(text), text=text)
 
     def write(self, path: str, text: str) -> None:
         """Replace a file's whole text (created if missing)."""
@@ -126,7 +130,7 @@ class Memory:
             temporary.write_text(text, encoding="utf-8")
             os.replace(temporary, target)
             self._sizes[relative] = len(text)
-        self._record("write", path, None, run, written=len(text))
+        self._record("write", path, None, run, written=len(text), text=text)
 
     def delete(self, path: str) -> None:
         """Remove a file."""
@@ -203,7 +207,7 @@ class Memory:
             )
 
     def _record(self, op: str, path: str | None, pattern: str | None, run: Any,
-                read: Any = None, written: int = 0) -> Any:  # fmt: skip
+                read: Any = None, written: int = 0, text: str | None = None) -> Any:  # fmt: skip
         started = time.perf_counter()
         try:
             result = run()
@@ -213,5 +217,5 @@ class Memory:
         finally:
             self.elapsed_s += time.perf_counter() - started
         chars_read = int(read(result)) if read is not None else 0
-        self.ops.append(MemoryOp(op, path, pattern, written, chars_read, True, None))
+        self.ops.append(MemoryOp(op, path, pattern, written, chars_read, True, None, text))
         return result

@@ -86,12 +86,12 @@ def meta_model(url: str, name: str | None, max_tokens: int) -> Iterator[MetaMode
         server.stop()
 
 
-def evaluate(base: EvalOptions, submission: Path, runs_dir: Path, run_id: str, resume: bool,
+def evaluate(base: EvalOptions, submission: Path, runs_dir: Path, run_id: str, resume: bool, track: str,
              **changes: Any) -> tuple[RunDir, dict[str, Any]]:  # fmt: skip
-    """One evaluation inside a track folder; resumes a half-finished one."""
+    """One evaluation inside a track folder (its run.json names the track); resumes a half-finished one."""
     exists = (runs_dir / run_id / "run.json").exists()
     options = replace(base, submission=str(submission), runs_dir=str(runs_dir), run_id=run_id,
-                      resume=exists and resume, **changes)  # fmt: skip
+                      resume=exists and resume, extra={**base.extra, "track": track}, **changes)  # fmt: skip
     if exists and not resume:
         raise TrackError(f"{runs_dir / run_id} exists; resume the track instead")
     run, results = run_eval(options)

@@ -173,8 +173,8 @@ def run_memory_track(options: MemoryTrackOptions, run_id: str | None = None, res
                                         "suite": options.eval.suite, "eval_seeds": eval_seeds,
                                         "train_seeds": list(train_seeds), "trials": options.trials}, resume)  # fmt: skip
     seeds_text = ",".join(map(str, train_seeds))
-    pool_run, _ = evaluate(options.eval, submission.directory, root, "pool", resume, seeds=seeds_text, adapter=None)
-    baseline_run, baseline = evaluate(options.eval, submission.directory, root, "baseline", resume, adapter=None)
+    pool_run, _ = evaluate(options.eval, submission.directory, root, "pool", resume, "memory", seeds=seeds_text, adapter=None)
+    baseline_run, baseline = evaluate(options.eval, submission.directory, root, "baseline", resume, "memory", adapter=None)
     pool = candidates_from_runs([pool_run])
     code = (submission.directory / submission.scaffold_file).read_text()
     with meta_model(options.meta_model, options.meta_model_name, options.meta_max_tokens) as meta:
@@ -200,7 +200,7 @@ def _run_trial(trial: int, folder: Path, meta: MetaModel, code: str, pool: list[
         return {**record, "skipped": "the selection kept no example: nothing to train"}
     adapter = folder / "adapter"
     record["training"] = train_adapter(folder / "data.jsonl", options.base_model, adapter, decision.lora)
-    run, results = evaluate(options.eval, Path(options.eval.submission), folder, "run", False, adapter=str(adapter))
+    run, results = evaluate(options.eval, Path(options.eval.submission), folder, "run", False, "memory", adapter=str(adapter))
     comparison = compare_runs(baseline_run, run)
     return {**record, **_summary(results), "adapter": str(adapter), "run": str(run.root),
             "delta": comparison["delta_mean"], "comparison": comparison}  # fmt: skip

@@ -136,7 +136,7 @@ def _smoke_check(candidate: Path, options: ScaffoldTrackOptions, folder: Path, a
     smoke = Path(folder) / "smoke.yaml"
     smoke.write_text(f"name: smoke-check\nenvs:\n  {plan.env}: {{tasks: [{plan.tasks[0]}], seeds: [{plan.seeds[0]}], "
                      f"max_steps: {options.smoke_steps}}}\n")  # fmt: skip
-    _, results = evaluate(options.eval, candidate, folder / "smoke", f"attempt-{attempt}", resume=False,
+    _, results = evaluate(options.eval, candidate, folder / "smoke", f"attempt-{attempt}", resume=False, track="scaffold-check",
                           suite=str(smoke), env=(), seeds=None, max_steps=None, show_progress=False)  # fmt: skip
     episode = RunDir(folder / "smoke" / f"attempt-{attempt}").completed_episodes()[0]
     if episode["status"] == "errored":
@@ -195,7 +195,7 @@ def run_scaffold_track(options: ScaffoldTrackOptions, run_id: str | None = None,
                                           "submission_name": root_submission.name,
                                           "suite": options.eval.suite, "iterations": options.iterations}, resume)  # fmt: skip
     if not state.rounds:
-        run, results = evaluate(options.eval, root_submission.directory, root / "iterations" / "0", "run", resume)
+        run, results = evaluate(options.eval, root_submission.directory, root / "iterations" / "0", "run", resume, "scaffold")
         state.add_round(_round_record(0, run, results, True, "the submission itself", "", None, root_submission.directory))
     with meta_model(options.meta_model, options.meta_model_name, options.meta_max_tokens) as meta:
         while len(state.rounds) <= options.iterations:
@@ -214,7 +214,7 @@ def run_scaffold_track(options: ScaffoldTrackOptions, run_id: str | None = None,
             if candidate is None:
                 state.add_round(_round_record(iteration, None, None, False, reason, diagnosis, None, folder / "candidate"))
                 continue
-            run, results = evaluate(options.eval, candidate, folder, "run", resume)
+            run, results = evaluate(options.eval, candidate, folder, "run", resume, "scaffold")
             comparison = compare_runs(RunDir(Path(best["run"])), run)
             score, best_score = results["overall"]["progression_mean"] or 0.0, best["progression"] or 0.0
             kept = score > best_score

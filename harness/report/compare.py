@@ -1,0 +1,85 @@
+"""`harness compare BASELINE CANDIDATE`: a paired comparison on the seeds both runs share.
+
+Pairs are episodes with the same env, task and seed. Runs whose step caps, tasks or harness
+versions differ are refused (the comparison would not be fair), with the reason. The delta
+per env and overall (unweighted mean of envs) comes with a bootstrap 95% interval; the
+candidate is significantly worse when the interval lies wholly below -min_delta.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tabulate import tabulate
+
+from harness.report.stats import mean_ci95, mean_of_group_means_ci95
+from harness.runs.layout import RunDir
+
+
+class CompareError(ValueError):
+    """Two runs that cannot be compared fairly."""
+
+
+@dataclass
+class Comparison:
+    baseline: str
+    candidate: str
+    envs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    overall: dict[str, Any] = field(default_factory=dict)
+    verdict: str = "no significant difference"  # or "worse" / "better"
+
+    def table(self) -> str:
+        rows = [[env, d["pairs"], f"{100 * d['baseline']:.1f}", f"{100 * d['candidate']:.1f}",
+                 f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"]
+                for env, d in self.envs.items()]  # fmt: skip
+        o = self.overall
+        rows.append(["overall", o["pairs"], f"{100 * o['baseline']:.1f}", f"{100 * o['candidate']:.1f}",
+                     f"{100 * o['delta']:+.1f} [{100 * o['ci95'][0]:+.1f}, {100 * o['ci95'][1]:+.1f}]"])  # fmt: skip
+        headers = ["env", "paired episodes", "baseline %", "candidate %", "delta % [95% CI]"]
+        return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + f"\n\nverdict: {self.verdict}"
+
+
+def _base_version(version: str) -> str:
+    """'0.1.0+abc123' -> '0.1' (commits within a minor version score alike)."""
+    return ".".join(version.split("+")[0].split(".")[:2])
+
+
+def _scored(run: RunDir) -> dict[tuple[str, str, int], float]:
+    return {(e["env"], e["task"], int(e["seed"])): float(e["progression"]) for e in run.completed_episodes()
+            if e["status"] != "errored" or e.get("error_kind") == "scaffold"}  # fmt: skip
+
+
+def compare(baseline: RunDir, candidate: RunDir, min_delta: float = 0.0) -> Comparison:
+    base_info, cand_info = baseline.read_run(), candidate.read_run()
+    if _base_version(base_info.get("harness_version", "")) != _base_version(cand_info.get("harness_version", "")):
+        raise CompareError(f"harness versions differ ({base_info.get('harness_version')} vs "
+                           f"{cand_info.get('harness_version')}): scores may not be comparable; rerun the baseline")  # fmt: skip
+    base_envs, cand_envs = base_info["suite"]["envs"], cand_info["suite"]["envs"]
+    for env in set(base_envs) & set(cand_envs):
+        if base_envs[env]["max_steps"] != cand_envs[env]["max_steps"]:
+            raise CompareError(f"{env}: step caps differ ({base_envs[env]['max_steps']} vs {cand_envs[env]['max_steps']})")
+    base_scores, cand_scores = _scored(baseline), _scored(candidate)
+    shared = sorted(set(base_scores) & set(cand_scores))
+    if not shared:
+        raise CompareError("the runs share no episode (env, task, seed): nothing to pair")
+    result = Comparison(baseline.run_id, candidate.run_id)
+    groups: list[list[float]] = []
+    for env in sorted({key[0] for key in shared}):
+        keys = [key for key in shared if key[0] == env]
+        deltas = [cand_scores[k] - base_scores[k] for k in keys]
+        mean, low, high = mean_ci95(deltas)
+        groups.append(deltas)
+        result.envs[env] = {"pairs": len(keys), "delta": mean, "ci95": [low, high],
+                            "baseline": sum(base_scores[k] for k in keys) / len(keys),
+                            "candidate": sum(cand_scores[k] for k in keys) / len(keys)}  # fmt: skip
+    mean, low, high = mean_of_group_means_ci95(groups)
+    envs = result.envs.values()
+    result.overall = {"pairs": len(shared), "delta": mean, "ci95": [low, high],
+                      "baseline": sum(e["baseline"] for e in envs) / len(result.envs),
+                      "candidate": sum(e["candidate"] for e in envs) / len(result.envs)}  # fmt: skip
+    if high < -min_delta:
+        result.verdict = "worse"
+    elif low > min_delta:
+        result.verdict = "better"
+    return result

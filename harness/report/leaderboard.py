@@ -1,0 +1,87 @@
+"""`harness leaderboard RUN...`: one row per run, sorted by overall score, in md/csv/json/html.
+
+Rows are built only from the run directories (run.json, results.json, verification.json).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from harness.envs import ENV_NAMES
+from harness.report.tables import number, percent
+from harness.report.verify import VERIFICATION_FILE
+from harness.runs.layout import RunDir, read_json
+
+FORMATS = ("md", "csv", "json", "html")
+COLUMNS = ["rank", "submission", "model", "adapter", "track", "suite", "seeds",
+           *(f"{env} %" for env in ENV_NAMES), "overall %", "memory growth chars/step", "write/search",
+           "consult-before-write", "invalid actions %", "tokens prompt", "tokens completion", "wall time s",
+           "verified", "run", "submission hash"]  # fmt: skip
+
+
+def _mean(values: list[Any]) -> float | None:
+    defined = [v for v in values if v is not None]
+    return sum(defined) / len(defined) if defined else None
+
+
+def row_of(run: RunDir, link_base: Path | None = None) -> dict[str, Any]:
+    info, results = run.read_run(), read_json(run.results_file)
+    envs = results["envs"]
+    verification = read_json(run.root / VERIFICATION_FILE) if (run.root / VERIFICATION_FILE).exists() else None
+    seeds = sorted({seed for plan in info["suite"]["envs"].values() for seed in plan["seeds"]})
+    link = str(run.root.resolve().relative_to(link_base.resolve())) if link_base else str(run.root)
+    row: dict[str, Any] = {
+        "submission": results["submission"], "model": results["model"], "adapter": results.get("adapter") or "-",
+        "track": (info.get("options", {}).get("extra") or {}).get("track", "eval"), "suite": results["suite"],
+        "seeds": f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds)),
+        "overall": results["overall"]["progression_mean"],
+        "overall %": percent(results["overall"]["progression_mean"], results["overall"]["progression_ci95"]),
+        "memory growth chars/step": number(_mean([e["growth_chars_per_step"] for e in envs.values()]), 1),
+        "write/search": number(_mean([e["write_to_search_ratio"] for e in envs.values()])),
+        "consult-before-write": number(_mean([e["consult_before_write"] for e in envs.values()])),
+        "invalid actions %": percent(_mean([e["invalid_action_rate"] for e in envs.values()])),
+        "tokens prompt": sum(e["tokens_prompt"] for e in envs.values()),
+        "tokens completion": sum(e["tokens_completion"] for e in envs.values()),
+        "wall time s": number(sum(e["time_s"]["total"] for e in envs.values()), 0),
+        "verified": "yes" if verification and verification["verified"] else ("FAILED" if verification else "not checked"),
+        "run": link, "submission hash": (results.get("submission_hash") or "")[:19],
+    }  # fmt: skip
+    for env in ENV_NAMES:
+        row[f"{env} %"] = percent(envs[env]["progression_mean"], envs[env]["progression_ci95"]) if env in envs else "-"
+    return row
+
+
+def leaderboard_rows(runs: list[RunDir], link_base: Path | None = None) -> list[dict[str, Any]]:
+    rows = sorted((row_of(run, link_base) for run in runs), key=lambda r: -(r["overall"] or 0.0))
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    return rows
+
+
+def render(rows: list[dict[str, Any]], fmt: str = "md", title: str = "Leaderboard") -> str:
+    if fmt == "json":
+        return json.dumps([{k: v for k, v in r.items() if k != "overall"} | {"overall": r["overall"]} for r in rows], indent=2)
+    table = [[row[column] for column in COLUMNS] for row in rows]
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(COLUMNS)
+        writer.writerows(table)
+        return buffer.getvalue()
+    if fmt == "html":
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in line) + "</tr>" for line in table)
+        return (f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>"
+                f"<table id='leaderboard'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")  # fmt: skip
+    if fmt == "md":
+        note = ("\n\nProgression in % (95% bootstrap interval over seeds); overall = unweighted mean of envs. "
+                "`verified`: `harness verify` replayed every episode and recomputed every score.\n")  # fmt: skip
+        return f"# {title}\n\n" + tabulate(table, headers=COLUMNS, tablefmt="github", disable_numparse=True) + note
+    raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")

@@ -1,0 +1,122 @@
+"""verify, compare and leaderboard on real runs (instant scripted model)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import write_submission
+from test_track_scaffold import IDLE, WOOD
+
+from harness.models.scripted import ScriptedModelServer
+from harness.report.compare import CompareError, compare
+from harness.report.leaderboard import leaderboard_rows, render
+from harness.report.verify import verify_run
+from harness.runs.layout import RunDir, read_json
+from harness.tracks.eval import EvalOptions, run_eval
+
+SUITE = "name: wood\nenvs:\n  crafter: {tasks: [crafter], seeds: [0, 1, 2], max_steps: 25}\n  minihack: {tasks: [MazeWalk-9x9], seeds: [0], max_steps: 5}\n"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunDir]:
+    base = tmp_path_factory.mktemp("report")
+    (base / "suite.yaml").write_text(SUITE)
+    made = {}
+    with ScriptedModelServer(lambda r: (r.get("structured_outputs") or {}).get("choice", ["x"])[0], owned_by="vllm") as model:
+        for name, code in (("wood", WOOD), ("idle", IDLE)):
+            submission = write_submission(base / name, code, name=name)
+            made[name], _ = run_eval(EvalOptions(submission=str(submission), suite=str(base / "suite.yaml"),
+                                                 model=model.url, runs_dir=str(base / "runs"), run_id=name,
+                                                 show_progress=False))  # fmt: skip
+    return made
+
+
+def _copy(run: RunDir, target: Path) -> RunDir:
+    import shutil
+
+    shutil.copytree(run.root, target)
+    return RunDir(target)
+
+
+def test_an_untouched_run_verifies(runs: dict[str, RunDir]) -> None:
+    report = verify_run(runs["wood"])
+    assert report.verified and report.episodes_checked == 4 and report.steps_replayed == 80
+    assert read_json(runs["wood"].root / "verification.json")["verified"]
+
+
+def test_a_tampered_progression_is_caught(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    run = _copy(runs["idle"], tmp_path / "tampered")
+    path = run.episode_dir("crafter", "crafter", 1) / "episode.json"
+    path.write_text(json.dumps({**read_json(path), "progression": 0.5}))
+    report = verify_run(run)
+    assert not report.verified
+    assert any(m.episode == "crafter/crafter/1" and "progression" in m.problem for m in report.mismatches)
+
+
+def test_a_tampered_step_reward_is_caught_at_its_step(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    run = _copy(runs["wood"], tmp_path / "reward")
+    steps_file = run.episode_dir("crafter", "crafter", 0) / "steps.jsonl"
+    lines = steps_file.read_text().splitlines()
+    record = json.loads(lines[7])
+    record["reward"] = 5.0
+    lines[7] = json.dumps(record)
+    steps_file.write_text("\n".join(lines) + "\n")
+    mismatch = next(m for m in verify_run(run).mismatches if m.episode == "crafter/crafter/0")
+    assert mismatch.step == 7 and "reward" in mismatch.problem
+
+
+def test_a_missing_step_is_caught(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    run = _copy(runs["wood"], tmp_path / "missing")
+    steps_file = run.episode_dir("minihack", "MazeWalk-9x9", 0) / "steps.jsonl"
+    lines = steps_file.read_text().splitlines()
+    steps_file.write_text("\n".join(lines[:2] + lines[3:]) + "\n")
+    assert any("missing" in m.problem for m in verify_run(run).mismatches)
+
+
+def test_a_changed_seed_is_caught(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    run = _copy(runs["wood"], tmp_path / "seed")
+    folder = run.episode_dir("crafter", "crafter", 2)
+    episode = read_json(folder / "episode.json")
+    (folder / "episode.json").write_text(json.dumps({**episode, "seed": 7}))
+    problems = [m.problem for m in verify_run(run).mismatches]
+    assert any("not in the run's suite" in p for p in problems)
+
+
+def test_a_rewritten_memory_file_is_caught(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    run = _copy(runs["wood"], tmp_path / "memory")
+    (run.episode_dir("crafter", "crafter", 0) / "memory" / "trees.md").write_text("0,1\n")
+    assert any("memory directory differs" in m.problem for m in verify_run(run).mismatches)
+
+
+def test_compare_flags_the_worse_candidate(runs: dict[str, RunDir]) -> None:
+    result = compare(runs["wood"], runs["idle"])
+    assert result.verdict == "worse" and result.envs["crafter"]["pairs"] == 3
+    assert result.envs["crafter"]["delta"] < 0 and result.overall["ci95"][1] < 0
+    assert compare(runs["idle"], runs["wood"]).verdict == "better"
+    command = [sys.executable, "-m", "harness.cli", "compare", str(runs["wood"].root), str(runs["idle"].root), "--fail-if-worse"]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    assert completed.returncode == 1 and "verdict: worse" in completed.stdout
+    assert subprocess.run(command[:-1], capture_output=True).returncode == 0
+
+
+def test_compare_refuses_different_step_caps(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    run = _copy(runs["idle"], tmp_path / "caps")
+    info = read_json(run.run_file)
+    info["suite"]["envs"]["crafter"]["max_steps"] = 2000
+    run.run_file.write_text(json.dumps(info))
+    with pytest.raises(CompareError, match="step caps differ"):
+        compare(runs["wood"], run)
+
+
+def test_leaderboard_sorts_by_overall_and_cites_runs(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    verify_run(runs["wood"])
+    rows = leaderboard_rows([runs["idle"], runs["wood"]])
+    assert [r["submission"] for r in rows] == ["wood", "idle"] and rows[0]["rank"] == 1
+    assert rows[0]["verified"] == "yes" and rows[0]["submission hash"].startswith("sha256:")
+    markdown = render(rows, "md")
+    assert "| 1      | wood" in markdown or "| 1 " in markdown
+    assert render(rows, "csv").splitlines()[0].startswith("rank,submission")
+    assert json.loads(render(rows, "json"))[0]["submission"] == "wood"
+    assert "<table id='leaderboard'>" in render(rows, "html")
