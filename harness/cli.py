@@ -224,6 +224,20 @@ def verify_command(run: str) -> None:
         sys.exit(1)
 
 
+@main.command("view")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Report folder (default: RUN/view).")
+def view_command(run: str, out: str | None) -> None:
+    """Write a static HTML report and trajectory viewer of RUN (opens from file://)."""
+    from pathlib import Path
+
+    from harness.report.view import build_view
+    from harness.runs.layout import RunDir
+
+    index = build_view(RunDir(Path(run)), Path(out) if out else None)
+    click.echo(f"report: {index}")
+
+
 @main.group()
 def model() -> None:
     """The embedded model server."""

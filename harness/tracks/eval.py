@@ -75,11 +75,12 @@ def model_endpoint(options: EvalOptions, submission: Submission) -> Iterator[Mod
     adapter = Path(options.adapter).resolve() if options.adapter else submission.model.adapter
     routines = tuple(submission.model.adapter_routines)
     if options.model != EMBEDDED:
-        if adapter is not None and ChatClient(options.model, options.model_name).kind == "vllm":
+        client = ChatClient(options.model, options.model_name or submission.model.base)
+        if adapter is not None and client.kind == "vllm":
             load_lora_on_vllm(options.model, adapter.name, str(adapter))  # no-op if already loaded
         yield ModelConfig(
             base_url=options.model,
-            model=options.model_name or submission.model.base,
+            model=client.model,  # the name the server reports when none was given
             adapter=adapter.name if adapter else None,
             specialist_model=adapter.name if adapter else None,  # vLLM: --lora-modules NAME=...
             adapter_routines=routines,
