@@ -12,8 +12,10 @@ SUBMISSION ?= submissions/automem-seed
 SUITE ?= smoke
 MODEL ?= embedded
 EVAL_ARGS ?=
+REGRESS_BASELINE ?= leaderboards/runs/smoke-automem-seed
+REGRESS_MIN_DELTA ?= 0.0
 
-.PHONY: eval test lint bench images leaderboard install-eval install-test system-deps clean-venv
+.PHONY: eval test lint regress bench images leaderboard install-eval install-test system-deps clean-venv
 
 eval: install-eval
 	$(BIN)/harness eval $(SUBMISSION) --suite $(SUITE) --model $(MODEL) $(EVAL_ARGS)
@@ -24,6 +26,18 @@ test: install-test system-deps lint
 lint: install-test
 	$(BIN)/ruff check harness tests
 	$(BIN)/mypy harness
+
+# The CI regression benchmark: smoke suite for SUBMISSION, paired against the stored baseline run.
+regress: install-eval
+	rm -rf runs/regress
+	$(BIN)/harness eval $(SUBMISSION) --suite smoke --model $(MODEL) --runs-dir runs/regress --run-id candidate --no-progress
+	$(BIN)/harness compare $(REGRESS_BASELINE) runs/regress/candidate --fail-if-worse --min-delta $(REGRESS_MIN_DELTA)
+
+# Published tables: verify every cited run, then regenerate the tables from them.
+leaderboard: install-eval
+	for run in leaderboards/runs/*/; do $(BIN)/harness verify $$run || exit 1; done
+	$(BIN)/harness leaderboard leaderboards/runs/smoke-* --title "Smoke suite, embedded model" --out leaderboards/smoke.md
+	$(BIN)/harness leaderboard leaderboards/runs/smoke-* --title "Smoke suite, embedded model" --format html --out leaderboards/smoke.html
 
 bench: install-test
 	$(BIN)/harness bench envs
@@ -65,9 +79,13 @@ $(VENV)/.installed-test: $(VENV)/.installed-eval
 install-eval: $(VENV)/.installed-eval
 install-test: $(VENV)/.installed-test
 
-# Debian tools some tests use (faketime: NetHack under other dates). Installed when root.
+# Debian tools some tests use (faketime: NetHack under other dates; chromium: the HTML report).
+SYSTEM_TOOLS := faketime chromium
 system-deps:
-	@command -v faketime >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime >/dev/null; } || echo "faketime not installed: the date tests will be skipped"
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; \
+	  else echo "not root: cannot install$$missing; the tests that need them will be skipped"; fi; fi
 
 clean-venv:
 	rm -rf $(VENV)

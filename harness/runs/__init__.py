@@ -1,0 +1,1 @@
+"""Runs: the run directory layout, episode traces, suites, scheduling and results."""

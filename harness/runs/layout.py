@@ -1,0 +1,109 @@
+"""The run directory, the one source of truth of a run, and its atomic writes.
+
+    runs/<run_id>/
+      run.json                          what was run, and its status
+      episodes/<env>/<task>/<seed>/
+        steps.jsonl                     one record per step
+        messages.jsonl                  each distinct chat message once (steps refer to them)
+        memory/                         the memory directory as the episode left it
+        episode.json                    the result; its presence marks the episode complete
+      results.json                      aggregated metrics per env and overall
+      leaderboard.md
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jsonlines
+
+RUN_FILE, RESULTS_FILE, LEADERBOARD_FILE = "run.json", "results.json", "leaderboard.md"
+STEPS_FILE, MESSAGES_FILE, EPISODE_FILE, MEMORY_DIR = "steps.jsonl", "messages.jsonl", "episode.json", "memory"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """All complete records; a torn last line (a run killed mid-write) is skipped."""
+    if not path.exists():
+        return []
+    records: list[dict[str, Any]] = []
+    with jsonlines.open(path) as reader:
+        try:
+            for record in reader.iter(type=dict, skip_invalid=False):
+                records.append(record)
+        except jsonlines.InvalidLineError:
+            pass  # only the last line can be torn: appends are whole lines
+    return records
+
+
+def new_run_id(submission_name: str) -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", submission_name).strip("-") or "run"
+    return f"{stamp}-{slug}"
+
+
+class RunDir:
+    """Paths of one run; creating it does not touch the disk."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @property
+    def run_file(self) -> Path:
+        return self.root / RUN_FILE
+
+    @property
+    def results_file(self) -> Path:
+        return self.root / RESULTS_FILE
+
+    @property
+    def leaderboard_file(self) -> Path:
+        return self.root / LEADERBOARD_FILE
+
+    def episode_dir(self, env: str, task: str, seed: int) -> Path:
+        return self.root / "episodes" / env / task / str(seed)
+
+    def episode_dirs(self) -> list[Path]:
+        """Every episode folder that has started (complete or not), sorted."""
+        return sorted(p.parent for p in (self.root / "episodes").glob(f"*/*/*/{STEPS_FILE}"))
+
+    def completed_episodes(self) -> list[dict[str, Any]]:
+        return [read_json(p) for p in sorted((self.root / "episodes").glob(f"*/*/*/{EPISODE_FILE}"))]
+
+    def read_run(self) -> dict[str, Any]:
+        if not self.run_file.exists():
+            raise FileNotFoundError(f"{self.root} is not a run directory (no {RUN_FILE})")
+        data: dict[str, Any] = read_json(self.run_file)
+        return data

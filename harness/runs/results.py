@@ -1,0 +1,78 @@
+"""Aggregating a run's episode.json files into results.json (per env and overall)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from harness.report.stats import mean_ci95, mean_of_group_means_ci95
+from harness.runs.layout import RunDir, atomic_write_json
+
+
+def _mean_defined(values: list[float | None]) -> float | None:
+    defined = [v for v in values if v is not None]
+    return float(np.mean(defined)) if defined else None
+
+
+def env_summary(episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The results.json block of one env from its episodes."""
+    scored = [e for e in episodes if e["status"] != "errored" or e.get("error_kind") == "scaffold"]
+    progressions = [e["progression"] for e in scored]
+    mean, low, high = mean_ci95(progressions)
+    steps = sum(e["steps"] for e in scored)
+    memory = [e["memory"] for e in scored]
+    return {
+        "episodes": len(scored),
+        "errored_infrastructure": len(episodes) - len(scored),
+        "errored_scaffold": sum(e["status"] == "errored" for e in scored),
+        "progression_mean": mean if progressions else None,
+        "progression_ci95": [low, high] if progressions else None,
+        "growth_chars_per_step": _mean_defined([m["growth_chars_per_step"] for m in memory]),
+        # ratios pooled over the env's episodes: total writes / total consultations
+        "write_to_search_ratio": (sum(m["writes"] for m in memory) / consultations
+                                  if (consultations := sum(m["searches"] + m["reads"] for m in memory)) else None),
+        "consult_before_write": _mean_defined([m["consult_before_write"] for m in memory]),
+        "invalid_action_rate": sum(e["invalid_actions"] for e in scored) / steps if steps else None,
+        "steps": steps,
+        "tokens_prompt": sum(e["tokens"]["prompt"] for e in scored),
+        "tokens_completion": sum(e["tokens"]["completion"] for e in scored),
+        "time_s": {key: round(sum(e["time_s"].get(key, 0.0) for e in scored), 3)
+                   for key in ("env", "model", "memory", "scaffold", "harness", "total")},
+    }  # fmt: skip
+
+
+def aggregate(run: RunDir) -> dict[str, Any]:
+    """Write results.json from the completed episodes; returns it.
+
+    Episodes that failed for infrastructure reasons (model server, game, worker) are not
+    scored: they are counted apart and `--resume` retries them. A scaffold's own errors score
+    what the episode reached.
+    """
+    info = run.read_run()
+    by_env: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for episode in run.completed_episodes():
+        by_env[episode["env"]].append(episode)
+    envs = {env: env_summary(episodes) for env, episodes in sorted(by_env.items())}
+    groups = [[e["progression"] for e in by_env[env] if e["status"] != "errored" or e.get("error_kind") == "scaffold"]
+              for env in envs]  # fmt: skip
+    mean, low, high = mean_of_group_means_ci95(groups)
+    planned = info.get("episodes_planned")
+    done = sum(len(v) for v in by_env.values())
+    results = {
+        "run_id": run.run_id,
+        "submission": info.get("submission", {}).get("name"),
+        "submission_hash": info.get("submission", {}).get("hash"),
+        "model": info.get("model", {}).get("name"),
+        "adapter": info.get("model", {}).get("adapter"),
+        "suite": info.get("suite", {}).get("name"),
+        "envs": envs,
+        "overall": {"progression_mean": mean if envs else None,
+                    "progression_ci95": [low, high] if envs else None},
+        "episodes_planned": planned,
+        "episodes_recorded": done,
+        "complete": planned is not None and done >= planned,
+    }  # fmt: skip
+    atomic_write_json(run.results_file, results)
+    return results

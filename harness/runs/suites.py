@@ -1,0 +1,84 @@
+"""Evaluation suites: YAML files naming, per env, the tasks, seeds and step cap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.envs import ENV_NAMES, tasks_of
+
+SUITES_DIR = Path(__file__).resolve().parents[2] / "suites"
+
+
+@dataclass(frozen=True)
+class EnvPlan:
+    env: str
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    max_steps: int
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    envs: tuple[EnvPlan, ...]
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "source": self.source,
+                "envs": {p.env: {"tasks": list(p.tasks), "seeds": list(p.seeds), "max_steps": p.max_steps}
+                         for p in self.envs}}  # fmt: skip
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'0-4' -> (0, 1, 2, 3, 4); '1,3,7' and '2' work too."""
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if "-" in part:
+            low, high = part.split("-", 1)
+            seeds.extend(range(int(low), int(high) + 1))
+        elif part:
+            seeds.append(int(part))
+    if not seeds:
+        raise ValueError(f"no seeds in {text!r}; write e.g. 0-4 or 1,3,7")
+    return tuple(seeds)
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A suite by name (suites/NAME.yaml) or by file path."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = SUITES_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in SUITES_DIR.glob("*.yaml")))
+        raise ValueError(f"unknown suite {name_or_path!r}: give a YAML file or one of: {known}")
+    data = yaml.safe_load(path.read_text())
+    plans = []
+    for env, plan in (data.get("envs") or {}).items():
+        if env not in ENV_NAMES:
+            raise ValueError(f"{path}: unknown env {env!r}; envs: {', '.join(ENV_NAMES)}")
+        tasks = tuple(plan.get("tasks") or tasks_of(env))
+        for task in tasks:
+            if task not in tasks_of(env):
+                raise ValueError(f"{path}: unknown {env} task {task!r}; tasks: {', '.join(tasks_of(env))}")
+        seeds = parse_seeds(",".join(map(str, plan["seeds"]))) if isinstance(plan.get("seeds"), list) else parse_seeds(plan.get("seeds", "0"))
+        plans.append(EnvPlan(env, tasks, seeds, int(plan["max_steps"])))
+    return Suite(str(data.get("name", path.stem)), str(data.get("description", "")), tuple(plans), str(path))
+
+
+def narrow(suite: Suite, envs: tuple[str, ...] = (), seeds: tuple[int, ...] | None = None,
+           max_steps: int | None = None) -> Suite:  # fmt: skip
+    """The suite restricted to some envs, with other seeds or another step cap."""
+    unknown = set(envs) - {plan.env for plan in suite.envs}
+    if unknown:
+        raise ValueError(f"suite {suite.name} has no env {', '.join(sorted(unknown))}")
+    plans = tuple(
+        EnvPlan(plan.env, plan.tasks, seeds or plan.seeds, max_steps or plan.max_steps)
+        for plan in suite.envs if not envs or plan.env in envs
+    )  # fmt: skip
+    return Suite(suite.name, suite.description, plans, suite.source)

@@ -1,0 +1,92 @@
+"""Writing one episode's trace: steps.jsonl, messages.jsonl and episode.json.
+
+Chat inputs are stored verbatim but each distinct message only once: a call's `input` is
+the list of its message ids (`{"messages": ["m0", "m3", ...]}`) into messages.jsonl. The
+shared conversation prefix (instructions, history) is thus not stored again on every step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from harness.runs.layout import EPISODE_FILE, MESSAGES_FILE, STEPS_FILE, atomic_write_json, read_jsonl
+
+
+class _AppendOnlyLines:
+    """Whole JSON lines appended with one write each; flushed to the OS per line."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def write(self, record: dict[str, Any]) -> int:
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+        os.write(self._fd, line)
+        return len(line)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class MessageStore:
+    """Gives each distinct (role, content) message an id and stores it once."""
+
+    def __init__(self, path: Path) -> None:
+        self._ids: dict[tuple[str, str], str] = {}
+        for record in read_jsonl(path):  # reopened (resume): keep the ids already given
+            self._ids[(record["role"], record["content"])] = record["id"]
+        self._lines = _AppendOnlyLines(path)
+        self.bytes_written = 0
+
+    def ids_of(self, messages: list[dict[str, str]]) -> list[str]:
+        ids = []
+        for message in messages:
+            key = (str(message.get("role", "")), str(message.get("content", "")))
+            known = self._ids.get(key)
+            if known is None:
+                known = f"m{len(self._ids)}"
+                self._ids[key] = known
+                self.bytes_written += self._lines.write({"id": known, "role": key[0], "content": key[1]})
+            ids.append(known)
+        return ids
+
+    def close(self) -> None:
+        self._lines.close()
+
+
+def load_messages(episode_dir: Path) -> dict[str, dict[str, str]]:
+    """id -> {"role", "content"} for one episode."""
+    return {r["id"]: {"role": r["role"], "content": r["content"]} for r in read_jsonl(episode_dir / MESSAGES_FILE)}
+
+
+def call_input(call: dict[str, Any], messages: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+    """The verbatim messages of one recorded chat call."""
+    return [messages[message_id] for message_id in call["input"]["messages"]]
+
+
+class EpisodeTrace:
+    """The files of one episode folder, written as the episode runs."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        # An unfinished earlier attempt is replaced: an episode is rerun from its start.
+        for name in (STEPS_FILE, MESSAGES_FILE):
+            (directory / name).unlink(missing_ok=True)
+        self.messages = MessageStore(directory / MESSAGES_FILE)
+        self._steps = _AppendOnlyLines(directory / STEPS_FILE)
+        self.step_bytes: list[int] = []  # bytes per step (steps.jsonl + new messages)
+        self._message_bytes_counted = 0
+
+    def write_step(self, record: dict[str, Any]) -> None:
+        size = self._steps.write(record)
+        new_message_bytes = self.messages.bytes_written - self._message_bytes_counted
+        self._message_bytes_counted = self.messages.bytes_written
+        self.step_bytes.append(size + new_message_bytes)
+
+    def finish(self, result: dict[str, Any]) -> None:
+        self._steps.close()
+        self.messages.close()
+        atomic_write_json(self.directory / EPISODE_FILE, result)  # last: marks completion
