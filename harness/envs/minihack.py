@@ -9,18 +9,22 @@ from the seed, not from Python's global `random` as MiniHack does.
 from __future__ import annotations
 
 import random
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import minihack  # noqa: F401  (registers the MiniHack gymnasium ids)
 import numpy as np
-from minihack.envs import boxohack
 
 from harness.envs.base import TaskSpec
 from harness.envs.nle_actions import action_list_text
 from harness.envs.nle_game import NLEGameEnv
 from harness.envs.progression import minihack_progression
+
+with warnings.catch_warnings():  # minihack imports pkg_resources, deprecated by setuptools
+    warnings.simplefilter("ignore", UserWarning)
+    import minihack  # noqa: F401  (registers the MiniHack gymnasium ids)
+    from minihack.envs import boxohack
 
 BOXOBAN_LEVELS = Path(str(resources.files("harness.envs") / "data" / "boxoban-levels"))
 _TASK_SUCCESSFUL = 2  # MiniHack's end_status on the step that solves the task

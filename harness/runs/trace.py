@@ -12,7 +12,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness.runs.layout import EPISODE_FILE, MESSAGES_FILE, STEPS_FILE, atomic_write_json, read_jsonl
+from harness.runs.layout import (
+    EPISODE_FILE,
+    MESSAGES_FILE,
+    STEPS_FILE,
+    atomic_write_json,
+    read_jsonl,
+)
 
 
 class _AppendOnlyLines:
