@@ -281,11 +281,12 @@ def env() -> None:
 @click.argument("env_name", metavar="ENV", type=click.Choice(ENV_NAMES))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=0, show_default=True, help="TCP port (0: any free port).")
-def env_serve(env_name: str, host: str, port: int) -> None:
+@click.option("--unix", default=None, help="Serve on this Unix socket path instead of TCP.")
+def env_serve(env_name: str, host: str, port: int, unix: str | None) -> None:
     """Serve ENV (one game instance per connection, newline-delimited JSON)."""
     from harness.envs.server import serve
 
-    serve(env_name, host, port)
+    serve(env_name, host, port, unix=unix)
 
 
 @env.command("list")

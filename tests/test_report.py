@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_submission
 from test_track_scaffold import IDLE, WOOD
 
 from harness.models.scripted import ScriptedModelServer
@@ -15,6 +14,8 @@ from harness.report.leaderboard import leaderboard_rows, render
 from harness.report.verify import verify_run
 from harness.runs.layout import RunDir, read_json
 from harness.tracks.eval import EvalOptions, run_eval
+
+from conftest import write_submission
 
 SUITE = "name: wood\nenvs:\n  crafter: {tasks: [crafter], seeds: [0, 1, 2], max_steps: 25}\n  minihack: {tasks: [MazeWalk-9x9], seeds: [0], max_steps: 5}\n"
 

@@ -26,7 +26,7 @@ def parse_address(address: str) -> tuple[str, int]:
 
 
 class EnvClient:
-    """One session on an env server; same interface as an in-process GameEnv.
+    """One session on an env server (HOST:PORT or unix:PATH); the GameEnv interface.
 
     Every request has a deadline (`timeout_s`): a dead or hung server gives EnvError, never a
     hang. Invalid actions are refused locally, before any round trip.
@@ -34,12 +34,16 @@ class EnvClient:
 
     def __init__(self, address: str, task: str | None = None, timeout_s: float = 120.0) -> None:
         self.address = address
-        host, port = parse_address(address)
         try:
-            self._socket = socket.create_connection((host, port), timeout=timeout_s)
+            if address.startswith("unix:"):
+                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self._socket.settimeout(timeout_s)
+                self._socket.connect(address[len("unix:"):])
+            else:
+                self._socket = socket.create_connection(parse_address(address), timeout=timeout_s)
+                self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as error:
             raise EnvError(f"cannot reach the env server at {address}: {error}") from error
-        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._reader = self._socket.makefile("rb")
         reply = self._request({"op": "make", "task": task})
         spec = reply["spec"]

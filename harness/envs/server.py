@@ -24,6 +24,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from harness.envs import make_env, tasks_of
@@ -49,7 +50,8 @@ class _Session(socketserver.StreamRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.connection.family in (socket.AF_INET, socket.AF_INET6):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.game: GameEnv | None = None
 
     def handle(self) -> None:
@@ -102,23 +104,36 @@ class _Session(socketserver.StreamRequestHandler):
         return self.game
 
 
-class EnvServer(socketserver.ThreadingTCPServer):
-    """Serves one env (any of its tasks), one game instance per connection."""
+class _EnvService:
+    """What both server kinds share: the env they serve and how they make its games."""
+
+    env_name: str
+    factory: Callable[[str, str | None], GameEnv]
+
+    def _setup(self, env_name: str, factory: Callable[[str, str | None], GameEnv]) -> None:
+        if factory is make_env:
+            tasks_of(env_name)  # fail early on an unknown env
+        self.env_name, self.factory = env_name, factory
+
+    def describe(self) -> dict[str, Any]:
+        tasks = list(tasks_of(self.env_name)) if self.factory is make_env else []
+        return {"env": self.env_name, "tasks": tasks, "protocol": PROTOCOL_VERSION}
+
+    def serve_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, daemon=True)  # type: ignore[attr-defined]
+        thread.start()
+        return thread
+
+
+class EnvServer(_EnvService, socketserver.ThreadingTCPServer):
+    """Serves one env (any of its tasks) over TCP, one game instance per connection."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(
-        self,
-        env_name: str,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        factory: Callable[[str, str | None], GameEnv] = make_env,
-    ) -> None:
-        if factory is make_env:
-            tasks_of(env_name)  # fail early on an unknown env
-        self.env_name = env_name
-        self.factory = factory
+    def __init__(self, env_name: str, host: str = "127.0.0.1", port: int = 0,
+                 factory: Callable[[str, str | None], GameEnv] = make_env) -> None:  # fmt: skip
+        self._setup(env_name, factory)
         super().__init__((host, port), _Session)
 
     @property
@@ -126,14 +141,16 @@ class EnvServer(socketserver.ThreadingTCPServer):
         host, port = self.server_address[:2]
         return str(host), int(port)
 
-    def describe(self) -> dict[str, Any]:
-        tasks = list(tasks_of(self.env_name)) if self.factory is make_env else []
-        return {"env": self.env_name, "tasks": tasks, "protocol": PROTOCOL_VERSION}
 
-    def serve_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, daemon=True)
-        thread.start()
-        return thread
+class UnixEnvServer(_EnvService, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """The same service on a Unix socket: for sandboxes that have no network at all."""
+
+    daemon_threads = True
+
+    def __init__(self, env_name: str, path: str, factory: Callable[[str, str | None], GameEnv] = make_env) -> None:
+        self._setup(env_name, factory)
+        Path(path).unlink(missing_ok=True)
+        super().__init__(path, _Session)
 
 
 def serve(
@@ -141,11 +158,13 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     factory: Callable[[str, str | None], GameEnv] = make_env,
+    unix: str | None = None,
 ) -> None:
     """Run the server until interrupted; prints its address on the first line of stdout."""
-    with EnvServer(env_name, host, port, factory) as server:
-        bound_host, bound_port = server.address
-        print(f"harness env server: {env_name} listening on {bound_host}:{bound_port}", flush=True)
+    server: socketserver.BaseServer = UnixEnvServer(env_name, unix, factory) if unix else EnvServer(env_name, host, port, factory)
+    with server:
+        where = f"unix:{unix}" if unix else ":".join(map(str, server.address))  # type: ignore[attr-defined]
+        print(f"harness env server: {env_name} listening on {where}", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:

@@ -12,7 +12,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import openai
+
+try:  # the HTTP library openai itself uses: httpx2 from openai 3 on, httpx before
+    import httpx2 as _openai_http
+except ImportError:  # pragma: no cover - older openai
+    _openai_http = httpx  # type: ignore[misc]
 
 DEFAULT_MAX_TOKENS = 256
 
@@ -50,12 +56,17 @@ class ChatClient:
         timeout_s: float = 600.0,
         max_retries: int = 4,
         kind: str | None = None,
+        unix_socket: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"
+        # A sandbox without network reaches its model through a Unix socket (see runtime.relay).
+        http_client = None
+        if unix_socket:
+            http_client = openai.DefaultHttpxClient(transport=_openai_http.HTTPTransport(uds=unix_socket), timeout=timeout_s)
         self._client = openai.OpenAI(
-            base_url=self.base_url, api_key=api_key, timeout=timeout_s, max_retries=max_retries
+            base_url=self.base_url, api_key=api_key, timeout=timeout_s, max_retries=max_retries, http_client=http_client
         )
         self._model = model
         self._kind = kind
@@ -138,8 +149,6 @@ class ChatClient:
 def load_lora_on_vllm(base_url: str, name: str, path: str, timeout_s: float = 300.0) -> None:
     """Ask a vLLM server (started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)
     to load an adapter under `name`; the path must be readable by the server."""
-    import httpx
-
     root = base_url.rstrip("/").removesuffix("/v1")
     response = httpx.post(f"{root}/v1/load_lora_adapter", json={"lora_name": name, "lora_path": path}, timeout=timeout_s)
     if response.status_code >= 400 and "already" not in response.text:

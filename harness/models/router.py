@@ -63,15 +63,17 @@ class ModelConfig:
     adapter_routines: tuple[str, ...] = DEFAULT_ADAPTER_ROUTINES
     timeout_s: float = 600.0
     max_retries: int = 4
+    base_socket: str | None = None  # reach base_url through this Unix socket (sandboxes)
+    specialist_socket: str | None = None
 
     def router(self) -> ModelRouter:
         base = ChatClient(self.base_url, self.model, kind=self.kind, timeout_s=self.timeout_s,
-                          max_retries=self.max_retries)  # fmt: skip
+                          max_retries=self.max_retries, unix_socket=self.base_socket)  # fmt: skip
         specialist = None
         if self.adapter:
             client = base
             if self.specialist_url:
                 client = ChatClient(self.specialist_url, kind=self.kind, timeout_s=self.timeout_s,
-                                    max_retries=self.max_retries)  # fmt: skip
+                                    max_retries=self.max_retries, unix_socket=self.specialist_socket)  # fmt: skip
             specialist = Specialist(client, self.specialist_model, self.adapter)
         return ModelRouter(base, specialist, tuple(self.adapter_routines))

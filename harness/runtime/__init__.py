@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-RUNTIMES = ("local",)
+RUNTIMES = ("local", "docker")
 
 
 def get_runtime(name: str, **options: Any) -> Any:
@@ -13,4 +13,8 @@ def get_runtime(name: str, **options: Any) -> Any:
         from harness.runtime.local import LocalRuntime
 
         return LocalRuntime()
+    if name == "docker":
+        from harness.runtime.docker import DockerRuntime
+
+        return DockerRuntime(options["run_id"])
     raise ValueError(f"unknown runtime {name!r}; runtimes: {', '.join(RUNTIMES)}")

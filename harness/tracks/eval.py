@@ -145,12 +145,12 @@ def _prepare_run(options: EvalOptions, submission: Submission, suite: Suite) -> 
 
 def run_eval(options: EvalOptions) -> tuple[RunDir, dict[str, Any]]:
     """Evaluate a submission on a suite; returns the run directory and results.json."""
-    runtime = get_runtime(options.runtime)
     submission = check_submission(options.submission)
     seeds = parse_seeds(options.seeds) if options.seeds else None
     suite = narrow(load_suite(options.suite), tuple(options.env), seeds, options.max_steps)
     run = _prepare_run(options, submission, suite)
     run.root.mkdir(parents=True, exist_ok=True)
+    runtime = get_runtime(options.runtime, run_id=run.run_id)
     with model_endpoint(options, submission) as model:
         jobs = _episode_jobs(run, suite, submission, model, options)
         record = run.read_run() if run.run_file.exists() else {

@@ -1,0 +1,131 @@
+"""The docker runtime against a real engine: same results as local, a real sandbox, cleanup."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.models.scripted import ScriptedModelServer, first_choice_or
+from harness.runs.layout import RunDir, read_json, read_jsonl
+from harness.runtime.docker import LABEL
+from harness.tracks.eval import EvalOptions, run_eval
+
+from conftest import write_submission
+
+pytestmark = pytest.mark.container
+
+SUITE = "name: two\nenvs:\n  crafter: {tasks: [crafter], seeds: [0], max_steps: 4}\n  minihack: {tasks: [MazeWalk-9x9], seeds: [0], max_steps: 4}\n"
+
+
+@pytest.fixture(scope="module")
+def engine() -> object:
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as error:  # no engine: say why, do not fail
+        pytest.skip(f"no container engine answers ({error}); start one: eval \"$(../shared/tools/container-engine up)\"")
+    return client
+
+
+@pytest.fixture(scope="module")
+def model() -> ScriptedModelServer:
+    with ScriptedModelServer(first_choice_or("noted"), owned_by="vllm") as server:
+        yield server
+
+
+def _eval(tmp_path: Path, submission: str, model: ScriptedModelServer, runtime: str, run_id: str, **kw: object) -> RunDir:
+    (tmp_path / "two.yaml").write_text(SUITE)
+    run, _ = run_eval(EvalOptions(submission=submission, suite=str(tmp_path / "two.yaml"), model=model.url,
+                                  runtime=runtime, runs_dir=str(tmp_path / "runs"), run_id=run_id,
+                                  show_progress=False, **kw))  # type: ignore[arg-type]
+    return run
+
+
+def _labelled(engine: object, run_id: str) -> list[object]:
+    return engine.containers.list(all=True, filters={"label": f"{LABEL}={run_id}"})  # type: ignore[attr-defined]
+
+
+def test_docker_runtime_gives_the_same_episodes_as_local(engine: object, model: ScriptedModelServer, tmp_path: Path) -> None:
+    local = _eval(tmp_path, "submissions/automem-seed", model, "local", "local")
+    docker = _eval(tmp_path, "submissions/automem-seed", model, "docker", "docker")
+    keys = ("index", "observation", "action", "raw_action", "valid", "reward", "done", "progression", "memory_chars")
+    for env, task in (("crafter", "crafter"), ("minihack", "MazeWalk-9x9")):
+        a = read_jsonl(local.episode_dir(env, task, 0) / "steps.jsonl")
+        b = read_jsonl(docker.episode_dir(env, task, 0) / "steps.jsonl")
+        assert [{k: s[k] for k in keys} for s in a] == [{k: s[k] for k in keys} for s in b]
+        assert [[c["output"] for c in s["llm_calls"]] for s in a] == [[c["output"] for c in s["llm_calls"]] for s in b]
+        assert (local.episode_dir(env, task, 0) / "memory" / "log.md").read_text() == \
+            (docker.episode_dir(env, task, 0) / "memory" / "log.md").read_text()  # fmt: skip
+    assert read_json(docker.run_file)["runtime"] == "docker"
+    assert _labelled(engine, "docker") == []  # everything it started is gone
+
+
+ATTACK = """
+import os, socket, time
+from harness.agent import Scaffold, Step
+
+class Agent(Scaffold):
+    def reset(self, task):
+        self.env = task.env
+
+    def step(self, step: Step) -> str:
+        if self.env == "crafter":
+            ATTACK
+        return self.chat([{"role": "user", "content": step.observation}], routine="act", choices=list(step.actions))
+"""
+
+ATTACKS = {
+    # the model server listens on the host's loopback: only the relay may reach it
+    "network": "socket.create_connection(('127.0.0.1', PORT), timeout=3)",
+    "outside-network": "socket.create_connection(('1.1.1.1', 53), timeout=3)",
+    "outside-read": "open('" + str(Path('README.md').resolve()) + "').read()",
+    "submission-write": "open('/submission/evil.py', 'w').write('x')",
+    "fork-bomb": "children = [os.fork() or (time.sleep(30), os._exit(0)) for _ in range(10000)]",
+}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_sandbox_refuses_the_attack_records_it_and_the_run_goes_on(attack: str, engine: object, model: ScriptedModelServer, tmp_path: Path) -> None:
+    code = ATTACKS[attack].replace("PORT", str(model.server_address[1]))
+    submission = write_submission(tmp_path / attack, ATTACK.replace("ATTACK", code), name=attack)
+    run = _eval(tmp_path, str(submission), model, "docker", f"attack-{attack}")
+    crafter = read_json(run.episode_dir("crafter", "crafter", 0) / "episode.json")
+    assert crafter["status"] == "errored" and crafter["error_kind"] == "scaffold"
+    assert any(word in crafter["error"] for word in ("OSError", "Error", "error")), crafter["error"]
+    minihack = read_json(run.episode_dir("minihack", "MazeWalk-9x9", 0) / "episode.json")
+    assert minihack["status"] == "truncated" and minihack["steps"] == 4  # the run went on, the model still answers
+    assert not (submission / "evil.py").exists()
+    assert _labelled(engine, f"attack-{attack}") == []
+
+
+def test_an_interrupted_docker_run_removes_its_containers_and_a_killed_one_is_swept_on_resume(
+        engine: object, model: ScriptedModelServer, tmp_path: Path) -> None:  # fmt: skip
+    slow = write_submission(tmp_path / "slow", ATTACK.replace("ATTACK", "time.sleep(1)").replace('if self.env == "crafter"', "if True"))
+    (tmp_path / "two.yaml").write_text(SUITE)
+    command = [sys.executable, "-m", "harness.cli", "eval", str(slow), "--suite", str(tmp_path / "two.yaml"),
+               "--model", model.url, "--runtime", "docker", "--runs-dir", str(tmp_path / "runs"), "--no-progress",
+               "--max-steps", "30"]  # fmt: skip
+    for stop, run_id in ((signal.SIGINT, "interrupted"), (signal.SIGKILL, "killed")):
+        process = subprocess.Popen(command + ["--run-id", run_id], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any("agent" in c.name for c in _labelled(engine, run_id)):  # type: ignore[attr-defined]
+            time.sleep(0.5)
+        time.sleep(2)
+        os.kill(process.pid, stop)
+        process.wait(timeout=120)
+        if stop == signal.SIGINT:
+            assert _labelled(engine, run_id) == []
+        else:
+            assert _labelled(engine, run_id) != []  # nothing could clean up after SIGKILL...
+            completed = subprocess.run(command + ["--run-id", run_id, "--resume", "--max-steps", "30"],
+                                       capture_output=True, text=True, timeout=600)  # fmt: skip
+            assert completed.returncode == 0, completed.stderr
+            assert _labelled(engine, run_id) == []  # ...the resumed run swept it
+            assert json.loads((tmp_path / "runs" / run_id / "run.json").read_text())["status"] == "complete"
