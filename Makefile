@@ -39,6 +39,11 @@ leaderboard: install-eval
 	$(BIN)/harness leaderboard leaderboards/runs/smoke-* --title "Smoke suite, embedded model" --out leaderboards/smoke.md
 	$(BIN)/harness leaderboard leaderboards/runs/smoke-* --title "Smoke suite, embedded model" --format html --out leaderboards/smoke.html
 
+# Container images: build those that run here (a Docker-compatible engine must answer), check the GPU ones.
+images: install-test
+	$(BIN)/harness images check
+	$(BIN)/harness images build
+
 bench: install-test
 	$(BIN)/harness bench envs
 	$(BIN)/harness bench eval
@@ -73,7 +78,7 @@ $(VENV)/.installed-eval: pyproject.toml $(LLAMA_WHEEL) $(LLAMA_CONVERTER) | $(BI
 # torch first: the local CPU wheel, before anything that depends on torch pulls another.
 $(VENV)/.installed-test: $(VENV)/.installed-eval
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q --find-links $(WHEELS) -e ".[model,train,docker,dev]"
+	$(PIP) install -q --find-links $(WHEELS) -e ".[model,train,docker,ray,dev]"
 	touch $@
 
 install-eval: $(VENV)/.installed-eval

@@ -27,7 +27,9 @@ def _eval_options(function: Any) -> Any:
         click.option("--adapter", default=None, type=click.Path(exists=True, file_okay=False),
                      help="PEFT LoRA folder: the memory specialist for log/recall calls."),
         click.option("--workers", default=1, show_default=True, help="Episodes run in parallel."),
-        click.option("--runtime", default="local", show_default=True, help="Where workers run."),
+        click.option("--runtime", default="local", show_default=True, type=click.Choice(["local", "docker", "ray"]),
+                     help="Where workers run: local processes, docker containers (sandboxed), a Ray cluster."),
+        click.option("--ray-address", default=None, help="With --runtime ray: the cluster's address."),
         click.option("--run-id", default=None, help="Name of the run directory (default: time + submission)."),
         click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False)),
         click.option("--resume", is_flag=True, help="Continue a run: only missing episodes are played."),
@@ -45,7 +47,7 @@ def _options_from(submission: str, kwargs: dict[str, Any]) -> Any:
     return EvalOptions(
         submission=submission, suite=kwargs["suite"], env=tuple(kwargs["env_names"]), seeds=kwargs["seeds"],
         max_steps=kwargs["max_steps"], model=kwargs["model"], model_name=kwargs["model_name"],
-        adapter=kwargs["adapter"], workers=kwargs["workers"], runtime=kwargs["runtime"],
+        adapter=kwargs["adapter"], workers=kwargs["workers"], runtime=kwargs["runtime"], ray_address=kwargs["ray_address"],
         run_id=kwargs["run_id"], runs_dir=kwargs["runs_dir"], resume=kwargs["resume"],
         step_timeout_s=kwargs["step_timeout_s"], show_progress=not kwargs["no_progress"],
     )  # fmt: skip
@@ -236,6 +238,38 @@ def view_command(run: str, out: str | None) -> None:
 
     index = build_view(RunDir(Path(run)), Path(out) if out else None)
     click.echo(f"report: {index}")
+
+
+@main.group()
+def images() -> None:
+    """Container images (images/): build what can be built here, check the GPU ones."""
+
+
+@images.command("build")
+@click.argument("names", nargs=-1)
+def images_build(names: tuple[str, ...]) -> None:
+    """Build NAMES (default: env-crafter, env-nle, agent) with the docker SDK."""
+    import docker
+
+    from harness.runtime.images import BUILDABLE, ensure_image
+
+    client = docker.from_env()
+    for name in names or BUILDABLE:
+        tag, seconds = ensure_image(client, name, log=click.echo)
+        click.echo(f"{tag}: " + (f"built in {seconds:.0f} s" if seconds else "up to date"))
+
+
+@images.command("check")
+def images_check() -> None:
+    """Static checks of the GPU images (model, trainer) and compose.yaml."""
+    from harness.runtime.images import check_gpu_images
+
+    problems = check_gpu_images()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problems")
+    click.echo("model, trainer and compose.yaml: ok")
 
 
 @main.group()

@@ -129,3 +129,11 @@ def test_an_interrupted_docker_run_removes_its_containers_and_a_killed_one_is_sw
             assert completed.returncode == 0, completed.stderr
             assert _labelled(engine, run_id) == []  # ...the resumed run swept it
             assert json.loads((tmp_path / "runs" / run_id / "run.json").read_text())["status"] == "complete"
+
+
+def test_gpu_images_and_compose_file_pass_their_static_checks() -> None:
+    from harness.runtime.images import check_gpu_images, dockerfile_facts
+
+    assert check_gpu_images() == []
+    assert dockerfile_facts("model")["from"].startswith("vllm/vllm-openai:")
+    assert dockerfile_facts("env-nle")["from"] == "debian:bookworm-slim"

@@ -1,10 +1,11 @@
-"""Where episode workers run: `local` child processes (default)."""
+"""Where episode workers run: `local` child processes (default), `docker` containers, or
+tasks on a `ray` cluster. A runtime launches one worker per episode (see runs.scheduler)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-RUNTIMES = ("local", "docker")
+RUNTIMES = ("local", "docker", "ray")
 
 
 def get_runtime(name: str, **options: Any) -> Any:
@@ -17,4 +18,8 @@ def get_runtime(name: str, **options: Any) -> Any:
         from harness.runtime.docker import DockerRuntime
 
         return DockerRuntime(options["run_id"])
+    if name == "ray":
+        from harness.runtime.ray import RayRuntime
+
+        return RayRuntime(options.get("ray_address"))
     raise ValueError(f"unknown runtime {name!r}; runtimes: {', '.join(RUNTIMES)}")

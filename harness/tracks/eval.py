@@ -44,6 +44,7 @@ class EvalOptions:
     adapter: str | None = None
     workers: int = 1
     runtime: str = "local"
+    ray_address: str | None = None  # with runtime "ray": the cluster to run on
     run_id: str | None = None
     runs_dir: str = "runs"
     resume: bool = False
@@ -150,7 +151,7 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, dict[str, Any]]:
     suite = narrow(load_suite(options.suite), tuple(options.env), seeds, options.max_steps)
     run = _prepare_run(options, submission, suite)
     run.root.mkdir(parents=True, exist_ok=True)
-    runtime = get_runtime(options.runtime, run_id=run.run_id)
+    runtime = get_runtime(options.runtime, run_id=run.run_id, ray_address=options.ray_address)
     with model_endpoint(options, submission) as model:
         jobs = _episode_jobs(run, suite, submission, model, options)
         record = run.read_run() if run.run_file.exists() else {
