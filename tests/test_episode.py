@@ -5,11 +5,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.agent import Scaffold, Step, Task
-from harness.agent.episode import EpisodeSpec, resolve_action, run_episode
+from harness.agent.episode import resolve_action, run_episode
 from harness.memory import MemoryAccessError
 from harness.models import ChatClient, ModelRouter
 from harness.models.embedded import free_port
 from harness.models.scripted import ScriptedModelServer
+from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import read_jsonl
 from harness.runs.trace import call_input, load_messages
 

@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +25,9 @@ from harness.agent.api import Scaffold, Step, Task
 from harness.envs import GameEnv, InvalidActionError, make_env
 from harness.memory import Memory, MemoryLimits, memory_metrics
 from harness.models import ModelRouter, ModelUnavailableError
+from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import MEMORY_DIR
 from harness.runs.trace import EpisodeTrace
-
-INFRASTRUCTURE_ERRORS = ("model", "env", "worker")
-
-
-@dataclass
-class EpisodeSpec:
-    env: str
-    task: str
-    seed: int
-    max_steps: int
-    episode_dir: str
-    step_timeout_s: float = 600.0
-    env_address: str | None = None  # play through an env server instead of in-process
-    memory_limits: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return f"{self.env}/{self.task}/{self.seed}"
 
 
 class StepTimeout(Exception):

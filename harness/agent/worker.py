@@ -16,9 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.agent.episode import EpisodeSpec, run_episode
+from harness.agent.episode import run_episode
 from harness.agent.submission import load_scaffold_class, read_submission
 from harness.models.router import ModelConfig
+from harness.runs.jobs import EpisodeSpec
 
 
 def _emit(event: dict[str, Any]) -> None:

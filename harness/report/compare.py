@@ -13,8 +13,9 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.report.stats import mean_ci95, mean_of_group_means_ci95
+from harness.runs.jobs import is_scored
 from harness.runs.layout import RunDir
+from harness.runs.stats import mean_ci95, mean_of_group_means_ci95
 
 
 class CompareError(ValueError):
@@ -47,7 +48,7 @@ def _base_version(version: str) -> str:
 
 def _scored(run: RunDir) -> dict[tuple[str, str, int], float]:
     return {(e["env"], e["task"], int(e["seed"])): float(e["progression"]) for e in run.completed_episodes()
-            if e["status"] != "errored" or e.get("error_kind") == "scaffold"}  # fmt: skip
+            if is_scored(e)}  # fmt: skip
 
 
 def compare(baseline: RunDir, candidate: RunDir, min_delta: float = 0.0) -> Comparison:

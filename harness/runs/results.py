@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.report.stats import mean_ci95, mean_of_group_means_ci95
+from harness.runs.jobs import is_scored
 from harness.runs.layout import RunDir, atomic_write_json
+from harness.runs.stats import mean_ci95, mean_of_group_means_ci95
 
 
 def _mean_defined(values: list[float | None]) -> float | None:
@@ -18,7 +19,7 @@ def _mean_defined(values: list[float | None]) -> float | None:
 
 def env_summary(episodes: list[dict[str, Any]]) -> dict[str, Any]:
     """The results.json block of one env from its episodes."""
-    scored = [e for e in episodes if e["status"] != "errored" or e.get("error_kind") == "scaffold"]
+    scored = [e for e in episodes if is_scored(e)]
     progressions = [e["progression"] for e in scored]
     mean, low, high = mean_ci95(progressions)
     steps = sum(e["steps"] for e in scored)
@@ -55,7 +56,7 @@ def aggregate(run: RunDir) -> dict[str, Any]:
     for episode in run.completed_episodes():
         by_env[episode["env"]].append(episode)
     envs = {env: env_summary(episodes) for env, episodes in sorted(by_env.items())}
-    groups = [[e["progression"] for e in by_env[env] if e["status"] != "errored" or e.get("error_kind") == "scaffold"]
+    groups = [[e["progression"] for e in by_env[env] if is_scored(e)]
               for env in envs]  # fmt: skip
     mean, low, high = mean_of_group_means_ci95(groups)
     planned = info.get("episodes_planned")

@@ -26,8 +26,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from harness.agent.episode import INFRASTRUCTURE_ERRORS, EpisodeSpec
 from harness.models.router import ModelConfig
+from harness.runs.jobs import EpisodeSpec, is_scored
 from harness.runs.layout import EPISODE_FILE, atomic_write_json, read_json
 
 
@@ -59,7 +59,7 @@ def needs_run(job: EpisodeJob) -> bool:
     if not result_path.exists():
         return True
     result = read_json(result_path)
-    return result.get("status") == "errored" and result.get("error_kind") in INFRASTRUCTURE_ERRORS
+    return not is_scored(result)
 
 
 class Interrupted(Exception):

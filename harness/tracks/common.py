@@ -12,11 +12,11 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.agent.episode import INFRASTRUCTURE_ERRORS
 from harness.models.client import ChatClient
 from harness.models.embedded import LlamaCppServer
-from harness.report.stats import paired_delta_ci95, paired_deltas
+from harness.runs.jobs import INFRASTRUCTURE_ERRORS, is_scored
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, new_run_id, read_json
+from harness.runs.stats import paired_delta_ci95, paired_deltas
 from harness.tracks.eval import EMBEDDED, EvalOptions, run_eval
 from harness.tracks.meta import MetaModel
 
@@ -104,7 +104,7 @@ def evaluate(base: EvalOptions, submission: Path, runs_dir: Path, run_id: str, r
 
 def episode_progressions(run: RunDir) -> dict[str, float]:
     return {f"{e['env']}/{e['task']}/{e['seed']}": float(e["progression"]) for e in run.completed_episodes()
-            if e["status"] != "errored" or e.get("error_kind") == "scaffold"}  # fmt: skip
+            if is_scored(e)}  # fmt: skip
 
 
 def compare_runs(baseline: RunDir, candidate: RunDir) -> dict[str, Any]:

@@ -15,12 +15,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.agent.episode import EpisodeSpec
 from harness.agent.submission import Submission, check_submission
 from harness.models.client import ChatClient, load_lora_on_vllm
 from harness.models.embedded import EMBEDDED_MODEL_NAME, LlamaCppServer
 from harness.models.router import ModelConfig
 from harness.report.tables import run_leaderboard_markdown
+from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, new_run_id
 from harness.runs.results import aggregate
 from harness.runs.scheduler import EpisodeJob, Interrupted, Scheduler
