@@ -348,6 +348,16 @@ def bench_envs(steps: int, write: bool) -> None:
     run_env_benchmark(steps=steps, write=write)
 
 
+@bench.command("runtimes")
+@click.option("--steps", default=50, show_default=True, help="Steps per episode.")
+@click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
+def bench_runtimes(steps: int, write: bool) -> None:
+    """Episode start and time per step: docker runtime against local (needs a container engine)."""
+    from harness.bench.runtimes import run_runtime_benchmark
+
+    run_runtime_benchmark(steps, write)
+
+
 @bench.command("eval")
 @click.option("--instant-steps", default=200, show_default=True, help="Steps per game with the instant server.")
 @click.option("--embedded-steps", default=10, show_default=True, help="Steps per game with the embedded model.")
