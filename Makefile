@@ -78,7 +78,7 @@ $(VENV)/.installed-eval: pyproject.toml $(LLAMA_WHEEL) $(LLAMA_CONVERTER) | $(BI
 
 # torch first: the local CPU wheel, before anything that depends on torch pulls another.
 $(VENV)/.installed-test: $(VENV)/.installed-eval
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q torch==2.13.0 "setuptools<81"
 	$(PIP) install -q --find-links $(WHEELS) -e ".[model,train,docker,ray,dev]"
 	touch $@
 

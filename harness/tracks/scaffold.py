@@ -226,7 +226,7 @@ def run_scaffold_track(options: ScaffoldTrackOptions, run_id: str | None = None,
 
 
 LINEAGE_HEADERS = ["iteration", "kept", "crafter %", "minihack %", "nethack %", "overall %",
-                   "delta vs parent [95% CI]", "memory growth chars/step", "write/search", "diagnosis"]  # fmt: skip
+                   "delta vs parent [95% CI]", "memory growth chars/step", "write/search", "why", "diagnosis"]  # fmt: skip
 
 
 def _finish(state: TrackState, root: Path, options: ScaffoldTrackOptions) -> None:
@@ -238,7 +238,8 @@ def _finish(state: TrackState, root: Path, options: ScaffoldTrackOptions) -> Non
         by_env = r.get("progression_by_env", {})
         rows.append([r["iteration"], "yes" if r["kept"] else "no", *(percent(by_env.get(e)) for e in ("crafter", "minihack", "nethack")),
                      percent(r["progression"]), delta, number(r["growth_chars_per_step"], 1),
-                     number(r["write_to_search_ratio"]), clip(r.get("diagnosis") or r["reason"], 120).replace("\n", " ")])  # fmt: skip
+                     number(r["write_to_search_ratio"]), clip(r["reason"], 100).replace("\n", " "),
+                     clip(r.get("diagnosis") or "-", 100).replace("\n", " ")])  # fmt: skip
     write_table(root / "lineage.md", f"Scaffold track {root.name}", LINEAGE_HEADERS, rows)
     atomic_write_json(root / "lineage.json", state.rounds)
     best = max((r for r in state.rounds if r["kept"]), key=lambda r: r["iteration"])
