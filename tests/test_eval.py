@@ -125,7 +125,7 @@ def test_a_killed_run_resumes_to_completion(tmp_path: Path, suite_file: str, ins
     while time.monotonic() < deadline and not list((run.root / "episodes").glob("*/*/*/episode.json")):
         time.sleep(0.2)
     time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGTERM)  # stops like Ctrl-C (SIGINT may be ignored in background jobs)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode != 0 and "resume" in stderr
     assert run.read_run()["status"] == "interrupted"
