@@ -22,6 +22,7 @@ from harness.tracks.eval import EvalOptions, run_eval
 
 
 def _measure(runtime: str, model_url: str, steps: int, workdir: Path) -> dict[str, Any]:
+    workdir.mkdir(parents=True, exist_ok=True)
     suite = workdir / "suite.yaml"
     suite.write_text("name: runtime-bench\nenvs:\n"
                      f"  crafter: {{tasks: [crafter], seeds: [0, 1], max_steps: {steps}}}\n"
