@@ -88,8 +88,8 @@ class LlamaCppServer:
             raise RuntimeError(
                 "llama-cpp-python is not installed: `make eval` installs it (pip install '.[model]')"
             ) from error
-        log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+        with open(self.log_path, "wb") as log:  # the child keeps its own copy of the handle
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

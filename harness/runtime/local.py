@@ -12,14 +12,14 @@ class LocalRuntime:
 
     def launch(self, job_path: Path, log_path: Path) -> subprocess.Popen[str]:
         """Start `python -m harness.agent.worker JOB` (stdout: progress events; stderr: log)."""
-        log = open(log_path, "w")
-        return subprocess.Popen(
-            [sys.executable, "-m", "harness.agent.worker", str(job_path)],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            start_new_session=True,  # Ctrl-C is the harness's to handle, not the workers'
-        )
+        with open(log_path, "w") as log:  # the child keeps its own copy of the handle
+            return subprocess.Popen(
+                [sys.executable, "-m", "harness.agent.worker", str(job_path)],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                start_new_session=True,  # Ctrl-C is the harness's to handle, not the workers'
+            )
 
     def close(self) -> None:
         pass
