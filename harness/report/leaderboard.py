@@ -18,17 +18,13 @@ from harness.envs import ENV_NAMES
 from harness.report.tables import number, percent
 from harness.report.verify import VERIFICATION_FILE
 from harness.runs.layout import RunDir, read_json
+from harness.runs.stats import mean_defined
 
 FORMATS = ("md", "csv", "json", "html")
 COLUMNS = ["rank", "submission", "model", "adapter", "track", "suite", "seeds",
            *(f"{env} %" for env in ENV_NAMES), "overall %", "memory growth chars/step", "write/search",
            "consult-before-write", "invalid actions %", "tokens prompt", "tokens completion", "wall time s",
            "verified", "run", "submission hash"]  # fmt: skip
-
-
-def _mean(values: list[Any]) -> float | None:
-    defined = [v for v in values if v is not None]
-    return sum(defined) / len(defined) if defined else None
 
 
 def row_of(run: RunDir, link_base: Path | None = None) -> dict[str, Any]:
@@ -43,10 +39,10 @@ def row_of(run: RunDir, link_base: Path | None = None) -> dict[str, Any]:
         "seeds": f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds)),
         "overall": results["overall"]["progression_mean"],
         "overall %": percent(results["overall"]["progression_mean"], results["overall"]["progression_ci95"]),
-        "memory growth chars/step": number(_mean([e["growth_chars_per_step"] for e in envs.values()]), 1),
-        "write/search": number(_mean([e["write_to_search_ratio"] for e in envs.values()])),
-        "consult-before-write": number(_mean([e["consult_before_write"] for e in envs.values()])),
-        "invalid actions %": percent(_mean([e["invalid_action_rate"] for e in envs.values()])),
+        "memory growth chars/step": number(mean_defined([e["growth_chars_per_step"] for e in envs.values()]), 1),
+        "write/search": number(mean_defined([e["write_to_search_ratio"] for e in envs.values()])),
+        "consult-before-write": number(mean_defined([e["consult_before_write"] for e in envs.values()])),
+        "invalid actions %": percent(mean_defined([e["invalid_action_rate"] for e in envs.values()])),
         "tokens prompt": sum(e["tokens_prompt"] for e in envs.values()),
         "tokens completion": sum(e["tokens_completion"] for e in envs.values()),
         "wall time s": number(sum(e["time_s"]["total"] for e in envs.values()), 0),

@@ -5,16 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-import numpy as np
-
 from harness.runs.jobs import is_scored
 from harness.runs.layout import RunDir, atomic_write_json
-from harness.runs.stats import mean_ci95, mean_of_group_means_ci95
-
-
-def _mean_defined(values: list[float | None]) -> float | None:
-    defined = [v for v in values if v is not None]
-    return float(np.mean(defined)) if defined else None
+from harness.runs.stats import mean_ci95, mean_defined, mean_of_group_means_ci95
 
 
 def env_summary(episodes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -30,11 +23,11 @@ def env_summary(episodes: list[dict[str, Any]]) -> dict[str, Any]:
         "errored_scaffold": sum(e["status"] == "errored" for e in scored),
         "progression_mean": mean if progressions else None,
         "progression_ci95": [low, high] if progressions else None,
-        "growth_chars_per_step": _mean_defined([m["growth_chars_per_step"] for m in memory]),
+        "growth_chars_per_step": mean_defined([m["growth_chars_per_step"] for m in memory]),
         # ratios pooled over the env's episodes: total writes / total consultations
         "write_to_search_ratio": (sum(m["writes"] for m in memory) / consultations
                                   if (consultations := sum(m["searches"] + m["reads"] for m in memory)) else None),
-        "consult_before_write": _mean_defined([m["consult_before_write"] for m in memory]),
+        "consult_before_write": mean_defined([m["consult_before_write"] for m in memory]),
         "invalid_action_rate": sum(e["invalid_actions"] for e in scored) / steps if steps else None,
         "steps": steps,
         "tokens_prompt": sum(e["tokens"]["prompt"] for e in scored),

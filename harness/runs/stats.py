@@ -5,7 +5,7 @@ Bootstrap resampling uses a fixed seed, so the same run always reports the same 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -41,11 +41,7 @@ def mean_of_group_means_ci95(groups: Sequence[Sequence[float]], seed: int = 0) -
     return mean, float(low), float(high)
 
 
-def paired_delta_ci95(deltas: Sequence[float], seed: int = 0) -> tuple[float, float, float]:
-    """Mean of per-seed deltas (candidate - baseline) with a bootstrap 95% interval."""
-    return mean_ci95(deltas, seed)
-
-
-def paired_deltas(baseline: dict[str, float], candidate: dict[str, float]) -> dict[str, float]:
-    """Per-episode deltas on the episodes (env/task/seed keys) both runs played."""
-    return {key: candidate[key] - baseline[key] for key in sorted(set(baseline) & set(candidate))}
+def mean_defined(values: Iterable[float | None]) -> float | None:
+    """Mean of the values that are defined (None = undefined, e.g. a ratio with no denominator)."""
+    defined = [v for v in values if v is not None]
+    return sum(defined) / len(defined) if defined else None

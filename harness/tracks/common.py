@@ -14,9 +14,9 @@ from tabulate import tabulate
 
 from harness.models.client import ChatClient
 from harness.models.embedded import LlamaCppServer
-from harness.runs.jobs import INFRASTRUCTURE_ERRORS, is_scored
+from harness.report.compare import compare
+from harness.runs.jobs import INFRASTRUCTURE_ERRORS
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, new_run_id, read_json
-from harness.runs.stats import paired_delta_ci95, paired_deltas
 from harness.tracks.eval import EMBEDDED, EvalOptions, run_eval
 from harness.tracks.meta import MetaModel
 
@@ -102,16 +102,10 @@ def evaluate(base: EvalOptions, submission: Path, runs_dir: Path, run_id: str, r
     return run, results
 
 
-def episode_progressions(run: RunDir) -> dict[str, float]:
-    return {f"{e['env']}/{e['task']}/{e['seed']}": float(e["progression"]) for e in run.completed_episodes()
-            if is_scored(e)}  # fmt: skip
-
-
-def compare_runs(baseline: RunDir, candidate: RunDir) -> dict[str, Any]:
-    """Paired per-episode delta of progression on the episodes both runs played."""
-    deltas = paired_deltas(episode_progressions(baseline), episode_progressions(candidate))
-    mean, low, high = paired_delta_ci95(list(deltas.values())) if deltas else (0.0, 0.0, 0.0)
-    return {"delta_mean": mean, "delta_ci95": [low, high], "pairs": len(deltas)}
+def paired_comparison(baseline: RunDir, candidate: RunDir) -> dict[str, Any]:
+    """`harness compare`'s paired per-seed delta (overall), as a track records it."""
+    overall = compare(baseline, candidate).overall
+    return {"delta_mean": overall["delta"], "delta_ci95": overall["ci95"], "pairs": overall["pairs"]}
 
 
 def write_table(path: Path, title: str, headers: list[str], rows: list[list[Any]], note: str = "") -> None:

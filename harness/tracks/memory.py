@@ -24,13 +24,14 @@ import yaml
 from harness.agent.submission import check_submission
 from harness.report.tables import number, percent
 from harness.runs.layout import RunDir, atomic_write_json, read_json
+from harness.runs.stats import mean_defined
 from harness.runs.suites import load_suite, narrow, parse_seeds
 from harness.tracks.common import (
     TrackError,
     TrackState,
-    compare_runs,
     evaluate,
     meta_model,
+    paired_comparison,
     publish_row,
     track_root,
     write_table,
@@ -152,9 +153,10 @@ def train_adapter(data: Path, base: str, out: Path, config: LoraTrainingConfig) 
 
 def _summary(results: dict[str, Any]) -> dict[str, Any]:
     envs = results["envs"].values()
+
     def mean(key: str) -> float | None:
-        values = [s[key] for s in envs if s[key] is not None]
-        return sum(values) / len(values) if values else None
+        return mean_defined(s[key] for s in envs)
+
     return {"progression": results["overall"]["progression_mean"], "write_to_search_ratio": mean("write_to_search_ratio"),
             "consult_before_write": mean("consult_before_write"), "growth_chars_per_step": mean("growth_chars_per_step")}  # fmt: skip
 
@@ -201,7 +203,7 @@ def _run_trial(trial: int, folder: Path, meta: MetaModel, code: str, pool: list[
     adapter = folder / "adapter"
     record["training"] = train_adapter(folder / "data.jsonl", options.base_model, adapter, decision.lora)
     run, results = evaluate(options.eval, Path(options.eval.submission), folder, "run", False, "memory", adapter=str(adapter))
-    comparison = compare_runs(baseline_run, run)
+    comparison = paired_comparison(baseline_run, run)
     return {**record, **_summary(results), "adapter": str(adapter), "run": str(run.root),
             "delta": comparison["delta_mean"], "comparison": comparison}  # fmt: skip
 

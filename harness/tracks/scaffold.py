@@ -22,12 +22,13 @@ import yaml
 from harness.agent.submission import SubmissionError, check_submission, read_submission
 from harness.report.tables import number, percent
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text
+from harness.runs.stats import mean_defined
 from harness.runs.suites import load_suite, narrow, parse_seeds
 from harness.tracks.common import (
     TrackState,
-    compare_runs,
     evaluate,
     meta_model,
+    paired_comparison,
     publish_row,
     track_root,
     write_table,
@@ -176,15 +177,10 @@ def _round_record(iteration: int, run: RunDir | None, results: dict[str, Any] | 
         "candidate": str(candidate), "run": str(run.root) if run else None,
         "progression": results["overall"]["progression_mean"] if results else None,
         "progression_by_env": {env: s["progression_mean"] for env, s in envs.items()},
-        "growth_chars_per_step": _mean([s["growth_chars_per_step"] for s in envs.values()]),
-        "write_to_search_ratio": _mean([s["write_to_search_ratio"] for s in envs.values()]),
+        "growth_chars_per_step": mean_defined([s["growth_chars_per_step"] for s in envs.values()]),
+        "write_to_search_ratio": mean_defined([s["write_to_search_ratio"] for s in envs.values()]),
         "comparison": comparison,
     }  # fmt: skip
-
-
-def _mean(values: list[float | None]) -> float | None:
-    defined = [v for v in values if v is not None]
-    return sum(defined) / len(defined) if defined else None
 
 
 def run_scaffold_track(options: ScaffoldTrackOptions, run_id: str | None = None, resume: bool = False) -> Path:
@@ -215,7 +211,7 @@ def run_scaffold_track(options: ScaffoldTrackOptions, run_id: str | None = None,
                 state.add_round(_round_record(iteration, None, None, False, reason, diagnosis, None, folder / "candidate"))
                 continue
             run, results = evaluate(options.eval, candidate, folder, "run", resume, "scaffold")
-            comparison = compare_runs(RunDir(Path(best["run"])), run)
+            comparison = paired_comparison(RunDir(Path(best["run"])), run)
             score, best_score = results["overall"]["progression_mean"] or 0.0, best["progression"] or 0.0
             kept = score > best_score
             reason = (f"kept: {100 * score:.1f}% > {100 * best_score:.1f}%" if kept
