@@ -46,7 +46,8 @@ def test_a_step_records_observation_action_calls_ops_and_time(tmp_path: Path, in
     assert [op["op"] for op in first["memory_ops"]] == ["search", "append"]
     call = first["llm_calls"][0]
     assert call["routine"] == "act" and call["output"] == "north" and call["prompt_tokens"] > 0
-    assert set(first["time_s"]) >= {"env", "model", "scaffold"}
+    assert set(first["time_s"]) >= {"env", "model", "memory", "scaffold", "harness"}
+    assert all(value >= 0 for value in first["time_s"].values())
     assert result["memory"]["writes"] == 5 and result["memory"]["consult_before_write"] == 1.0
     assert (tmp_path / "episode" / "memory" / "log.md").read_text().count("step ") == 5
     assert json.loads((tmp_path / "episode" / "episode.json").read_text())["steps"] == 5

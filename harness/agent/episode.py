@@ -160,6 +160,7 @@ def run_episode(
         last_action: str | None = None
         last_reward, feedback = 0.0, None
         for index in range(spec.max_steps):
+            step_started = time.perf_counter()
             step = Step(index, observation, task.actions, last_action, last_reward, feedback)
             clock = time.perf_counter()
             answer: object = None
@@ -186,7 +187,8 @@ def run_episode(
                           "progression": progression, "llm_calls": calls, "memory_ops": ops,
                           "memory_chars": memory.total_chars,
                           "time_s": {"env": 0.0, "model": round(model_time, 6), "memory": round(memory_time, 6),
-                                     "scaffold": round(scaffold_time, 6)}}  # fmt: skip
+                                     "scaffold": round(scaffold_time, 6),
+                                     "harness": round(_remainder(step_started, model_time, memory_time, scaffold_time), 6)}}  # fmt: skip
                 trace.write_step(record)
                 steps = index + 1
                 if recorder.model_failure:
@@ -221,7 +223,8 @@ def run_episode(
                 "progression": progression, "llm_calls": calls, "memory_ops": ops,
                 "memory_chars": memory.total_chars,
                 "time_s": {"env": round(env_time, 6), "model": round(model_time, 6),
-                           "memory": round(memory_time, 6), "scaffold": round(scaffold_time, 6)},
+                           "memory": round(memory_time, 6), "scaffold": round(scaffold_time, 6),
+                           "harness": round(_remainder(step_started, env_time, model_time, memory_time, scaffold_time), 6)},
             })  # fmt: skip
             steps = index + 1
             observation = final_observation = result.observation.text
@@ -259,6 +262,12 @@ def run_episode(
     }  # fmt: skip
     trace.finish(result_record)
     return result_record
+
+
+def _remainder(started: float, *accounted: float) -> float:
+    """The harness's share of a step so far: its wall time minus the parts accounted for.
+    (Writing the step's own record falls into the episode total's harness time.)"""
+    return max(0.0, time.perf_counter() - started - sum(accounted))
 
 
 def _take_times(recorder: _Recorder, memory: Memory) -> tuple[float, float, float]:
