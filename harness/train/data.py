@@ -18,6 +18,7 @@ from typing import Any
 
 from harness.runs.layout import RunDir, read_json, read_jsonl
 from harness.runs.trace import call_input, load_messages
+from harness.train.fields import check_fields
 
 MEMORY_ROUTINES = ("log", "recall")
 
@@ -40,9 +41,7 @@ class SelectionRules:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> SelectionRules:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown selection rules {sorted(unknown)}; rules: {sorted(cls.__dataclass_fields__)}")
+        check_fields(cls, data, "selection rules")
         rules = cls(**data)
         if set(rules.routines) - set(MEMORY_ROUTINES):
             raise ValueError(f"only memory routines can be trained: {', '.join(MEMORY_ROUTINES)}")
@@ -61,9 +60,7 @@ class Composition:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Composition:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown composition keys {sorted(unknown)}")
+        check_fields(cls, data, "composition keys")
         composition = cls(**data)
         if any(not isinstance(v, int) or v < 0 for v in [*composition.per_routine.values(), *composition.per_env.values()]):
             raise ValueError("composition counts must be whole numbers >= 0")

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from harness.train.fields import check_fields
+
 
 @dataclass
 class LoraTrainingConfig:
@@ -33,10 +35,7 @@ class LoraTrainingConfig:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> LoraTrainingConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown LoRA config keys {sorted(unknown)}; known: {sorted(known)}")
+        check_fields(cls, data, "LoRA config keys")
         config = cls(**data)
         if not 1 <= config.rank <= 256 or config.epochs < 1 or not 0 < config.learning_rate < 1:
             raise ValueError(f"LoRA config out of range: {config}")
