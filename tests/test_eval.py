@@ -14,7 +14,7 @@ from harness.models.scripted import ScriptedModelServer
 from harness.runs.layout import RunDir, read_json, read_jsonl
 from harness.tracks.eval import EvalError, EvalOptions, run_eval
 
-from conftest import write_submission
+from conftest import episode_requests, write_submission
 
 SUITE = """
 name: tiny
@@ -84,10 +84,10 @@ def test_existing_run_is_not_overwritten_and_resume_skips_complete_episodes(tmp_
     with pytest.raises(EvalError, match="--resume"):
         run_eval(_options(tmp_path, suite_file, instant_model, run_id="r2"))
     stamp = (run.episode_dir("crafter", "crafter", 0) / "episode.json").stat().st_mtime_ns
-    calls = len(instant_model.requests)
+    calls = len(episode_requests(instant_model))
     run_eval(_options(tmp_path, suite_file, instant_model, run_id="r2", resume=True))
     assert (run.episode_dir("crafter", "crafter", 0) / "episode.json").stat().st_mtime_ns == stamp
-    assert len(instant_model.requests) == calls
+    assert len(episode_requests(instant_model)) == calls
 
 
 def test_resume_retries_infrastructure_failures_only(tmp_path: Path, suite_file: str, instant_model: ScriptedModelServer) -> None:
@@ -97,11 +97,11 @@ def test_resume_retries_infrastructure_failures_only(tmp_path: Path, suite_file:
     broken.write_text(json.dumps({**record, "status": "errored", "error_kind": "model", "error": "server gone"}))
     scaffold_error = run.episode_dir("minihack", "MazeWalk-9x9", 0) / "episode.json"
     scaffold_error.write_text(json.dumps({**read_json(scaffold_error), "status": "errored", "error_kind": "scaffold"}))
-    calls = len(instant_model.requests)
+    calls = len(episode_requests(instant_model))
     run_eval(_options(tmp_path, suite_file, instant_model, run_id="r3", resume=True))
     assert read_json(broken)["status"] == "truncated"
     assert read_json(scaffold_error)["status"] == "errored"
-    assert len(instant_model.requests) == calls + 3
+    assert len(episode_requests(instant_model)) == calls + 3
 
 
 def test_resume_refuses_a_changed_submission(tmp_path: Path, suite_file: str, instant_model: ScriptedModelServer) -> None:

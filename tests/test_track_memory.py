@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from harness.models.adapters import adapter_hash, served_adapter_name
 from harness.models.scripted import ScriptedModelServer, requested_choices
 from harness.runs.layout import RunDir, read_json, read_jsonl
 from harness.runs.trace import call_input, load_messages
@@ -79,10 +80,16 @@ def test_memory_track_trains_on_verbatim_memory_calls_and_evaluates_two_models(o
     trial_run = RunDir(root / "trials" / "1" / "run")
     step = read_jsonl(trial_run.episode_dir("minihack", "MazeWalk-9x9", 0) / "steps.jsonl")[0]
     routed = {call["routine"]: (call["model"], call["adapter"]) for call in step["llm_calls"]}
-    assert routed["log"] == ("adapter", "adapter") and routed["recall"] == ("adapter", "adapter")
+    served = served_adapter_name(root / "trials" / "1" / "adapter")
+    assert served.startswith("adapter-") and routed["log"] == (served, served) and routed["recall"] == (served, served)
     assert routed["act"] == ("base", None)
-    assert "note from adapter" in (trial_run.episode_dir("minihack", "MazeWalk-9x9", 0) / "memory" / "log.md").read_text()
-    assert loaded and loaded[0]["lora_name"] == "adapter"
+    assert f"note from {served}" in (trial_run.episode_dir("minihack", "MazeWalk-9x9", 0) / "memory" / "log.md").read_text()
+    # both trials' folders are called `adapter`: each was registered under its own content hash
+    second = served_adapter_name(root / "trials" / "2" / "adapter")
+    assert [a["lora_name"] for a in loaded] == [served, second] and second != served
+    assert trial_run.read_run()["model"]["adapter_hash"] == adapter_hash(root / "trials" / "1" / "adapter")
+    step = read_jsonl(RunDir(root / "trials" / "2" / "run").episode_dir("minihack", "MazeWalk-9x9", 0) / "steps.jsonl")[0]
+    assert {call["model"] for call in step["llm_calls"] if call["routine"] == "log"} == {second}
     # the unusable second reply became the default decision, recorded as a fallback
     trials = read_json(root / "trials.json")["trials"]
     assert trials[0]["decision"]["fallback"] is None and trials[1]["decision"]["fallback"]
@@ -90,7 +97,8 @@ def test_memory_track_trains_on_verbatim_memory_calls_and_evaluates_two_models(o
     table = (root / "trials.md").read_text()
     assert "none (base only)" in table and "fallback decision" in table
     assert (root / "best" / "adapter" / "adapter_config.json").is_file()
-    assert "adapter: adapter/" in (root / "best" / "submission.yaml").read_text()
+    best = (root / "best" / "submission.yaml").read_text()
+    assert "adapter: adapter/" in best and "base: base" in best  # the model really used, not "embedded"
 
 
 def test_training_on_evaluation_seeds_is_refused(options: MemoryTrackOptions) -> None:

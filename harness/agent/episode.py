@@ -4,16 +4,16 @@ Each step: the scaffold gets a Step and answers an action (its chat calls and me
 operations are recorded on the way); an answer that is not a valid action is replaced by the
 env's default action, recorded as invalid and reported to the scaffold in the next Step; the
 game plays the action; one line goes to steps.jsonl. Failures end the episode as `errored`
-with their kind: `scaffold` (its code raised or timed out: the submission's fault), `model`
-(the model server failed after retries) or `env` (the game crashed): the last two are
-infrastructure failures, retried by `--resume`. Steps already recorded are never lost.
+with their kind (runs.jobs): `scaffold` (its code raised or passed the step time limit) and
+`request` (the model server refused a request the scaffold built) are the submission's and
+scored at the progression reached; `model` (the server failed after retries) and `env` (the
+game crashed) are infrastructure, not scored, retried by `--resume`. A model failure ends the
+episode even if the scaffold catches the exception. Steps already recorded are never lost.
 """
 
 from __future__ import annotations
 
 import shutil
-import signal
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -22,16 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from harness.agent.api import Scaffold, Step, Task
+from harness.agent.clock import ScaffoldClock, StepTimeout
 from harness.envs import GameEnv, InvalidActionError, make_env
 from harness.memory import Memory, MemoryLimits, memory_metrics
 from harness.models import ModelRouter, ModelUnavailableError
+from harness.models.client import ModelRequestError
 from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import MEMORY_DIR
+from harness.runs.phase import NoPhaseMarker, PhaseMarker
 from harness.runs.trace import EpisodeTrace
 
-
-class StepTimeout(Exception):
-    """The scaffold took longer than the step time limit."""
+# What scaffold code may raise that is its own failure (StepTimeout and sys.exit included).
+SCAFFOLD_FAILURES = (Exception, StepTimeout, SystemExit)
 
 
 class _EpisodeAborted(Exception):
@@ -51,39 +53,22 @@ def resolve_action(answer: object, actions: tuple[str, ...]) -> str | None:
     return folded.get(text.lower())
 
 
-class _Timer:
-    """Raise StepTimeout in the main thread after `seconds` (no-op off the main thread)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.active = threading.current_thread() is threading.main_thread() and seconds > 0
-
-    def __enter__(self) -> None:
-        if self.active:
-            def expire(signum: int, frame: Any) -> None:
-                raise StepTimeout(f"the scaffold took longer than {self.seconds:g} s")
-            self._previous = signal.signal(signal.SIGALRM, expire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.active:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._previous)
-
-
 class _Recorder:
     """The chat function bound to the scaffold: routes, records, and notices dead servers."""
 
-    def __init__(self, router: ModelRouter, trace: EpisodeTrace) -> None:
-        self.router, self.trace = router, trace
+    def __init__(self, router: ModelRouter, trace: EpisodeTrace, clock: ScaffoldClock,
+                 phase: PhaseMarker | NoPhaseMarker) -> None:  # fmt: skip
+        self.router, self.trace, self.clock, self.phase = router, trace, clock, phase
         self.calls: list[dict[str, Any]] = []
-        self.model_failure: str | None = None
+        self.model_failure: str | None = None  # infrastructure: the episode ends, unscored
+        self.request_failure: str | None = None  # the scaffold's request was refused: ends, scored
         self.overhead_s = 0.0  # time spent here beyond the model's own latency
 
     def __call__(self, messages: list[dict[str, str]], routine: str = "act", **generation: Any) -> str:
         started = time.perf_counter()
         try:
-            return self._chat(messages, routine, **generation)
+            with self.clock.shielded():  # the call and its record stay together
+                return self._chat(messages, routine, **generation)
         finally:
             call_time = time.perf_counter() - started
             self.overhead_s += max(0.0, call_time - (self.calls[-1]["latency_s"] if self.calls else 0.0))
@@ -96,12 +81,21 @@ class _Recorder:
         if generation.get("choices"):
             call["choices"] = list(generation["choices"])
         try:
-            result = self.router.chat(messages, routine, **generation)
-        except ModelUnavailableError as error:
-            self.model_failure = str(error)
+            self.phase.enter("model")
+            with self.clock.paused():  # model calls have their own timeout
+                result = self.router.chat(messages, routine, **generation)
+        except (ModelUnavailableError, ModelRequestError) as error:
+            kind = "model" if isinstance(error, ModelUnavailableError) else "request"
+            if kind == "model":
+                self.model_failure = str(error)
+            else:
+                self.request_failure = str(error)
             self.calls.append({**call, "model": None, "adapter": None, "output": None, "error": str(error),
-                               "prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0})  # fmt: skip
+                               "error_kind": kind, "prompt_tokens": 0, "completion_tokens": 0,
+                               "latency_s": 0.0})  # fmt: skip
             raise
+        finally:
+            self.phase.enter("scaffold")
         self.calls.append({**call, "model": result.model, "adapter": result.adapter, "output": result.text,
                            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
                            "latency_s": round(result.latency_s, 6)})  # fmt: skip
@@ -117,14 +111,19 @@ def run_episode(
     scaffold_class: type[Scaffold],
     router: ModelRouter,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    phase: PhaseMarker | NoPhaseMarker | None = None,
 ) -> dict[str, Any]:
-    """Play one episode and write its folder; returns the episode.json content."""
+    """Play one episode and write its folder; returns the episode.json content. `phase`
+    tells the scheduler's watchdog what the worker is doing (runs.phase)."""
     started = time.perf_counter()
+    phase = phase or NoPhaseMarker()
     directory = Path(spec.episode_dir)
     shutil.rmtree(directory / MEMORY_DIR, ignore_errors=True)  # a rerun starts from nothing
     trace = EpisodeTrace(directory)
+    clock = ScaffoldClock(spec.step_timeout_s)
     memory = Memory(directory / MEMORY_DIR, MemoryLimits(**spec.memory_limits))
-    recorder = _Recorder(router, trace)
+    memory.guard = clock.shielded  # a timeout never splits an operation from its record
+    recorder = _Recorder(router, trace, clock, phase)
     totals = {"env": 0.0, "model": 0.0, "scaffold": 0.0, "memory": 0.0}
     tokens = {"prompt": 0, "completion": 0}
     ops_per_step: list[list[dict[str, Any]]] = []
@@ -134,7 +133,8 @@ def run_episode(
     final_observation = ""
     game: GameEnv | None = None
     try:
-        clock = time.perf_counter()
+        started_env = time.perf_counter()
+        phase.enter("env")
         try:
             if spec.env_address:
                 from harness.envs.client import EnvClient
@@ -144,35 +144,42 @@ def run_episode(
             observation = game.reset(spec.seed).text
         except Exception as failure:
             raise _EpisodeAborted("env", f"the game failed to start: {type(failure).__name__}: {failure}") from failure
-        totals["env"] += time.perf_counter() - clock
+        totals["env"] += time.perf_counter() - started_env
         task = Task(spec.env, game.spec.name, game.spec.instructions, game.spec.actions,
                     game.spec.default_action, spec.max_steps)  # fmt: skip
         final_observation = observation
+        phase.enter("scaffold")
         try:
             scaffold = scaffold_class()
             scaffold._bind(memory, recorder)
-            clock = time.perf_counter()
-            with _Timer(spec.step_timeout_s):
+            started_reset = time.perf_counter()
+            with clock.running():
                 scaffold.reset(task)
-            totals["scaffold"] += time.perf_counter() - clock
-        except Exception as failure:
-            raise _EpisodeAborted("scaffold", _describe(failure, "reset")) from failure
+            totals["scaffold"] += time.perf_counter() - started_reset
+        except SCAFFOLD_FAILURES as failure:
+            if not (recorder.model_failure or recorder.request_failure):
+                raise _EpisodeAborted("scaffold", _describe(failure, "reset")) from failure
+        if recorder.model_failure or recorder.request_failure:  # reset asked the model and failed
+            kind = "model" if recorder.model_failure else "request"
+            raise _EpisodeAborted(kind, str(recorder.model_failure or recorder.request_failure))
         last_action: str | None = None
         last_reward, feedback = 0.0, None
         for index in range(spec.max_steps):
             step_started = time.perf_counter()
             step = Step(index, observation, task.actions, last_action, last_reward, feedback)
-            clock = time.perf_counter()
+            step_clock = time.perf_counter()
             answer: object = None
-            scaffold_error = None
+            scaffold_error: BaseException | None = None
+            phase.enter("scaffold", index)
             try:
-                with _Timer(spec.step_timeout_s):
+                with clock.running():
                     answer = scaffold.step(step)
-            except Exception as failure:  # recorded below with this step's calls and ops
+            except SCAFFOLD_FAILURES as failure:  # recorded below with this step's calls and ops
                 scaffold_error = failure
+            phase.enter("harness")
             # The scaffold's own time excludes the model, memory operations and call recording.
             model_time, memory_time, recording_time = _take_times(recorder, memory)
-            scaffold_time = max(0.0, time.perf_counter() - clock - model_time - memory_time - recording_time)
+            scaffold_time = max(0.0, time.perf_counter() - step_clock - model_time - memory_time - recording_time)
             calls, ops = recorder.take_calls(), [op.to_json() for op in memory.take_ops()]
             totals["model"] += model_time
             totals["memory"] += memory_time
@@ -181,7 +188,7 @@ def run_episode(
                 tokens["prompt"] += call["prompt_tokens"]
                 tokens["completion"] += call["completion_tokens"]
             ops_per_step.append(ops)
-            if recorder.model_failure or scaffold_error is not None:
+            if recorder.model_failure or recorder.request_failure or scaffold_error is not None:
                 record = {"index": index, "observation": observation, "action": None,
                           "raw_action": None, "valid": False, "reward": 0.0, "done": False,
                           "progression": progression, "llm_calls": calls, "memory_ops": ops,
@@ -191,8 +198,10 @@ def run_episode(
                                      "harness": round(_remainder(step_started, model_time, memory_time, scaffold_time), 6)}}  # fmt: skip
                 trace.write_step(record)
                 steps = index + 1
-                if recorder.model_failure:
+                if recorder.model_failure:  # even if the scaffold caught it: the server is gone
                     raise _EpisodeAborted("model", recorder.model_failure)
+                if recorder.request_failure:
+                    raise _EpisodeAborted("request", recorder.request_failure)
                 assert scaffold_error is not None
                 raise _EpisodeAborted("scaffold", _describe(scaffold_error, f"step {index}"))
             action = resolve_action(answer, task.actions)
@@ -205,14 +214,16 @@ def run_episode(
                             f"instead. Answer with exactly one of the action names.")  # fmt: skip
             else:
                 feedback = None
-            clock = time.perf_counter()
+            env_clock = time.perf_counter()
+            phase.enter("env")
             try:
                 result = game.step(action)
             except InvalidActionError as failure:
                 raise _EpisodeAborted("env", f"the env refused its own action {action!r}: {failure}") from failure
             except Exception as failure:
                 raise _EpisodeAborted("env", f"the game failed at step {index}: {type(failure).__name__}: {failure}") from failure
-            env_time = time.perf_counter() - clock
+            env_time = time.perf_counter() - env_clock
+            phase.enter("harness")
             totals["env"] += env_time
             progression = max(progression, result.progression)
             reward_total += result.reward
@@ -237,6 +248,7 @@ def run_episode(
     except _EpisodeAborted as aborted:
         status, error, error_kind = "errored", str(aborted), aborted.kind
     finally:
+        phase.enter("harness")
         if game is not None:
             try:
                 game.close()

@@ -42,6 +42,7 @@ class ModelSpec:
     base: str | None = None
     adapter: Path | None = None
     adapter_routines: tuple[str, ...] = ("log", "recall")
+    adapter_hash: str | None = None  # checked against the adapter's files when given
 
 
 @dataclass
@@ -142,7 +143,16 @@ def _read_model(raw: Any, directory: Path, config_path: Path, line: int | None) 
     if set(routines) - set(ROUTINES):
         raise SubmissionError(config_path, line, f"model.adapter_routines {list(routines)} has unknown routines",
                               f"use routines among {', '.join(ROUTINES)}")  # fmt: skip
-    return ModelSpec(base=raw.get("base"), adapter=adapter, adapter_routines=routines)
+    declared = raw.get("adapter_hash")
+    if declared and adapter is not None:
+        from harness.models.adapters import adapter_hash
+
+        actual = adapter_hash(adapter)
+        if actual != declared:
+            raise SubmissionError(config_path, line, f"model.adapter_hash says {declared}, but the adapter's files hash to {actual}",
+                                  "ship the adapter that was evaluated, or remove adapter_hash if the change is intended")  # fmt: skip
+    return ModelSpec(base=raw.get("base"), adapter=adapter, adapter_routines=routines,
+                     adapter_hash=str(declared) if declared else None)  # fmt: skip
 
 
 def load_scaffold_class(submission: Submission) -> type[Scaffold]:

@@ -20,6 +20,9 @@ from harness.agent.episode import run_episode
 from harness.agent.submission import load_scaffold_class, read_submission
 from harness.models.router import ModelConfig
 from harness.runs.jobs import EpisodeSpec
+from harness.runs.layout import EPISODE_FILE, atomic_write_json
+from harness.runs.phase import PhaseMarker
+from harness.runs.salvage import salvaged_episode
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -33,8 +36,16 @@ def main(job_path: str) -> int:
     model = ModelConfig(**{**job["model"], "adapter_routines": tuple(job["model"].get("adapter_routines") or ())})
     submission = read_submission(job["submission"])
     os.chdir(spec.episode_dir)  # relative paths in scaffold code land in the episode folder
-    scaffold_class = load_scaffold_class(submission)
-    result = run_episode(spec, scaffold_class, model.router(), on_step=_emit)
+    phase = PhaseMarker(Path(spec.episode_dir))  # read by the scheduler's watchdog
+    phase.enter("scaffold")  # importing the scaffold runs its code
+    try:
+        scaffold_class = load_scaffold_class(submission)
+    except (Exception, SystemExit) as error:  # checked before the run, yet failed here: still its code
+        record = salvaged_episode(spec, "scaffold", f"loading the scaffold failed: {type(error).__name__}: {error}")
+        atomic_write_json(Path(spec.episode_dir) / EPISODE_FILE, record)
+        _emit({"event": "done", "status": "errored", "steps": 0, "progression": 0.0, "error": record["error"]})
+        return 0
+    result = run_episode(spec, scaffold_class, model.router(), on_step=_emit, phase=phase)
     _emit({"event": "done", "status": result["status"], "steps": result["steps"],
            "progression": result["progression"], "error": result["error"]})  # fmt: skip
     return 0

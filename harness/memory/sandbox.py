@@ -8,9 +8,12 @@ so the metrics and the trace show attempts as well as successes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -72,6 +75,9 @@ class Memory:
         self.limits = limits or MemoryLimits()
         self.ops: Ops = []  # operations since the last `take_ops()`
         self.elapsed_s = 0.0  # time spent in memory operations (for the episode's time split)
+        # Wraps each operation with its record; the episode loop shields them from its step
+        # timer so that the directory and the recorded operations never get out of step.
+        self.guard: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
         self._sizes: dict[str, int] = {  # relative path -> chars, kept in step with the disk
             str(path.relative_to(self.root)): len(path.read_text(errors="replace"))
             for path in self.root.rglob("*") if path.is_file() and not path.is_symlink()
@@ -208,14 +214,15 @@ class Memory:
 
     def _record(self, op: str, path: str | None, pattern: str | None, run: Any,
                 read: Any = None, written: int = 0, text: str | None = None) -> Any:  # fmt: skip
-        started = time.perf_counter()
-        try:
-            result = run()
-        except Exception as error:
-            self.ops.append(MemoryOp(op, path, pattern, 0, 0, False, f"{type(error).__name__}: {error}"))
-            raise
-        finally:
-            self.elapsed_s += time.perf_counter() - started
-        chars_read = int(read(result)) if read is not None else 0
-        self.ops.append(MemoryOp(op, path, pattern, written, chars_read, True, None, text))
-        return result
+        with self.guard():
+            started = time.perf_counter()
+            try:
+                result = run()
+            except Exception as error:
+                self.ops.append(MemoryOp(op, path, pattern, 0, 0, False, f"{type(error).__name__}: {error}"))
+                raise
+            finally:
+                self.elapsed_s += time.perf_counter() - started
+            chars_read = int(read(result)) if read is not None else 0
+            self.ops.append(MemoryOp(op, path, pattern, written, chars_read, True, None, text))
+            return result

@@ -1,8 +1,13 @@
 """Chat with any OpenAI-compatible server (vLLM, llama.cpp, hosted APIs) through `openai`.
 
-Retries with exponential backoff on connection errors, 408/409/429 and 5xx come from the
-`openai` client itself; what still fails after them raises ModelUnavailableError, which the
-episode loop records as an infrastructure failure (not a bad move of the agent).
+Who caused a failure decides how it counts (docs/architecture.md, "Failure rules"):
+- ModelRequestError: the server refused the request itself (400 bad request, 413 too large,
+  422 invalid parameters: a prompt over the context length, a bad sampling value). The
+  scaffold built that request: the episode ends and is scored at the progression it reached.
+- ModelUnavailableError: the server did not answer (connection refused or dropped, timeout,
+  5xx, 429) after the `openai` client's own retries with backoff, or it refused us as a client
+  (401/403 key, 404 unknown model). Infrastructure: not scored, retried by `--resume`.
+Both name the server.
 """
 
 from __future__ import annotations
@@ -24,7 +29,38 @@ DEFAULT_MAX_TOKENS = 256
 
 
 class ModelUnavailableError(RuntimeError):
-    """The model server did not answer (after retries) or refused the request."""
+    """The model server did not answer after retries, or refused us as a client: infrastructure."""
+
+    def __init__(self, message: str, server: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.server = server
+        self.status = status
+
+
+class ModelRequestError(RuntimeError):
+    """The server refused the request itself (400/413/422): the fault of whoever built it."""
+
+    def __init__(self, message: str, server: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.server = server
+        self.status = status
+
+
+# Statuses that say the request itself is wrong, whoever sends it; the rest are the server's
+# (5xx), the connection's, or the client set-up's (401 key, 403, 404 model name).
+REQUEST_FAULT_STATUSES = (400, 413, 422)
+
+
+def classify_failure(error: openai.OpenAIError, server: str) -> ModelRequestError | ModelUnavailableError:
+    """The harness's failure for an `openai` exception raised after the client's retries."""
+    status = getattr(error, "status_code", None)
+    if isinstance(error, openai.APIStatusError) and status in REQUEST_FAULT_STATUSES:
+        return ModelRequestError(f"model server {server} refused the request (HTTP {status}): {error}", server, status)
+    if isinstance(error, openai.APITimeoutError):
+        return ModelUnavailableError(f"model server {server} timed out: {error}", server)
+    if isinstance(error, openai.APIConnectionError):
+        return ModelUnavailableError(f"model server {server} failed: connection error: {error}", server)
+    return ModelUnavailableError(f"model server {server} failed (HTTP {status}): {error}", server, status)
 
 
 @dataclass
@@ -75,9 +111,9 @@ class ChatClient:
         try:
             models = self._client.models.list().data
         except openai.OpenAIError as error:
-            raise ModelUnavailableError(f"model server {self.base_url} did not answer: {error}") from error
+            raise ModelUnavailableError(f"model server {self.base_url} did not answer: {error}", self.base_url) from error
         if not models:
-            raise ModelUnavailableError(f"model server {self.base_url} serves no model")
+            raise ModelUnavailableError(f"model server {self.base_url} serves no model", self.base_url)
         if self._model is None:
             self._model = models[0].id
         if self._kind is None:
@@ -133,7 +169,7 @@ class ChatClient:
                 **generation,
             )
         except openai.OpenAIError as error:
-            raise ModelUnavailableError(f"model server {self.base_url} failed: {error}") from error
+            raise classify_failure(error, self.base_url) from error
         latency = time.perf_counter() - started
         text = (response.choices[0].message.content or "") if response.choices else ""
         usage = response.usage
@@ -144,12 +180,3 @@ class ChatClient:
             latency_s=latency,
             model=name,
         )
-
-
-def load_lora_on_vllm(base_url: str, name: str, path: str, timeout_s: float = 300.0) -> None:
-    """Ask a vLLM server (started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)
-    to load an adapter under `name`; the path must be readable by the server."""
-    root = base_url.rstrip("/").removesuffix("/v1")
-    response = httpx.post(f"{root}/v1/load_lora_adapter", json={"lora_name": name, "lora_path": path}, timeout=timeout_s)
-    if response.status_code >= 400 and "already" not in response.text:
-        raise ModelUnavailableError(f"vLLM at {base_url} did not load adapter {name} from {path}: {response.text[:500]}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -94,7 +95,7 @@ class LlamaCppServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"llama.cpp server exited with code {self.process.returncode}; log: {self.log_path}"
+                    f"llama.cpp server {describe_exit(self.process.returncode)} while starting; log: {self.log_path}"
                 )
             try:
                 if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
@@ -105,6 +106,14 @@ class LlamaCppServer:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"llama.cpp server not ready after {timeout_s:.0f} s; log: {self.log_path}")
+
+    def failure(self) -> str | None:
+        """None while the server runs; once its process has exited, what happened and where
+        its log is (a scheduler polls this: a dead server stops the run)."""
+        if self.process is None or self.process.poll() is None:
+            return None
+        return f"the embedded model server {self.url} {describe_exit(self.process.returncode)}; log: {self.log_path}" + (
+            f"\n  last lines of its log:\n{_tail(self.log_path)}")
 
     def _check_adapter_loaded(self) -> None:
         """llama.cpp serves the bare base model when an adapter fails to load: refuse that."""
@@ -132,3 +141,22 @@ class LlamaCppServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def describe_exit(returncode: int | None) -> str:
+    """'exited with code 1' or 'was killed by signal SIGSEGV' (a negative Popen return code)."""
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = str(-returncode)
+        return f"was killed by signal {name}"
+    return f"exited with code {returncode}"
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "    (log unreadable)"
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])

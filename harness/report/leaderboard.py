@@ -1,6 +1,8 @@
 """`harness leaderboard RUN...`: one row per run, sorted by overall score, in md/csv/json/html.
 
 Rows are built only from the run directories (run.json, results.json, verification.json).
+A run that is not complete (an episode unscored, the run stopped) has no publishable
+number: it is refused, unless explicitly allowed, and then its row says INCOMPLETE.
 """
 
 from __future__ import annotations
@@ -24,7 +26,29 @@ FORMATS = ("md", "csv", "json", "html")
 COLUMNS = ["rank", "submission", "model", "adapter", "track", "suite", "seeds",
            *(f"{env} %" for env in ENV_NAMES), "overall %", "memory growth chars/step", "write/search",
            "consult-before-write", "invalid actions %", "tokens prompt", "tokens completion", "wall time s",
-           "verified", "run", "submission hash"]  # fmt: skip
+           "complete", "verified", "run", "submission hash"]  # fmt: skip
+
+
+class IncompleteRunError(ValueError):
+    """A run without a publishable number was given to the leaderboard."""
+
+
+def check_complete(runs: list[RunDir]) -> None:
+    """Refuse runs that are not complete, naming each and why."""
+    problems = []
+    for run in runs:
+        if not run.results_file.exists():
+            problems.append(f"{run.root}: no results.json (the run never finished)")
+            continue
+        results = read_json(run.results_file)
+        if not results.get("complete"):
+            kinds = ", ".join(f"{k}: {n}" for k, n in ((results.get("failures") or {}).get("by_kind") or {}).items())
+            problems.append(f"{run.root}: {results.get('episodes_scored', '?')} of {results.get('episodes_planned', '?')} "
+                            f"episodes scored ({kinds or 'episodes missing'})")  # fmt: skip
+    if problems:
+        raise IncompleteRunError("incomplete runs have no publishable number:\n  " + "\n  ".join(problems) +
+                                 "\ncomplete them with `harness eval ... --resume`, or pass --allow-incomplete to "
+                                 "show them marked INCOMPLETE")  # fmt: skip
 
 
 def row_of(run: RunDir, link_base: Path | None = None) -> dict[str, Any]:
@@ -47,6 +71,8 @@ def row_of(run: RunDir, link_base: Path | None = None) -> dict[str, Any]:
         "tokens completion": sum(e["tokens_completion"] for e in envs.values()),
         "wall time s": number(sum(e["time_s"]["total"] for e in envs.values()), 0),
         "verified": "yes" if verification and verification["verified"] else ("FAILED" if verification else "not checked"),
+        "complete": "yes" if results.get("complete") else
+                    f"INCOMPLETE ({results.get('episodes_scored', '?')}/{results.get('episodes_planned', '?')})",
         "run": link, "submission hash": (results.get("submission_hash") or "")[:19],
     }  # fmt: skip
     for env in ENV_NAMES:
@@ -54,7 +80,9 @@ def row_of(run: RunDir, link_base: Path | None = None) -> dict[str, Any]:
     return row
 
 
-def leaderboard_rows(runs: list[RunDir], link_base: Path | None = None) -> list[dict[str, Any]]:
+def leaderboard_rows(runs: list[RunDir], link_base: Path | None = None, allow_incomplete: bool = False) -> list[dict[str, Any]]:
+    if not allow_incomplete:
+        check_complete(runs)
     rows = sorted((row_of(run, link_base) for run in runs), key=lambda r: -(r["overall"] or 0.0))
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank

@@ -25,8 +25,22 @@ RUN_TABLE_HEADERS = ["env", "episodes", "progression % [95% CI]", "memory growth
                      "tokens prompt", "tokens completion", "time s"]  # fmt: skip
 
 
+def incomplete_notice(results: dict[str, Any]) -> str:
+    """The loud line an incomplete run carries wherever its table is shown ('' if complete)."""
+    if results.get("complete"):
+        return ""
+    planned, scored = results.get("episodes_planned") or 0, results.get("episodes_scored") or 0
+    kinds = (results.get("failures") or {}).get("by_kind") or {}
+    causes = ", ".join(f"{kind}: {count}" for kind, count in kinds.items()) or "not run"
+    text = (f"INCOMPLETE RUN: {scored} of {planned} planned episodes scored ({causes}); "
+            "its numbers are not a result and cannot be published.")  # fmt: skip
+    if results.get("stop_reason"):
+        text += f"\nThe run was stopped: {results['stop_reason']}"
+    return text
+
+
 def run_table(results: dict[str, Any], tablefmt: str = "github") -> str:
-    """One row per env and an overall row, from results.json."""
+    """One row per env and an overall row, from results.json; an incomplete run says so."""
     rows = []
     for env, summary in results["envs"].items():
         rows.append([
@@ -36,15 +50,19 @@ def run_table(results: dict[str, Any], tablefmt: str = "github") -> str:
             summary["tokens_prompt"], summary["tokens_completion"], number(summary["time_s"]["total"], 0),
         ])  # fmt: skip
     overall = results["overall"]
+    complete = bool(results.get("complete"))
+    score = (percent(overall["progression_mean"], overall["progression_ci95"]) if complete
+             else f"INCOMPLETE ({results.get('episodes_scored', 0)}/{results.get('episodes_planned', 0)} scored)")  # fmt: skip
     rows.append(["overall (mean of envs)", sum(s["episodes"] for s in results["envs"].values()),
-                 percent(overall["progression_mean"], overall["progression_ci95"]),
-                 "", "", "", "", "", "", ""])  # fmt: skip
-    return tabulate(rows, headers=RUN_TABLE_HEADERS, tablefmt=tablefmt, disable_numparse=True)
+                 score, "", "", "", "", "", "", ""])  # fmt: skip
+    table = tabulate(rows, headers=RUN_TABLE_HEADERS, tablefmt=tablefmt, disable_numparse=True)
+    notice = incomplete_notice(results)
+    return f"{notice}\n\n{table}" if notice else table
 
 
 def run_leaderboard_markdown(results: dict[str, Any]) -> str:
     title = (f"# {results['submission']} on suite {results['suite']}\n\n"
              f"Run `{results['run_id']}`, model `{results['model']}`"
              + (f", adapter `{results['adapter']}`" if results.get("adapter") else "") + "\n\n")  # fmt: skip
-    note = "" if results.get("complete") else "\n\n(incomplete run: resume it with `--resume`)"
+    note = "" if results.get("complete") else "\n\n(resume it with `--resume` once the cause is fixed)"
     return title + run_table(results) + note + "\n"

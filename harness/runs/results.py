@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from harness.runs.jobs import is_scored
+from harness.runs.jobs import INFRASTRUCTURE_ERRORS, is_scored
 from harness.runs.layout import RunDir, atomic_write_json
 from harness.runs.stats import mean_ci95, mean_defined, mean_of_group_means_ci95
 
@@ -37,23 +37,47 @@ def env_summary(episodes: list[dict[str, Any]]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def planned_keys(run_record: dict[str, Any]) -> list[str]:
+    """Every episode the run's suite asks for, as env/task/seed keys."""
+    return [f"{env}/{task}/{seed}" for env, plan in sorted(run_record.get("suite", {}).get("envs", {}).items())
+            for task in plan["tasks"] for seed in plan["seeds"]]  # fmt: skip
+
+
+def failure_summary(episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Errored episodes by kind, with the first error of each kind in full."""
+    by_kind: dict[str, int] = defaultdict(int)
+    first: dict[str, dict[str, str]] = {}
+    for e in episodes:
+        if e.get("status") != "errored":
+            continue
+        kind = str(e.get("error_kind") or "unknown")
+        by_kind[kind] += 1
+        first.setdefault(kind, {"episode": f"{e['env']}/{e['task']}/{e['seed']}", "error": str(e.get("error"))})
+    return {"by_kind": dict(sorted(by_kind.items())), "first": first,
+            "infrastructure": sum(n for kind, n in by_kind.items() if kind in INFRASTRUCTURE_ERRORS)}  # fmt: skip
+
+
 def aggregate(run: RunDir) -> dict[str, Any]:
     """Write results.json from the completed episodes; returns it.
 
     Episodes that failed for infrastructure reasons (model server, game, worker) are not
     scored: they are counted apart and `--resume` retries them. A scaffold's own errors score
-    what the episode reached.
+    what the episode reached. The run is `complete` only when every planned episode is scored;
+    `missing` lists the others (never recorded, or an infrastructure failure), and a run that
+    is not complete has no publishable number (report.leaderboard refuses it).
     """
     info = run.read_run()
     by_env: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for episode in run.completed_episodes():
+    recorded = run.completed_episodes()
+    for episode in recorded:
         by_env[episode["env"]].append(episode)
     envs = {env: env_summary(episodes) for env, episodes in sorted(by_env.items())}
     groups = [[e["progression"] for e in by_env[env] if is_scored(e)]
               for env in envs]  # fmt: skip
     mean, low, high = mean_of_group_means_ci95(groups)
-    planned = info.get("episodes_planned")
-    done = sum(len(v) for v in by_env.values())
+    planned = planned_keys(info)
+    scored = {f"{e['env']}/{e['task']}/{e['seed']}" for e in recorded if is_scored(e)}
+    missing = [key for key in planned if key not in scored]
     results = {
         "run_id": run.run_id,
         "submission": info.get("submission", {}).get("name"),
@@ -64,9 +88,13 @@ def aggregate(run: RunDir) -> dict[str, Any]:
         "envs": envs,
         "overall": {"progression_mean": mean if envs else None,
                     "progression_ci95": [low, high] if envs else None},
-        "episodes_planned": planned,
-        "episodes_recorded": done,
-        "complete": planned is not None and done >= planned,
+        "episodes_planned": len(planned),
+        "episodes_recorded": len(recorded),
+        "episodes_scored": len(scored & set(planned)),
+        "complete": bool(planned) and not missing,
+        "missing": missing,
+        "failures": failure_summary(recorded),
+        "stop_reason": info.get("stop_reason"),
     }  # fmt: skip
     atomic_write_json(run.results_file, results)
     return results

@@ -1,8 +1,15 @@
 """Scheduling episodes over workers, with a live progress display, resume and clean Ctrl-C.
 
 Concurrency is limited here, in one place: `workers` episodes run at once, each in its own
-worker (a process of the runtime). A worker that dies without writing episode.json leaves an
-`errored` episode of kind `worker` (an infrastructure failure that `--resume` retries).
+worker (a process of the runtime). The scheduler also watches, from outside:
+- each worker's phase and wall clock (runs.watchdog): a stuck worker is ended and its episode
+  attributed to whoever was stuck;
+- health checks of the run's servers (an embedded model server that exits): the run stops at
+  once, says why, and keeps everything recorded;
+- consecutive infrastructure failures: after `max_consecutive_failures` in a row no new episode
+  is launched (a dead endpoint does not burn through the whole suite).
+A worker that dies without writing episode.json leaves an `errored` episode of kind `worker`
+(infrastructure, retried by `--resume`), built from what it recorded (runs.salvage).
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,8 +34,14 @@ from rich.progress import (
 )
 
 from harness.models.router import ModelConfig
-from harness.runs.jobs import EpisodeSpec, is_scored
+from harness.runs.jobs import INFRASTRUCTURE_ERRORS, EpisodeSpec, is_scored
 from harness.runs.layout import EPISODE_FILE, atomic_write_json, read_json
+from harness.runs.phase import read_phase
+from harness.runs.salvage import salvaged_episode
+from harness.runs.watchdog import Overdue, WatchLimits, overdue
+
+HealthCheck = Callable[[], "str | None"]  # None while healthy, else what failed
+WATCH_INTERVAL_S = 0.5
 
 
 class Runtime(Protocol):
@@ -52,6 +65,10 @@ class EpisodeJob:
     def to_json(self) -> dict[str, Any]:
         return {"submission": self.submission, "episode": asdict(self.spec), "model": asdict(self.model)}
 
+    def limits(self) -> WatchLimits:
+        return WatchLimits.of(self.spec.step_timeout_s, self.model.timeout_s, self.model.max_retries,
+                              self.spec.env_timeout_s, self.spec.episode_timeout_s)  # fmt: skip
+
 
 def needs_run(job: EpisodeJob) -> bool:
     """False when the episode is complete: episode.json exists and is not an infrastructure error."""
@@ -66,13 +83,34 @@ class Interrupted(Exception):
     """The run was stopped (Ctrl-C); everything recorded so far stays on disk."""
 
 
+class RunStopped(Exception):
+    """The scheduler stopped the run (a server died, or infrastructure kept failing)."""
+
+    def __init__(self, reason: str, run_root: Path | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.run_root = run_root  # set by the evaluation that owned the run
+
+
+@dataclass
+class _Running:
+    job: EpisodeJob
+    started: float  # time.time()
+    verdict: Overdue | None = None  # set when the watchdog ends the worker
+
+
 class Scheduler:
-    def __init__(self, runtime: Runtime, workers: int = 1, show_progress: bool = True) -> None:
+    def __init__(self, runtime: Runtime, workers: int = 1, show_progress: bool = True,
+                 health_checks: Sequence[HealthCheck] = (), max_consecutive_failures: int = 3) -> None:  # fmt: skip
         self.runtime = runtime
         self.workers = max(1, workers)
         self.show_progress = show_progress
+        self.health_checks = list(health_checks)
+        self.max_consecutive_failures = max_consecutive_failures
+        self.stop_reason: str | None = None
+        self._consecutive_failures = 0
         self._stop = threading.Event()
-        self._running: set[Any] = set()
+        self._running: dict[Any, _Running] = {}
         self._lock = threading.Lock()
 
     def run(self, jobs: Iterable[EpisodeJob]) -> list[dict[str, Any]]:
@@ -92,9 +130,13 @@ class Scheduler:
             executor = ThreadPoolExecutor(max_workers=self.workers)
             futures = [executor.submit(self._run_one, job, progress, episodes_bar, steps_bar) for job in pending]
             try:
+                next_watch = 0.0
                 for future in futures:
                     while not future.done():
                         time.sleep(0.1)  # keep the main thread awake for Ctrl-C
+                        if time.monotonic() >= next_watch:
+                            next_watch = time.monotonic() + WATCH_INTERVAL_S
+                            self._watch()
                     outcomes.append(future.result())
             except KeyboardInterrupt:
                 self._stop.set()
@@ -105,7 +147,29 @@ class Scheduler:
                 if threading.current_thread() is threading.main_thread():
                     signal.signal(signal.SIGTERM, previous_handler)
             executor.shutdown(wait=True)
+        if self.stop_reason:
+            raise RunStopped(self.stop_reason)
         return outcomes
+
+    def _watch(self) -> None:
+        """Health checks of the servers, then every running worker's limits."""
+        for check in self.health_checks:
+            failure = check()
+            if failure and not self._stop.is_set():
+                self.stop_reason = failure
+                self._stop.set()
+                self._terminate_running()
+                return
+        now = time.time()
+        with self._lock:
+            running = list(self._running.items())
+        for process, state in running:
+            if state.verdict is not None:
+                continue
+            verdict = overdue(state.job.limits(), read_phase(state.job.directory), state.started, now)
+            if verdict is not None:
+                state.verdict = verdict
+                _kill(process)
 
     def _terminate_running(self) -> None:
         with self._lock:
@@ -119,7 +183,7 @@ class Scheduler:
             try:
                 process.wait(timeout=15)
             except Exception:
-                process.kill()
+                _kill(process)
 
     def _run_one(self, job: EpisodeJob, progress: Progress, episodes_bar: Any, steps_bar: Any) -> dict[str, Any]:
         if self._stop.is_set():
@@ -128,9 +192,10 @@ class Scheduler:
         (job.directory / EPISODE_FILE).unlink(missing_ok=True)  # an infrastructure error is retried
         job_path = job.directory / "job.json"
         atomic_write_json(job_path, job.to_json())
+        state = _Running(job, time.time())
         process = self.runtime.launch(job_path, job.directory / "worker.log")
         with self._lock:
-            self._running.add(process)
+            self._running[process] = state
         steps_seen = 0
         last: dict[str, Any] = {}
         try:
@@ -147,36 +212,38 @@ class Scheduler:
             process.wait()
         finally:
             with self._lock:
-                self._running.discard(process)
+                self._running.pop(process, None)
         progress.advance(steps_bar, max(0, job.spec.max_steps - steps_seen))
         progress.advance(episodes_bar)
         result_path = job.directory / EPISODE_FILE
-        if not result_path.exists() and not self._stop.is_set():
+        if state.verdict is not None:  # ended by the watchdog: whatever it wrote is not the result
+            atomic_write_json(result_path, salvaged_episode(job.spec, state.verdict.kind, state.verdict.message))
+        elif not result_path.exists() and not self._stop.is_set():
             log_tail = (job.directory / "worker.log").read_text(errors="replace")[-2000:]
-            atomic_write_json(result_path, _worker_failure(job, process.returncode, log_tail))
+            message = f"worker exited with code {process.returncode} before finishing: {log_tail.strip()[-1500:]}"
+            atomic_write_json(result_path, salvaged_episode(job.spec, "worker", message))
+        if result_path.exists():
+            self._count_failure(read_json(result_path))
         return {"key": job.spec.key, "exit_code": process.returncode, **last}
+
+    def _count_failure(self, episode: dict[str, Any]) -> None:
+        """Stop launching after K infrastructure failures in a row."""
+        with self._lock:
+            infrastructure = episode.get("status") == "errored" and episode.get("error_kind") in INFRASTRUCTURE_ERRORS
+            self._consecutive_failures = self._consecutive_failures + 1 if infrastructure else 0
+            if infrastructure and self.max_consecutive_failures > 0 \
+                    and self._consecutive_failures >= self.max_consecutive_failures and not self._stop.is_set():
+                self.stop_reason = (f"{self._consecutive_failures} infrastructure failures in a row, no new episode "
+                                    f"launched; the last ({episode.get('error_kind')}): {episode.get('error')}")  # fmt: skip
+                self._stop.set()
+
+
+def _kill(process: Any) -> None:
+    try:
+        process.kill()
+    except Exception:
+        pass
 
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
-
-
-def _worker_failure(job: EpisodeJob, exit_code: int | None, log_tail: str) -> dict[str, Any]:
-    """episode.json for a worker that died before finishing its episode."""
-    from harness.runs.layout import STEPS_FILE, read_jsonl
-
-    steps = read_jsonl(job.directory / STEPS_FILE)
-    return {
-        "env": job.spec.env, "task": job.spec.task, "seed": job.spec.seed, "status": "errored",
-        "error": f"worker exited with code {exit_code} before finishing: {log_tail.strip()[-1500:]}",
-        "error_kind": "worker", "steps": len(steps), "max_steps": job.spec.max_steps,
-        "progression": max((s["progression"] for s in steps), default=0.0),
-        "reward_total": sum(s["reward"] for s in steps),
-        "invalid_actions": sum(not s["valid"] for s in steps),
-        "memory": {"chars_final": 0, "files_final": 0, "growth_chars_per_step": 0.0, "writes": 0,
-                   "searches": 0, "reads": 0, "write_to_search_ratio": None,
-                   "consult_before_write": None, "refused_ops": 0},
-        "tokens": {"prompt": 0, "completion": 0},
-        "time_s": {"env": 0.0, "model": 0.0, "scaffold": 0.0, "harness": 0.0, "total": 0.0},
-        "spec": asdict(job.spec),
-    }  # fmt: skip

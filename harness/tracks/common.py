@@ -15,8 +15,8 @@ from tabulate import tabulate
 from harness.models.client import ChatClient
 from harness.models.embedded import LlamaCppServer
 from harness.report.compare import compare
-from harness.runs.jobs import INFRASTRUCTURE_ERRORS
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, new_run_id, read_json
+from harness.runs.scheduler import RunStopped
 from harness.tracks.eval import EMBEDDED, EvalOptions, run_eval
 from harness.tracks.meta import MetaModel
 
@@ -94,11 +94,15 @@ def evaluate(base: EvalOptions, submission: Path, runs_dir: Path, run_id: str, r
                       resume=exists and resume, extra={**base.extra, "track": track}, **changes)  # fmt: skip
     if exists and not resume:
         raise TrackError(f"{runs_dir / run_id} exists; resume the track instead")
-    run, results = run_eval(options)
-    episodes = run.completed_episodes()
-    if episodes and all(e["status"] == "errored" and e.get("error_kind") in INFRASTRUCTURE_ERRORS for e in episodes):
-        raise TrackError(f"every episode of {run.root} failed for infrastructure reasons "
-                         f"(first: {episodes[0]['error_kind']}: {str(episodes[0]['error'])[:500]}); fix it and --resume")  # fmt: skip
+    try:
+        run, results = run_eval(options)
+    except RunStopped as stopped:
+        raise TrackError(f"the evaluation {runs_dir / run_id} was stopped: {stopped.reason}; fix it and --resume") from None
+    if not results["complete"]:  # a track never decides on a number that is not a result
+        first = next(iter((results["failures"].get("first") or {}).items()), None)
+        cause = f" (first {first[0]} error: {first[1]['error'][:500]})" if first else ""
+        raise TrackError(f"the evaluation {run.root} is incomplete: {results['episodes_scored']} of "
+                         f"{results['episodes_planned']} episodes scored{cause}; fix it and --resume")  # fmt: skip
     return run, results
 
 

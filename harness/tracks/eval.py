@@ -8,7 +8,7 @@ import datetime
 import os
 import platform
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.agent.submission import Submission, check_submission
-from harness.models.client import ChatClient, load_lora_on_vllm
+from harness.models.adapters import adapter_hash, load_lora_on_vllm, served_adapter_name
+from harness.models.client import ChatClient, ModelRequestError, ModelUnavailableError
 from harness.models.embedded import EMBEDDED_MODEL_NAME, LlamaCppServer
 from harness.models.router import ModelConfig
 from harness.report.tables import run_leaderboard_markdown
-from harness.runs.jobs import EpisodeSpec
+from harness.runs.jobs import EpisodeSpec, default_episode_timeout_s
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, new_run_id
 from harness.runs.results import aggregate
-from harness.runs.scheduler import EpisodeJob, Interrupted, Scheduler
+from harness.runs.scheduler import EpisodeJob, Interrupted, RunStopped, Scheduler
 from harness.runs.suites import Suite, load_suite, narrow, parse_seeds
 from harness.runtime import get_runtime
 
@@ -48,7 +49,11 @@ class EvalOptions:
     run_id: str | None = None
     runs_dir: str = "runs"
     resume: bool = False
-    step_timeout_s: float = 600.0
+    step_timeout_s: float = 600.0  # the scaffold's own time per call (model calls excluded)
+    model_timeout_s: float = 600.0  # one model request (the client retries it a few times)
+    env_timeout_s: float = 300.0  # one game call, enforced from outside the worker
+    episode_timeout_s: float | None = None  # wall clock per episode (default: 1 h or 30 s a step)
+    max_consecutive_failures: int = 3  # infrastructure failures in a row before no new episode starts
     show_progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in run.json (e.g. track info)
 
@@ -70,37 +75,71 @@ def harness_version() -> str:
     return f"{version}+{commit}" if commit else version
 
 
+@dataclass
+class Endpoint:
+    """The model side of a run: where workers send chat calls, and how to tell it is alive."""
+
+    config: ModelConfig
+    servers: list[dict[str, str]]  # {"url", "log"?}: named in run.json and in failure reports
+    health_checks: list[Callable[[], str | None]] = field(default_factory=list)
+    adapter_hash: str | None = None
+
+
+def preflight(client: ChatClient, model: str | None = None) -> None:
+    """One tiny request before any episode: a server that lists its models but cannot answer
+    (or a wrong model name, or a missing key) stops the run here, named, not as N failures."""
+    try:
+        client.chat([{"role": "user", "content": "Say OK."}], model=model, max_tokens=1)
+    except (ModelUnavailableError, ModelRequestError) as error:
+        raise EvalError(f"the model server failed a test request before any episode started: {error}") from error
+
+
 @contextmanager
-def model_endpoint(options: EvalOptions, submission: Submission) -> Iterator[ModelConfig]:
+def model_endpoint(options: EvalOptions, submission: Submission) -> Iterator[Endpoint]:
     """The model servers of an evaluation: started here for `embedded`, given by URL otherwise."""
     adapter = Path(options.adapter).resolve() if options.adapter else submission.model.adapter
     routines = tuple(submission.model.adapter_routines)
+    content_hash = adapter_hash(adapter) if adapter is not None else None
     if options.model != EMBEDDED:
-        client = ChatClient(options.model, options.model_name or submission.model.base)
-        if adapter is not None and client.kind == "vllm":
-            load_lora_on_vllm(options.model, adapter.name, str(adapter))  # no-op if already loaded
-        yield ModelConfig(
-            base_url=options.model,
-            model=client.model,  # the name the server reports when none was given
-            adapter=adapter.name if adapter else None,
-            specialist_model=adapter.name if adapter else None,  # vLLM: --lora-modules NAME=...
-            adapter_routines=routines,
-        )
+        client = ChatClient(options.model, options.model_name or submission.model.base, timeout_s=options.model_timeout_s)
+        try:
+            base_model, kind = client.model, client.kind
+        except ModelUnavailableError as error:
+            raise EvalError(str(error)) from error
+        served = None
+        if adapter is not None:
+            if kind != "vllm":
+                raise EvalError(f"an adapter needs a vLLM server (or --model embedded); {options.model} is a {kind} server")
+            try:  # registered under a name that carries its content hash
+                served = load_lora_on_vllm(options.model, adapter)
+            except ModelUnavailableError as error:
+                raise EvalError(str(error)) from error
+        preflight(client)
+        if served:
+            preflight(client, served)
+        config = ModelConfig(base_url=options.model, model=base_model, kind=kind, adapter=served,
+                             specialist_model=served, adapter_routines=routines, timeout_s=options.model_timeout_s)  # fmt: skip
+        yield Endpoint(config, [{"url": options.model}], [], content_hash)
         return
     servers: list[LlamaCppServer] = []
     try:
         base = LlamaCppServer()
         servers.append(base)
         base.start()
-        config = ModelConfig(base_url=base.url, model=EMBEDDED_MODEL_NAME, kind="llamacpp")
+        config = ModelConfig(base_url=base.url, model=EMBEDDED_MODEL_NAME, kind="llamacpp",
+                             timeout_s=options.model_timeout_s)  # fmt: skip
         if adapter is not None:
             from harness.train.gguf import adapter_to_gguf
 
-            specialist = LlamaCppServer(alias=f"{EMBEDDED_MODEL_NAME}+{adapter.name}", lora_path=adapter_to_gguf(adapter))
+            name = served_adapter_name(adapter, content_hash)
+            specialist = LlamaCppServer(alias=f"{EMBEDDED_MODEL_NAME}+{name}", lora_path=adapter_to_gguf(adapter))
             servers.append(specialist)
             specialist.start()
-            config.specialist_url, config.adapter, config.adapter_routines = specialist.url, adapter.name, routines
-        yield config
+            config.specialist_url, config.adapter, config.adapter_routines = specialist.url, name, routines
+        for server in servers:
+            preflight(ChatClient(server.url, kind="llamacpp", timeout_s=options.model_timeout_s))
+        yield Endpoint(config, [{"url": server.url, "log": str(server.log_path)} for server in servers],
+                       [server.failure for server in servers], content_hash)  # fmt: skip
     finally:
         for server in servers:
             server.stop()
@@ -112,9 +151,12 @@ def _episode_jobs(run: RunDir, suite: Suite, submission: Submission, model: Mode
     for plan in suite.envs:
         for task in plan.tasks:
             for seed in plan.seeds:
+                episode_timeout = (options.episode_timeout_s if options.episode_timeout_s is not None
+                                   else default_episode_timeout_s(plan.max_steps))  # fmt: skip
                 spec = EpisodeSpec(env=plan.env, task=task, seed=seed, max_steps=plan.max_steps,
                                    episode_dir=str(run.episode_dir(plan.env, task, seed).resolve()),
-                                   step_timeout_s=options.step_timeout_s)  # fmt: skip
+                                   step_timeout_s=options.step_timeout_s, env_timeout_s=options.env_timeout_s,
+                                   episode_timeout_s=episode_timeout)  # fmt: skip
                 jobs.append(EpisodeJob(spec, str(submission.directory), model))
     return jobs
 
@@ -152,7 +194,8 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, dict[str, Any]]:
     run = _prepare_run(options, submission, suite)
     run.root.mkdir(parents=True, exist_ok=True)
     runtime = get_runtime(options.runtime, run_id=run.run_id, ray_address=options.ray_address)
-    with model_endpoint(options, submission) as model:
+    with model_endpoint(options, submission) as endpoint:
+        model = endpoint.config
         jobs = _episode_jobs(run, suite, submission, model, options)
         record = run.read_run() if run.run_file.exists() else {
             "run_id": run.run_id,
@@ -164,7 +207,8 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, dict[str, Any]]:
                            **({"parent": submission.extra["parent"]} if "parent" in submission.extra else {})},
             "model": {"name": model.model or EMBEDDED_MODEL_NAME,
                       "endpoint": EMBEDDED if options.model == EMBEDDED else options.model,
-                      "adapter": model.adapter, "adapter_routines": list(model.adapter_routines)},
+                      "kind": model.kind, "adapter": model.adapter, "adapter_hash": endpoint.adapter_hash,
+                      "adapter_routines": list(model.adapter_routines)},
             "suite": suite.to_json(),
             "episodes_planned": len(jobs),
             "runtime": runtime.name,
@@ -172,15 +216,26 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, dict[str, Any]]:
                         "python": platform.python_version()},
             "options": {k: v for k, v in asdict(options).items() if k not in ("show_progress",)},
         }  # fmt: skip
+        if record["model"].get("adapter_hash") != endpoint.adapter_hash:
+            raise EvalError(f"run {run.run_id} was played with adapter {record['model'].get('adapter_hash')}, "
+                            f"this session has {endpoint.adapter_hash}: start a new run instead of resuming")  # fmt: skip
+        record["servers"] = endpoint.servers  # this session's servers (their logs name failures)
         record["status"] = "running"
+        record.pop("stop_reason", None)
         atomic_write_json(run.run_file, record)
+        scheduler = Scheduler(runtime, options.workers, options.show_progress, endpoint.health_checks,
+                              options.max_consecutive_failures)  # fmt: skip
         try:
-            Scheduler(runtime, options.workers, options.show_progress).run(jobs)
-        except Interrupted:
-            record["status"] = "interrupted"
+            scheduler.run(jobs)
+        except (Interrupted, RunStopped) as stopped:
+            record["status"] = "interrupted" if isinstance(stopped, Interrupted) else "stopped"
+            if isinstance(stopped, RunStopped):
+                record["stop_reason"] = str(stopped)
             atomic_write_json(run.run_file, record)
             results = aggregate(run)
             atomic_write_text(run.leaderboard_file, run_leaderboard_markdown(results))
+            if isinstance(stopped, RunStopped):
+                raise RunStopped(stopped.reason, run.root) from None
             raise
         finally:
             runtime.close()

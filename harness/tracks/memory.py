@@ -236,8 +236,10 @@ def _finish(state: TrackState, root: Path, options: MemoryTrackOptions, baseline
         shutil.copytree(submission, best_submission, ignore=shutil.ignore_patterns("__pycache__", "adapter"))
         shutil.copytree(best["adapter"], best_submission / "adapter", ignore=shutil.ignore_patterns("*.gguf"))
         config = yaml.safe_load((best_submission / "submission.yaml").read_text())
+        served = RunDir(Path(best["run"])).read_run()["model"]  # the base model really used, as its server named it
         config.update({"name": f"{config['name']}-memory-t{best['trial']}", "parent": config["name"],
-                       "model": {"base": options.base_model, "adapter": "adapter/", "adapter_routines": ["log", "recall"]}})  # fmt: skip
+                       "model": {"base": served["name"], "adapter": "adapter/", "adapter_routines": ["log", "recall"],
+                                 "adapter_hash": served.get("adapter_hash")}})  # fmt: skip
         (best_submission / "submission.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     state.data.update({"status": "complete", "best_trial": best["trial"] if best else None})
     state.save()

@@ -1,0 +1,73 @@
+"""The result of an episode whose worker ended without writing one (it crashed, or the
+watchdog ended it): built from the steps it recorded, nothing recorded is lost.
+
+A worker can die in the middle of a step, after a memory operation touched the directory
+but before the step's record (which carries that operation) was written. The memory
+directory is therefore rebuilt from the recorded operations, so that directory and trace
+agree; a torn last line of steps.jsonl (a write cut short) is removed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.memory import memory_metrics
+from harness.memory.replay import memory_states
+from harness.runs.jobs import EpisodeSpec
+from harness.runs.layout import MEMORY_DIR, STEPS_FILE, read_jsonl
+
+
+def drop_torn_line(path: Path) -> None:
+    """Cut a last line that was not written whole (no final newline)."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def restore_memory(directory: Path, steps: list[dict[str, Any]]) -> dict[str, str]:
+    """Make the memory folder what the recorded operations say it is; returns path -> text."""
+    files: dict[str, str] = {}
+    for state in memory_states(steps):
+        files = state
+    memory = directory / MEMORY_DIR
+    shutil.rmtree(memory, ignore_errors=True)
+    memory.mkdir(parents=True)
+    for relative, text in files.items():
+        target = memory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return files
+
+
+def salvaged_episode(spec: EpisodeSpec, kind: str, message: str) -> dict[str, Any]:
+    """episode.json for an episode that ended outside the episode loop, from its records."""
+    directory = Path(spec.episode_dir)
+    drop_torn_line(directory / STEPS_FILE)
+    steps = read_jsonl(directory / STEPS_FILE)
+    files = restore_memory(directory, steps)
+    chars = sum(len(text) for text in files.values())
+    calls = [call for step in steps for call in step.get("llm_calls", [])]
+    times = [step.get("time_s", {}) for step in steps]
+    return {
+        "env": spec.env, "task": spec.task, "seed": spec.seed, "status": "errored", "error": message,
+        "error_kind": kind, "steps": len(steps), "max_steps": spec.max_steps,
+        "progression": max((s["progression"] for s in steps), default=0.0),
+        "reward_total": sum(s["reward"] for s in steps),
+        "invalid_actions": sum(not s["valid"] for s in steps if s.get("action") is not None),
+        "memory": memory_metrics([s.get("memory_ops", []) for s in steps], len(steps), chars, len(files)),
+        "tokens": {"prompt": sum(c.get("prompt_tokens", 0) for c in calls),
+                   "completion": sum(c.get("completion_tokens", 0) for c in calls)},
+        "time_s": {key: round(sum(t.get(key, 0.0) for t in times), 6)
+                   for key in ("env", "model", "memory", "scaffold", "harness")}
+                  | {"total": round(sum(sum(t.values()) for t in times), 6)},
+        "trace_bytes": {"total": (directory / STEPS_FILE).stat().st_size if (directory / STEPS_FILE).exists() else 0,
+                        "first_step": 0, "last_step": 0},
+        "final_observation": steps[-1]["observation"] if steps else "",
+        "spec": asdict(spec),
+        "salvaged": True,  # written by the scheduler from the records, not by the episode loop
+    }  # fmt: skip
