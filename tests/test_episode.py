@@ -4,13 +4,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness.agent import Scaffold, Step, Task
 from harness.agent.episode import resolve_action, run_episode
 from harness.memory import MemoryAccessError
+from harness.memory.replay import memory_states
 from harness.models import ChatClient, ModelRouter
 from harness.models.embedded import free_port
 from harness.models.scripted import ScriptedModelServer
-from harness.runs.jobs import EpisodeSpec
+from harness.runs.jobs import EpisodeSpec, is_scored
 from harness.runs.layout import read_jsonl
 from harness.runs.trace import call_input, load_messages
 
@@ -162,3 +165,88 @@ def test_resolve_action_is_exact_after_trimming_and_case() -> None:
     assert resolve_action(" move west\n", actions) == "Move West"
     assert resolve_action("Move West please", actions) is None
     assert resolve_action(None, actions) is None
+
+
+def test_model_time_does_not_count_against_the_step_timeout(tmp_path: Path, instant_model: ScriptedModelServer) -> None:
+    instant_model.latency_s = 0.8  # each call is slower than the scaffold's whole budget
+    result = run_episode(_spec(tmp_path, steps=2, step_timeout_s=0.5), NoteTaker, _router(instant_model))
+    assert result["status"] == "truncated" and result["steps"] == 2
+    assert result["time_s"]["model"] >= 1.6
+
+
+def test_except_exception_cannot_swallow_the_step_timeout(tmp_path: Path, instant_model: ScriptedModelServer) -> None:
+    class Catches(Scaffold):
+        def step(self, step: Step) -> str:
+            try:
+                while True:
+                    pass
+            except Exception:
+                return "east"
+
+    result = run_episode(_spec(tmp_path, step_timeout_s=0.3), Catches, _router(instant_model))
+    assert result["status"] == "errored" and result["error_kind"] == "scaffold" and "StepTimeout" in result["error"]
+    assert result["steps"] == 1
+
+
+def test_a_scaffold_that_swallows_every_timeout_still_times_out(tmp_path: Path, instant_model: ScriptedModelServer) -> None:
+    class Swallows(Scaffold):
+        def step(self, step: Step) -> str:
+            swallowed = 0
+            while swallowed < 2:  # the timeout is raised again every second
+                try:
+                    while True:
+                        pass
+                except BaseException:
+                    swallowed += 1
+            return "east"
+
+    result = run_episode(_spec(tmp_path, step_timeout_s=0.3), Swallows, _router(instant_model))
+    assert result["status"] == "errored" and "caught the timeout" in result["error"]
+
+
+def test_a_timeout_never_leaves_memory_and_its_records_out_of_step(tmp_path: Path, instant_model: ScriptedModelServer) -> None:
+    class Writer(Scaffold):
+        def step(self, step: Step) -> str:
+            for number in range(10**9):  # writes until the timer fires, most likely inside an op
+                self.memory.write(f"f{number % 7}.md", f"entry {number}\n" * 20)
+                self.memory.append("log.md", f"{number}\n")
+            return "east"
+
+    for attempt in range(5):  # each timer lands somewhere else; unshielded, most attempts tear
+        result = run_episode(_spec(tmp_path / str(attempt), step_timeout_s=0.2), Writer, _router(instant_model))
+        assert result["status"] == "errored" and "StepTimeout" in result["error"]
+        steps = read_jsonl(tmp_path / str(attempt) / "episode" / "steps.jsonl")
+        rebuilt = list(memory_states(steps))[-1]
+        folder = tmp_path / str(attempt) / "episode" / "memory"
+        on_disk = {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()}
+        assert len(steps[0]["memory_ops"]) > 10 and on_disk == rebuilt
+
+
+def test_a_refused_request_ends_the_episode_scored_even_if_the_scaffold_catches_it(tmp_path: Path, instant_model: ScriptedModelServer) -> None:
+    class Catches(Scaffold):
+        def step(self, step: Step) -> str:
+            if step.index == 2:
+                instant_model.failures = [400]
+                try:
+                    self.chat([{"role": "user", "content": "too long"}])
+                except Exception:
+                    pass
+            return "east"
+
+    result = run_episode(_spec(tmp_path), Catches, _router(instant_model))
+    assert result["status"] == "errored" and result["error_kind"] == "request" and "HTTP 400" in result["error"]
+    assert result["steps"] == 3 and is_scored(result)
+    assert read_jsonl(tmp_path / "episode" / "steps.jsonl")[2]["llm_calls"][0]["error_kind"] == "request"
+
+
+@pytest.mark.slow
+def test_an_over_long_prompt_to_the_embedded_model_is_scored_at_the_progression_reached(tmp_path: Path, embedded_model_url: str) -> None:
+    class Rambles(Scaffold):
+        def step(self, step: Step) -> str:
+            if step.index == 3:
+                self.chat([{"role": "user", "content": "remember this: " + "word " * 6000}], routine="log")
+            return "east"
+
+    result = run_episode(_spec(tmp_path), Rambles, ModelRouter(ChatClient(embedded_model_url, max_retries=0)))
+    assert result["error_kind"] == "request" and "context length" in result["error"] and is_scored(result)
+    assert result["steps"] == 4

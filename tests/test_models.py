@@ -5,7 +5,7 @@ import time
 import pytest
 
 from harness.models import ChatClient, ModelRouter, ModelUnavailableError, Specialist
-from harness.models.client import gbnf_choice_grammar
+from harness.models.client import ModelRequestError, gbnf_choice_grammar
 from harness.models.embedded import free_port
 from harness.models.scripted import ScriptedModelServer, first_choice_or
 
@@ -88,3 +88,34 @@ def test_llama_cpp_grammar_constrains_the_real_embedded_model(embedded_model_url
         assert result.text in choices
     free = client.chat([{"role": "user", "content": "Write a poem about the sea."}], max_tokens=16)
     assert free.text not in choices and free.completion_tokens > 0
+
+
+def test_a_request_the_server_refuses_is_the_request_makers_fault_and_is_not_retried() -> None:
+    with ScriptedModelServer(lambda request: "ok") as server:
+        server.failures = [400]
+        with pytest.raises(ModelRequestError, match=r"refused the request \(HTTP 400\)") as raised:
+            ChatClient(server.url, max_retries=3).chat([{"role": "user", "content": "hi"}])
+        assert raised.value.server == server.url.rstrip("/") and len(server.requests) == 1
+
+
+@pytest.mark.parametrize("status", [401, 404, 500])
+def test_a_server_or_set_up_failure_is_infrastructure(status: int) -> None:
+    with ScriptedModelServer(lambda request: "ok") as server:
+        server.failures = [status] * 5
+        with pytest.raises(ModelUnavailableError, match=f"HTTP {status}") as raised:
+            ChatClient(server.url, max_retries=1).chat([{"role": "user", "content": "hi"}])
+        assert server.url.rstrip("/") in str(raised.value)
+
+
+def test_a_server_that_drops_the_connection_is_infrastructure() -> None:
+    with ScriptedModelServer(lambda request: "ok") as server:
+        server.answer_chats = 0
+        with pytest.raises(ModelUnavailableError, match="connection error"):
+            ChatClient(server.url, max_retries=1).chat([{"role": "user", "content": "hi"}])
+        assert ChatClient(server.url).model == "scripted"  # it still lists its model
+
+
+@pytest.mark.slow
+def test_an_over_long_prompt_on_the_embedded_server_is_a_request_error(embedded_model_url: str) -> None:
+    with pytest.raises(ModelRequestError, match="context length"):
+        ChatClient(embedded_model_url, max_retries=0).chat([{"role": "user", "content": "word " * 5000}])

@@ -107,6 +107,16 @@ class LlamaCppServer:
         self.stop()
         raise RuntimeError(f"llama.cpp server not ready after {timeout_s:.0f} s; log: {self.log_path}")
 
+    def cpu_features(self) -> str | None:
+        """The CPU features llama.cpp was built with and uses, from its log ('AVX2 = 1 | ...')."""
+        try:
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if line.startswith("CPU :"):
+                    return line.removeprefix("CPU :").strip(" |")
+        except OSError:
+            pass
+        return None
+
     def failure(self) -> str | None:
         """None while the server runs; once its process has exited, what happened and where
         its log is (a scheduler polls this: a dead server stops the run)."""

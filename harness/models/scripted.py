@@ -74,6 +74,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send(404, {"error": {"message": f"no route {self.path}"}})
             return
+        if self.server.drop_request():  # a broken server: the connection closes, no answer
+            self.close_connection = True
+            return
+        if self.server.latency_s:
+            time.sleep(self.server.latency_s)
         text = self.server.responder(request)
         prompt_words = sum(len(str(m.get("content", "")).split()) for m in request.get("messages", []))
         self._send(200, {
@@ -103,6 +108,9 @@ class ScriptedModelServer(ThreadingHTTPServer):
         self.owned_by = owned_by
         self.requests: list[dict[str, Any]] = []
         self.failures: list[int] = []  # HTTP statuses to answer with, one per request, first
+        self.latency_s = 0.0  # each chat answer takes this long
+        self.answer_chats: int | None = None  # after this many chat answers, drop every request
+        self._chats_answered = 0
         self.loaded_adapters: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -111,6 +119,13 @@ class ScriptedModelServer(ThreadingHTTPServer):
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}/v1"
+
+    def drop_request(self) -> bool:
+        with self._lock:
+            if self.answer_chats is not None and self._chats_answered >= self.answer_chats:
+                return True
+            self._chats_answered += 1
+            return False
 
     def next_failure(self) -> int | None:
         with self._lock:

@@ -138,7 +138,9 @@ def model_endpoint(options: EvalOptions, submission: Submission) -> Iterator[End
             config.specialist_url, config.adapter, config.adapter_routines = specialist.url, name, routines
         for server in servers:
             preflight(ChatClient(server.url, kind="llamacpp", timeout_s=options.model_timeout_s))
-        yield Endpoint(config, [{"url": server.url, "log": str(server.log_path)} for server in servers],
+        described = [{"url": server.url, "log": str(server.log_path), "cpu_features": server.cpu_features() or "?"}
+                     for server in servers]  # fmt: skip
+        yield Endpoint(config, described,
                        [server.failure for server in servers], content_hash)  # fmt: skip
     finally:
         for server in servers:
