@@ -12,9 +12,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import pytest
-
 import llama_cpp
+import pytest
 
 LIBRARIES = ("libggml-cpu.so", "libggml-base.so", "libllama.so")
 BEYOND_BASELINE = {
