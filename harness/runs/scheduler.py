@@ -36,7 +36,7 @@ from rich.progress import (
 from harness.models.router import ModelConfig
 from harness.runs.jobs import INFRASTRUCTURE_ERRORS, EpisodeSpec, is_scored
 from harness.runs.layout import EPISODE_FILE, atomic_write_json, read_json
-from harness.runs.phase import read_phase
+from harness.runs.phase import PHASE_FILE, read_phase
 from harness.runs.salvage import salvaged_episode
 from harness.runs.watchdog import Overdue, WatchLimits, overdue
 
@@ -213,6 +213,7 @@ class Scheduler:
         finally:
             with self._lock:
                 self._running.pop(process, None)
+        (job.directory / PHASE_FILE).unlink(missing_ok=True)  # only meaningful while the worker runs
         progress.advance(steps_bar, max(0, job.spec.max_steps - steps_seen))
         progress.advance(episodes_bar)
         result_path = job.directory / EPISODE_FILE
