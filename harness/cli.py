@@ -258,6 +258,22 @@ def verify_command(run: str) -> None:
         sys.exit(1)
 
 
+@main.command("schema")
+@click.option("--out", "out_dir", default="docs/schema", show_default=True, type=click.Path(file_okay=False),
+              help="Folder to write the JSON Schemas into.")
+def schema_command(out_dir: str) -> None:
+    """Write the JSON Schemas of the run records (run, step, episode, results)."""
+    from pathlib import Path
+
+    from harness.runs.layout import atomic_write_text
+    from harness.runs.records import SCHEMA_VERSION, json_schemas
+
+    for name, text in json_schemas().items():
+        atomic_write_text(Path(out_dir) / name, text)
+        click.echo(f"written {Path(out_dir) / name}")
+    click.echo(f"schema version {SCHEMA_VERSION}")
+
+
 @main.command("view")
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Report folder (default: RUN/view).")

@@ -30,6 +30,7 @@ from harness.models.client import ModelRequestError
 from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import MEMORY_DIR
 from harness.runs.phase import NoPhaseMarker, PhaseMarker
+from harness.runs.records import EpisodeRecord, validated
 from harness.runs.trace import EpisodeTrace
 
 # What scaffold code may raise that is its own failure (StepTimeout and sys.exit included).
@@ -272,6 +273,7 @@ def run_episode(
         "final_observation": final_observation,
         "spec": asdict(spec),
     }  # fmt: skip
+    result_record = validated(EpisodeRecord, result_record)
     trace.finish(result_record)
     return result_record
 

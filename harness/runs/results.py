@@ -7,6 +7,7 @@ from typing import Any
 
 from harness.runs.jobs import INFRASTRUCTURE_ERRORS, is_scored
 from harness.runs.layout import RunDir, atomic_write_json
+from harness.runs.records import Results, validated
 from harness.runs.stats import mean_ci95, mean_defined, mean_of_group_means_ci95
 
 
@@ -96,5 +97,6 @@ def aggregate(run: RunDir) -> dict[str, Any]:
         "failures": failure_summary(recorded),
         "stop_reason": info.get("stop_reason"),
     }  # fmt: skip
+    results = validated(Results, results)
     atomic_write_json(run.results_file, results)
     return results

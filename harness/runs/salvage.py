@@ -18,6 +18,7 @@ from harness.memory import memory_metrics
 from harness.memory.replay import memory_states
 from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import MEMORY_DIR, STEPS_FILE, read_jsonl
+from harness.runs.records import EpisodeRecord, validated
 
 
 def drop_torn_line(path: Path) -> None:
@@ -53,7 +54,7 @@ def salvaged_episode(spec: EpisodeSpec, kind: str, message: str) -> dict[str, An
     chars = sum(len(text) for text in files.values())
     calls = [call for step in steps for call in step.get("llm_calls", [])]
     times = [step.get("time_s", {}) for step in steps]
-    return {
+    return validated(EpisodeRecord, {
         "env": spec.env, "task": spec.task, "seed": spec.seed, "status": "errored", "error": message,
         "error_kind": kind, "steps": len(steps), "max_steps": spec.max_steps,
         "progression": max((s["progression"] for s in steps), default=0.0),
@@ -70,4 +71,4 @@ def salvaged_episode(spec: EpisodeSpec, kind: str, message: str) -> dict[str, An
         "final_observation": steps[-1]["observation"] if steps else "",
         "spec": asdict(spec),
         "salvaged": True,  # written by the scheduler from the records, not by the episode loop
-    }  # fmt: skip
+    })  # fmt: skip

@@ -23,6 +23,7 @@ from harness.models.router import ModelConfig
 from harness.report.tables import run_leaderboard_markdown
 from harness.runs.jobs import EpisodeSpec, default_episode_timeout_s
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, new_run_id
+from harness.runs.records import RunRecord, validated
 from harness.runs.results import aggregate
 from harness.runs.scheduler import EpisodeJob, Interrupted, RunStopped, Scheduler
 from harness.runs.suites import Suite, load_suite, narrow, parse_seeds
@@ -224,7 +225,7 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, dict[str, Any]]:
         record["servers"] = endpoint.servers  # this session's servers (their logs name failures)
         record["status"] = "running"
         record.pop("stop_reason", None)
-        atomic_write_json(run.run_file, record)
+        atomic_write_json(run.run_file, validated(RunRecord, record))
         scheduler = Scheduler(runtime, options.workers, options.show_progress, endpoint.health_checks,
                               options.max_consecutive_failures)  # fmt: skip
         try:
@@ -233,7 +234,7 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, dict[str, Any]]:
             record["status"] = "interrupted" if isinstance(stopped, Interrupted) else "stopped"
             if isinstance(stopped, RunStopped):
                 record["stop_reason"] = str(stopped)
-            atomic_write_json(run.run_file, record)
+            atomic_write_json(run.run_file, validated(RunRecord, record))
             results = aggregate(run)
             atomic_write_text(run.leaderboard_file, run_leaderboard_markdown(results))
             if isinstance(stopped, RunStopped):
@@ -244,6 +245,6 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, dict[str, Any]]:
     results = aggregate(run)
     record["status"] = "complete" if results["complete"] else "incomplete"
     record["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
-    atomic_write_json(run.run_file, record)
+    atomic_write_json(run.run_file, validated(RunRecord, record))
     atomic_write_text(run.leaderboard_file, run_leaderboard_markdown(results))
     return run, results

@@ -1,0 +1,120 @@
+"""Reading a run directory through the typed records (runs.records): the one read API.
+
+    from harness.runs import read_run
+    run = read_run("runs/20261125-...")
+    run.record.model.name, run.results.complete
+    for episode in run.episodes(): episode.progression, run.steps(episode)[0].llm_calls
+
+A file of another major schema version is refused (SchemaVersionError) with what to do;
+a file without a version predates versioning and is read as 1.0.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from harness.runs.layout import EPISODE_FILE, STEPS_FILE, RunDir, read_jsonl
+from harness.runs.records import (
+    SCHEMA_MAJOR,
+    EpisodeRecord,
+    Record,
+    Results,
+    RunRecord,
+    StepRecord,
+)
+
+R = TypeVar("R", bound=Record)
+
+
+class RecordError(ValueError):
+    """A run file that cannot be read as its record (malformed, or missing keys)."""
+
+
+class SchemaVersionError(RecordError):
+    """A run file written with another major version of the schema."""
+
+
+def check_version(data: dict[str, Any], source: Path | str) -> None:
+    version = str(data.get("schema_version") or "1.0")
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        raise SchemaVersionError(f"{source}: schema_version {version!r} is not MAJOR.MINOR") from None
+    if major != SCHEMA_MAJOR:
+        raise SchemaVersionError(
+            f"{source} has schema version {version}; this harness reads {SCHEMA_MAJOR}.x. Read it with "
+            "the harness that wrote it (run.json names its harness_version), or re-run the evaluation."
+        )
+
+
+def parse_record(model: type[R], data: Any, source: Path | str) -> R:
+    if not isinstance(data, dict):
+        raise RecordError(f"{source}: expected a JSON object, found {type(data).__name__}")
+    check_version(data, source)
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise RecordError(f"{source} is not a valid {model.__name__}: {error}") from error
+
+
+def read_record(model: type[R], path: Path) -> R:
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise RecordError(f"{path} is not JSON: {error}") from error
+    return parse_record(model, data, path)
+
+
+def read_episode(folder: Path) -> EpisodeRecord:
+    return read_record(EpisodeRecord, Path(folder) / EPISODE_FILE)
+
+
+def read_steps(folder: Path) -> list[StepRecord]:
+    """Every whole step of an episode folder (a torn last line is skipped)."""
+    path = Path(folder) / STEPS_FILE
+    return [parse_record(StepRecord, line, f"{path}:{number}") for number, line in enumerate(read_jsonl(path), 1)]
+
+
+class Run:
+    """One run directory, read through its typed records (each file read once, on first use)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.dir = RunDir(Path(root))
+        if not self.dir.run_file.exists():
+            raise FileNotFoundError(f"{root} is not a run directory (no run.json)")
+
+    @property
+    def root(self) -> Path:
+        return self.dir.root
+
+    @cached_property
+    def record(self) -> RunRecord:
+        return read_record(RunRecord, self.dir.run_file)
+
+    @cached_property
+    def results(self) -> Results | None:
+        """results.json, or None if the run has not aggregated its episodes yet."""
+        return read_record(Results, self.dir.results_file) if self.dir.results_file.exists() else None
+
+    def episode_folders(self) -> list[Path]:
+        """Folders holding an episode.json, sorted (env/task/seed)."""
+        return sorted(p.parent for p in (self.root / "episodes").glob(f"*/*/*/{EPISODE_FILE}"))
+
+    def episodes(self) -> list[EpisodeRecord]:
+        return [read_episode(folder) for folder in self.episode_folders()]
+
+    def episode_folder(self, episode: EpisodeRecord) -> Path:
+        return self.dir.episode_dir(episode.env, episode.task, episode.seed)
+
+    def steps(self, episode: EpisodeRecord) -> list[StepRecord]:
+        return read_steps(self.episode_folder(episode))
+
+
+def read_run(root: Path | str) -> Run:
+    """The run directory at `root`, read through the typed records."""
+    return Run(root)

@@ -1,0 +1,267 @@
+"""The run records, typed: one pydantic model per file of the run directory, versioned.
+
+    RunRecord      run.json        what was run (everything that changes a result), its status
+    StepRecord     steps.jsonl     one line per step: observation, action, calls, memory ops
+    EpisodeRecord  episode.json    one episode's result; its presence marks the episode done
+    Results        results.json    per env and overall, completeness and failures
+
+Every file carries `schema_version` ("MAJOR.MINOR"). Readers accept any minor version of
+their major (new keys are added freely, never renamed: unknown keys are kept) and refuse
+another major with a message that says which harness reads it. Files written before
+versioning are read as version 1.0. `harness.runs.read` is the only way modules read them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+SCHEMA_MAJOR = 1
+
+EpisodeStatus = Literal["completed", "truncated", "errored"]
+FailureKind = Literal["scaffold", "request", "model", "env", "worker", "episode_timeout"]
+RunStatus = Literal["running", "complete", "incomplete", "interrupted", "stopped"]
+
+
+class Record(BaseModel):
+    """Base of every record: keys beyond the schema are kept (add freely, never rename)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+# -- steps.jsonl ------------------------------------------------------------------------------
+class LLMCall(Record):
+    """One chat call, verbatim: its input is a list of ids into messages.jsonl."""
+
+    routine: str
+    model: str | None
+    adapter: str | None = None
+    input: dict[str, list[str]] = Field(description='{"messages": [message ids]}')
+    output: str | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    choices: list[str] | None = None
+    error: str | None = None
+    error_kind: FailureKind | None = None
+
+
+class MemoryOpRecord(Record):
+    """One memory operation; a successful append/write keeps its text (the folder can be rebuilt)."""
+
+    op: str
+    path: str | None
+    pattern: str | None = None
+    chars_written: int = 0
+    chars_read: int = 0
+    ok: bool
+    error: str | None = None
+    text: str | None = None
+
+
+class StepTimes(Record):
+    env: float = 0.0
+    model: float = 0.0
+    memory: float = 0.0
+    scaffold: float = 0.0
+    harness: float = 0.0
+
+
+class StepRecord(Record):
+    """One line of steps.jsonl. `action` is None on a step the scaffold never finished."""
+
+    index: int
+    observation: str
+    action: str | None
+    raw_action: str | None
+    valid: bool
+    reward: float
+    done: bool
+    truncated: bool = False
+    progression: float
+    llm_calls: list[LLMCall] = Field(default_factory=list)
+    memory_ops: list[MemoryOpRecord] = Field(default_factory=list)
+    memory_chars: int = 0
+    time_s: StepTimes = Field(default_factory=StepTimes)
+
+
+# -- episode.json -----------------------------------------------------------------------------
+class MemoryMetrics(Record):
+    chars_final: int
+    files_final: int
+    growth_chars_per_step: float
+    writes: int
+    searches: int
+    reads: int
+    write_to_search_ratio: float | None
+    consult_before_write: float | None
+    refused_ops: int
+
+
+class Tokens(Record):
+    prompt: int = 0
+    completion: int = 0
+
+
+class EpisodeTimes(StepTimes):
+    total: float = 0.0
+
+
+class TraceBytes(Record):
+    total: int = 0
+    first_step: int = 0
+    last_step: int = 0
+
+
+class EpisodeRecord(Record):
+    schema_version: str = SCHEMA_VERSION
+    env: str
+    task: str
+    seed: int
+    status: EpisodeStatus
+    error: str | None = None
+    error_kind: FailureKind | None = None
+    steps: int
+    max_steps: int
+    progression: float
+    reward_total: float
+    invalid_actions: int
+    memory: MemoryMetrics
+    tokens: Tokens
+    time_s: EpisodeTimes
+    trace_bytes: TraceBytes = Field(default_factory=TraceBytes)
+    final_observation: str = ""
+    spec: dict[str, Any] = Field(default_factory=dict)
+    salvaged: bool = False  # written by the scheduler from the records, not by the episode loop
+
+    @property
+    def key(self) -> str:
+        return f"{self.env}/{self.task}/{self.seed}"
+
+
+# -- run.json ---------------------------------------------------------------------------------
+class SubmissionInfo(Record):
+    name: str
+    directory: str
+    hash: str
+    scaffold: str
+    parent: str | None = None
+
+
+class ModelInfo(Record):
+    name: str
+    endpoint: str
+    kind: str | None = None
+    adapter: str | None = None
+    adapter_hash: str | None = None
+    adapter_routines: list[str] = Field(default_factory=list)
+
+
+class EnvPlanRecord(Record):
+    tasks: list[str]
+    seeds: list[int]
+    max_steps: int
+
+
+class SuiteRecord(Record):
+    name: str
+    description: str = ""
+    source: str = ""
+    envs: dict[str, EnvPlanRecord]
+
+    def episode_keys(self) -> list[str]:
+        """Every planned episode as env/task/seed."""
+        return [f"{env}/{task}/{seed}" for env, plan in sorted(self.envs.items())
+                for task in plan.tasks for seed in plan.seeds]  # fmt: skip
+
+
+class RunRecord(Record):
+    schema_version: str = SCHEMA_VERSION
+    run_id: str
+    created: str
+    harness_version: str
+    submission: SubmissionInfo
+    model: ModelInfo
+    suite: SuiteRecord
+    episodes_planned: int
+    runtime: str
+    machine: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    status: RunStatus = "running"
+    servers: list[dict[str, str]] = Field(default_factory=list)
+    stop_reason: str | None = None
+    finished: str | None = None
+
+
+# -- results.json -----------------------------------------------------------------------------
+class EnvResults(Record):
+    episodes: int
+    errored_infrastructure: int = 0
+    errored_scaffold: int = 0
+    progression_mean: float | None
+    progression_ci95: list[float] | None
+    growth_chars_per_step: float | None
+    write_to_search_ratio: float | None
+    consult_before_write: float | None
+    invalid_action_rate: float | None
+    steps: int = 0
+    tokens_prompt: int
+    tokens_completion: int
+    time_s: dict[str, float] = Field(default_factory=dict)
+
+
+class OverallResults(Record):
+    progression_mean: float | None
+    progression_ci95: list[float] | None
+
+
+class FirstFailure(Record):
+    episode: str
+    error: str
+
+
+class FailureSummary(Record):
+    by_kind: dict[str, int] = Field(default_factory=dict)
+    first: dict[str, FirstFailure] = Field(default_factory=dict)
+    infrastructure: int = 0
+
+
+class Results(Record):
+    schema_version: str = SCHEMA_VERSION
+    run_id: str
+    submission: str | None
+    submission_hash: str | None = None
+    model: str | None
+    adapter: str | None = None
+    suite: str | None
+    envs: dict[str, EnvResults]
+    overall: OverallResults
+    episodes_planned: int | None = None
+    episodes_recorded: int = 0
+    episodes_scored: int = 0
+    complete: bool = False
+    missing: list[str] = Field(default_factory=list)
+    failures: FailureSummary = Field(default_factory=FailureSummary)
+    stop_reason: str | None = None
+
+
+def validated(model: type[Record], data: dict[str, Any]) -> dict[str, Any]:
+    """`data` checked against its record and dumped with its schema_version (writers use this:
+    a writer that drifts from the schema fails at once, not in some reader later)."""
+    dumped: dict[str, Any] = model.model_validate(data).model_dump(mode="json")
+    return dumped
+
+
+RECORD_MODELS: dict[str, type[Record]] = {
+    "run": RunRecord, "step": StepRecord, "episode": EpisodeRecord, "results": Results,
+}  # fmt: skip
+
+
+def json_schemas() -> dict[str, str]:
+    """File name -> JSON Schema text of each record (docs/schema/ holds these; a test checks)."""
+    import json
+
+    return {f"{name}.schema.json": json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"
+            for name, model in RECORD_MODELS.items()}  # fmt: skip
