@@ -137,3 +137,32 @@ def test_the_directory_can_be_rebuilt_from_the_recorded_operations(memory: Memor
     states = list(memory_states(steps))
     assert states[1] == {"log.md": "step 0\nstep 1\n", "plan.md": "go east"}
     assert states[-1] == {"log.md": memory.read("log.md")}
+
+
+def _op(kind: str, ok: bool = True) -> dict[str, object]:
+    return {"op": kind, "ok": ok}
+
+
+def test_one_definition_of_consulting_before_writing() -> None:
+    from harness.memory.metrics import step_memory_counts
+
+    mixed = step_memory_counts([_op("append"), _op("search"), _op("append"), _op("read", ok=False)])
+    assert (mixed.writes, mixed.writes_after_consultation, mixed.refused) == (2, 1, 1)
+    assert not mixed.consults_before_writing
+    assert step_memory_counts([_op("search"), _op("write")]).consults_before_writing
+    assert step_memory_counts([_op("read")]).consults_before_writing  # consulted, wrote nothing
+    assert not step_memory_counts([_op("search", ok=False), _op("append")]).consults_before_writing
+
+
+def test_envs_average_each_episodes_ratio_instead_of_pooling_counts() -> None:
+    from harness.runs.results import env_summary
+
+    def episode(writes: int, searches: int, steps: int, invalid: int) -> dict[str, object]:
+        return {"status": "truncated", "progression": 0.0, "steps": steps, "invalid_actions": invalid,
+                "memory": {"growth_chars_per_step": 1.0, "writes": writes, "searches": searches, "reads": 0,
+                           "write_to_search_ratio": writes / searches, "consult_before_write": 1.0},
+                "tokens": {"prompt": 0, "completion": 0}, "time_s": {}}  # fmt: skip
+
+    summary = env_summary([episode(1, 1, 10, 5), episode(30, 10, 1000, 0)])
+    assert summary["write_to_search_ratio"] == 2.0  # pooled counts would give 31/11
+    assert summary["invalid_action_rate"] == 0.25  # pooled would give 5/1010

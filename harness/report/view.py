@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from harness.memory.metrics import step_memory_counts  # noqa: E402
 from harness.memory.replay import memory_states  # noqa: E402
 from harness.report.tables import run_table  # noqa: E402
 from harness.runs.layout import RunDir, read_json, read_jsonl  # noqa: E402
@@ -68,10 +69,8 @@ def _cumulative_ratio(steps: list[dict[str, Any]]) -> list[float]:
     writes = consults = 0
     ratios = []
     for step in steps:
-        for op in step.get("memory_ops", []):
-            if op["ok"]:
-                writes += op["op"] in ("append", "write")
-                consults += op["op"] in ("search", "read")
+        counts = step_memory_counts(step.get("memory_ops", []))
+        writes, consults = writes + counts.writes, consults + counts.consultations
         ratios.append(writes / consults if consults else float("nan"))
     return ratios
 

@@ -24,12 +24,12 @@ def env_summary(episodes: list[dict[str, Any]]) -> dict[str, Any]:
         "errored_scaffold": sum(e["status"] == "errored" for e in scored),
         "progression_mean": mean if progressions else None,
         "progression_ci95": [low, high] if progressions else None,
+        # every metric per episode, then the mean over the episodes where it is defined
+        # (memory.metrics: each seed weighs the same, as in progression)
         "growth_chars_per_step": mean_defined([m["growth_chars_per_step"] for m in memory]),
-        # ratios pooled over the env's episodes: total writes / total consultations
-        "write_to_search_ratio": (sum(m["writes"] for m in memory) / consultations
-                                  if (consultations := sum(m["searches"] + m["reads"] for m in memory)) else None),
+        "write_to_search_ratio": mean_defined([m["write_to_search_ratio"] for m in memory]),
         "consult_before_write": mean_defined([m["consult_before_write"] for m in memory]),
-        "invalid_action_rate": sum(e["invalid_actions"] for e in scored) / steps if steps else None,
+        "invalid_action_rate": mean_defined([e["invalid_actions"] / e["steps"] if e["steps"] else None for e in scored]),
         "steps": steps,
         "tokens_prompt": sum(e["tokens"]["prompt"] for e in scored),
         "tokens_completion": sum(e["tokens"]["completion"] for e in scored),

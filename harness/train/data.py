@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.memory.metrics import step_memory_counts
 from harness.runs.layout import RunDir, read_json, read_jsonl
 from harness.runs.trace import call_input, load_messages
 from harness.train.fields import check_fields
@@ -102,9 +103,7 @@ def candidates_from_runs(runs: list[RunDir]) -> list[Candidate]:
             gains = [i for i in range(1, len(steps)) if steps[i]["progression"] > steps[i - 1]["progression"]]
             for step in steps:
                 ops = [op for op in step.get("memory_ops", []) if op["ok"]]
-                consulted = any(op["op"] in ("search", "read") for op in ops)
-                first_write = next((i for i, op in enumerate(ops) if op["op"] in ("append", "write")), None)
-                before = first_write is not None and any(op["op"] in ("search", "read") for op in ops[:first_write])
+                counts = step_memory_counts(ops)
                 next_gain = next((g - step["index"] for g in gains if g >= step["index"]), None)
                 for call in step.get("llm_calls", []):
                     if call["routine"] not in MEMORY_ROUTINES or call.get("output") is None:
@@ -112,7 +111,7 @@ def candidates_from_runs(runs: list[RunDir]) -> list[Candidate]:
                     found.append(Candidate(
                         call["routine"], call_input(call, messages), call["output"], episode["env"], episode["task"],
                         episode["seed"], step["index"], episode["progression"], next_gain, bool(step.get("valid")),
-                        before or (first_write is None and consulted), len(ops), str(folder),
+                        counts.consults_before_writing, len(ops), str(folder),
                     ))  # fmt: skip
     return found
 
