@@ -15,6 +15,7 @@ from harness.models.embedded import free_port
 from harness.models.scripted import ScriptedModelServer
 from harness.runs.jobs import EpisodeSpec, is_scored
 from harness.runs.layout import read_jsonl
+from harness.runs.records import EpisodeRecord
 from harness.runs.trace import call_input, load_messages
 
 
@@ -235,7 +236,7 @@ def test_a_refused_request_ends_the_episode_scored_even_if_the_scaffold_catches_
 
     result = run_episode(_spec(tmp_path), Catches, _router(instant_model))
     assert result["status"] == "errored" and result["error_kind"] == "request" and "HTTP 400" in result["error"]
-    assert result["steps"] == 3 and is_scored(result)
+    assert result["steps"] == 3 and is_scored(EpisodeRecord.model_validate(result))
     assert read_jsonl(tmp_path / "episode" / "steps.jsonl")[2]["llm_calls"][0]["error_kind"] == "request"
 
 
@@ -248,5 +249,5 @@ def test_an_over_long_prompt_to_the_embedded_model_is_scored_at_the_progression_
             return "east"
 
     result = run_episode(_spec(tmp_path), Rambles, ModelRouter(ChatClient(embedded_model_url, max_retries=0)))
-    assert result["error_kind"] == "request" and "context length" in result["error"] and is_scored(result)
+    assert result["error_kind"] == "request" and "context length" in result["error"] and is_scored(EpisodeRecord.model_validate(result))
     assert result["steps"] == 4

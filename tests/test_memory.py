@@ -155,13 +155,17 @@ def test_one_definition_of_consulting_before_writing() -> None:
 
 
 def test_envs_average_each_episodes_ratio_instead_of_pooling_counts() -> None:
+    from harness.runs.records import EpisodeRecord
     from harness.runs.results import env_summary
 
-    def episode(writes: int, searches: int, steps: int, invalid: int) -> dict[str, object]:
-        return {"status": "truncated", "progression": 0.0, "steps": steps, "invalid_actions": invalid,
-                "memory": {"growth_chars_per_step": 1.0, "writes": writes, "searches": searches, "reads": 0,
-                           "write_to_search_ratio": writes / searches, "consult_before_write": 1.0},
-                "tokens": {"prompt": 0, "completion": 0}, "time_s": {}}  # fmt: skip
+    def episode(writes: int, searches: int, steps: int, invalid: int) -> EpisodeRecord:
+        return EpisodeRecord.model_validate({
+            "env": "minihack", "task": "MazeWalk-9x9", "seed": 0, "status": "truncated", "progression": 0.0,
+            "steps": steps, "max_steps": steps, "reward_total": 0.0, "invalid_actions": invalid,
+            "memory": {"chars_final": 0, "files_final": 0, "growth_chars_per_step": 1.0, "writes": writes,
+                       "searches": searches, "reads": 0, "write_to_search_ratio": writes / searches,
+                       "consult_before_write": 1.0, "refused_ops": 0},
+            "tokens": {"prompt": 0, "completion": 0}, "time_s": {}})  # fmt: skip
 
     summary = env_summary([episode(1, 1, 10, 5), episode(30, 10, 1000, 0)])
     assert summary["write_to_search_ratio"] == 2.0  # pooled counts would give 31/11

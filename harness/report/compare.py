@@ -14,7 +14,8 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.runs.jobs import is_scored
-from harness.runs.layout import RunDir, read_json
+from harness.runs.layout import RunDir
+from harness.runs.read import read_run
 from harness.runs.stats import mean_ci95, mean_of_group_means_ci95
 
 
@@ -47,18 +48,18 @@ def _base_version(version: str) -> str:
 
 
 def _scored(run: RunDir) -> dict[tuple[str, str, int], float]:
-    return {(e["env"], e["task"], int(e["seed"])): float(e["progression"]) for e in run.completed_episodes()
-            if is_scored(e)}  # fmt: skip
+    return {(e.env, e.task, e.seed): e.progression for e in read_run(run.root).episodes() if is_scored(e)}
 
 
 def compare(baseline: RunDir, candidate: RunDir, min_delta: float = 0.0, allow_incomplete: bool = False) -> Comparison:
     base_info, cand_info = baseline.read_run(), candidate.read_run()
     if not allow_incomplete:
         for name, run in (("baseline", baseline), ("candidate", candidate)):
-            results = read_json(run.results_file) if run.results_file.exists() else {}
-            if not results.get("complete"):
-                raise CompareError(f"the {name} run {run.root} is not complete ({results.get('episodes_scored', 0)} of "
-                                   f"{results.get('episodes_planned', '?')} episodes scored): its numbers are not a result")  # fmt: skip
+            results = read_run(run.root).results
+            if results is None or not results.complete:
+                scored = f"{results.episodes_scored} of {results.episodes_planned}" if results else "no"
+                raise CompareError(f"the {name} run {run.root} is not complete ({scored} episodes scored): "
+                                   "its numbers are not a result")  # fmt: skip
     if _base_version(base_info.get("harness_version", "")) != _base_version(cand_info.get("harness_version", "")):
         raise CompareError(f"harness versions differ ({base_info.get('harness_version')} vs "
                            f"{cand_info.get('harness_version')}): scores may not be comparable; rerun the baseline")  # fmt: skip

@@ -26,6 +26,8 @@ from harness.runs.layout import (
     read_json,
     read_jsonl,
 )
+from harness.runs.read import read_run
+from harness.runs.records import EpisodeRecord
 from harness.runs.results import env_summary
 
 VERIFICATION_FILE = "verification.json"
@@ -152,9 +154,9 @@ def _verify_results(run: RunDir) -> list[Mismatch]:
     if not run.results_file.exists():
         return [Mismatch("results.json", None, "results.json is missing")]
     stored = read_json(run.results_file)
-    by_env: dict[str, list[dict[str, Any]]] = {}
-    for episode in run.completed_episodes():
-        by_env.setdefault(episode["env"], []).append(episode)
+    by_env: dict[str, list[EpisodeRecord]] = {}
+    for episode in read_run(run.root).episodes():
+        by_env.setdefault(episode.env, []).append(episode)
     problems = []
     for env, episodes in by_env.items():
         expected = env_summary(episodes)["progression_mean"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.runs.records import EpisodeRecord
+
 # Failures of the submission itself: the episode ends and is scored at what it reached.
 #   scaffold: its code raised, timed out, or hung; request: the model server refused a request
 #   it built (HTTP 400/413/422, e.g. a prompt over the context length).
@@ -38,6 +40,6 @@ def default_episode_timeout_s(max_steps: int) -> float:
     return max(3600.0, 30.0 * max_steps)
 
 
-def is_scored(episode: dict[str, object]) -> bool:
-    """Whether an episode.json counts in scores (an infrastructure failure does not)."""
-    return episode.get("status") != "errored" or episode.get("error_kind") not in INFRASTRUCTURE_ERRORS
+def is_scored(episode: EpisodeRecord) -> bool:
+    """Whether an episode counts in scores (an infrastructure failure does not)."""
+    return episode.status != "errored" or episode.error_kind not in INFRASTRUCTURE_ERRORS

@@ -34,9 +34,11 @@ from rich.progress import (
 )
 
 from harness.models.router import ModelConfig
-from harness.runs.jobs import INFRASTRUCTURE_ERRORS, EpisodeSpec, is_scored
-from harness.runs.layout import EPISODE_FILE, atomic_write_json, read_json
+from harness.runs.jobs import EpisodeSpec, is_scored
+from harness.runs.layout import EPISODE_FILE, atomic_write_json
 from harness.runs.phase import PHASE_FILE, read_phase
+from harness.runs.read import read_episode
+from harness.runs.records import EpisodeRecord
 from harness.runs.salvage import salvaged_episode
 from harness.runs.watchdog import Overdue, WatchLimits, overdue
 
@@ -72,11 +74,9 @@ class EpisodeJob:
 
 def needs_run(job: EpisodeJob) -> bool:
     """False when the episode is complete: episode.json exists and is not an infrastructure error."""
-    result_path = job.directory / EPISODE_FILE
-    if not result_path.exists():
+    if not (job.directory / EPISODE_FILE).exists():
         return True
-    result = read_json(result_path)
-    return not is_scored(result)
+    return not is_scored(read_episode(job.directory))
 
 
 class Interrupted(Exception):
@@ -224,18 +224,18 @@ class Scheduler:
             message = f"worker exited with code {process.returncode} before finishing: {log_tail.strip()[-1500:]}"
             atomic_write_json(result_path, salvaged_episode(job.spec, "worker", message))
         if result_path.exists():
-            self._count_failure(read_json(result_path))
+            self._count_failure(read_episode(job.directory))
         return {"key": job.spec.key, "exit_code": process.returncode, **last}
 
-    def _count_failure(self, episode: dict[str, Any]) -> None:
+    def _count_failure(self, episode: EpisodeRecord) -> None:
         """Stop launching after K infrastructure failures in a row."""
         with self._lock:
-            infrastructure = episode.get("status") == "errored" and episode.get("error_kind") in INFRASTRUCTURE_ERRORS
+            infrastructure = not is_scored(episode)
             self._consecutive_failures = self._consecutive_failures + 1 if infrastructure else 0
             if infrastructure and self.max_consecutive_failures > 0 \
                     and self._consecutive_failures >= self.max_consecutive_failures and not self._stop.is_set():
                 self.stop_reason = (f"{self._consecutive_failures} infrastructure failures in a row, no new episode "
-                                    f"launched; the last ({episode.get('error_kind')}): {episode.get('error')}")  # fmt: skip
+                                    f"launched; the last ({episode.error_kind}): {episode.error}")  # fmt: skip
                 self._stop.set()
 
 
