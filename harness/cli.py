@@ -95,7 +95,7 @@ def eval_command(submission: str, **kwargs: Any) -> None:
     click.echo(run_table(results))
     click.echo(f"\nrun directory: {run.root}")
     if not results["complete"]:
-        click.echo(failure_report(RunDir(run.root), results), err=True)
+        click.echo(failure_report(run.root), err=True)
         sys.exit(1)
 
 

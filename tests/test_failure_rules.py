@@ -137,14 +137,15 @@ def test_a_worker_stuck_in_c_is_ended_from_outside_and_scored_as_the_scaffolds_f
 
 def test_an_episode_past_its_wall_clock_cap_is_ended_and_not_scored(tmp_path: Path) -> None:
     submission = write_submission(tmp_path / "sub", ASKER)
-    (tmp_path / "one.yaml").write_text("name: one\nenvs:\n  minihack: {tasks: [MazeWalk-9x9], seeds: [0], max_steps: 90}\n")
+    (tmp_path / "one.yaml").write_text("name: one\nenvs:\n  minihack: {tasks: [MazeWalk-9x9], seeds: [0], max_steps: 100}\n")
     with ScriptedModelServer(first_choice_or("x")) as server:
-        server.latency_s = 0.2
+        server.latency_s = 0.3  # 100 steps need 30 s; the cap is 5 s
         run, results = run_eval(EvalOptions(submission=str(submission), suite=str(tmp_path / "one.yaml"),
-                                            model=server.url, runs_dir=str(tmp_path / "runs"), episode_timeout_s=2.0,
+                                            model=server.url, runs_dir=str(tmp_path / "runs"), episode_timeout_s=5.0,
                                             show_progress=False))  # fmt: skip
     episode = run.completed_episodes()[0]
-    assert episode["error_kind"] == "episode_timeout" and 0 < episode["steps"] < 90
+    assert episode["error_kind"] == "episode_timeout" and episode["steps"] < 100
+    assert "wall-clock cap of 5 s" in episode["error"]
     assert not results["complete"] and results["missing"] == ["minihack/MazeWalk-9x9/0"]
 
 

@@ -7,37 +7,37 @@ their logs, why the run was stopped, and the episodes still missing.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 from harness.runs.jobs import INFRASTRUCTURE_ERRORS
-from harness.runs.layout import RunDir
+from harness.runs.read import read_run
 
 MISSING_SHOWN = 10
 
 
-def failure_report(run: RunDir, results: dict[str, Any]) -> str:
-    info = run.read_run()
-    failures = results.get("failures") or {}
-    lines = [f"\nRUN NOT COMPLETE: {results.get('episodes_scored', 0)} of {results.get('episodes_planned', 0)} "
-             f"planned episodes scored; run status: {info.get('status')}."]  # fmt: skip
-    if info.get("stop_reason"):
-        lines.append(f"The run was stopped: {info['stop_reason']}")
-    by_kind = failures.get("by_kind") or {}
-    if by_kind:
+def failure_report(run_root: Path) -> str:
+    run = read_run(run_root)
+    info, results = run.record, run.results
+    if results is None:
+        return f"\nRUN NOT COMPLETE: {run.root} has no results.json; run status: {info.status}."
+    lines = [f"\nRUN NOT COMPLETE: {results.episodes_scored} of {results.episodes_planned} "
+             f"planned episodes scored; run status: {info.status}."]  # fmt: skip
+    if info.stop_reason:
+        lines.append(f"The run was stopped: {info.stop_reason}")
+    if results.failures.by_kind:
         lines.append("Failed episodes by kind: " + ", ".join(
             f"{kind} {count} ({'infrastructure, not scored' if kind in INFRASTRUCTURE_ERRORS else 'the submission, scored'})"
-            for kind, count in by_kind.items()))  # fmt: skip
-    for kind, first in (failures.get("first") or {}).items():
-        lines.append(f"First {kind} error ({first['episode']}):\n{_indent(first['error'])}")
-    model = info.get("model", {})
-    lines.append(f"Model: {model.get('name')} at {model.get('endpoint')}")
-    for server in info.get("servers") or []:
+            for kind, count in results.failures.by_kind.items()))  # fmt: skip
+    for kind, first in results.failures.first.items():
+        lines.append(f"First {kind} error ({first.episode}):\n{_indent(first.error)}")
+    lines.append(f"Model: {info.model.name} at {info.model.endpoint}")
+    for server in info.servers:
         lines.append(f"  server {server.get('url')}" + (f", log: {server['log']}" if server.get("log") else ""))
-    missing = results.get("missing") or []
+    missing = results.missing
     if missing:
-        shown = ", ".join(missing[:MISSING_SHOWN]) + (f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else "")
-        lines.append(f"Missing episodes: {shown}")
-    lines.append(f"Fix the cause, then complete the run with: harness eval ... --run-id {run.run_id} --resume")
+        more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+        lines.append(f"Missing episodes: {', '.join(missing[:MISSING_SHOWN])}{more}")
+    lines.append(f"Fix the cause, then complete the run with: harness eval ... --run-id {run.dir.run_id} --resume")
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ from harness.envs import ENV_NAMES
 from harness.report.tables import number, percent
 from harness.report.verify import VERIFICATION_FILE
 from harness.runs.layout import RunDir, read_json
+from harness.runs.read import read_run
 from harness.runs.stats import mean_defined
 
 FORMATS = ("md", "csv", "json", "html")
@@ -37,13 +38,12 @@ def check_complete(runs: list[RunDir]) -> None:
     """Refuse runs that are not complete, naming each and why."""
     problems = []
     for run in runs:
-        if not run.results_file.exists():
+        results = read_run(run.root).results
+        if results is None:
             problems.append(f"{run.root}: no results.json (the run never finished)")
-            continue
-        results = read_json(run.results_file)
-        if not results.get("complete"):
-            kinds = ", ".join(f"{k}: {n}" for k, n in ((results.get("failures") or {}).get("by_kind") or {}).items())
-            problems.append(f"{run.root}: {results.get('episodes_scored', '?')} of {results.get('episodes_planned', '?')} "
+        elif not results.complete:
+            kinds = ", ".join(f"{k}: {n}" for k, n in results.failures.by_kind.items())
+            problems.append(f"{run.root}: {results.episodes_scored} of {results.episodes_planned} "
                             f"episodes scored ({kinds or 'episodes missing'})")  # fmt: skip
     if problems:
         raise IncompleteRunError("incomplete runs have no publishable number:\n  " + "\n  ".join(problems) +
@@ -51,32 +51,42 @@ def check_complete(runs: list[RunDir]) -> None:
                                  "show them marked INCOMPLETE")  # fmt: skip
 
 
-def row_of(run: RunDir, link_base: Path | None = None) -> dict[str, Any]:
-    info, results = run.read_run(), read_json(run.results_file)
-    envs = results["envs"]
+def _seed_text(seeds: list[int]) -> str:
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
+
+
+def row_of(run_dir: RunDir, link_base: Path | None = None) -> dict[str, Any]:
+    run = read_run(run_dir.root)
+    info, results = run.record, run.results
+    if results is None:
+        raise IncompleteRunError(f"{run.root}: no results.json (the run never finished)")
+    envs = list(results.envs.values())
     verification = read_json(run.root / VERIFICATION_FILE) if (run.root / VERIFICATION_FILE).exists() else None
-    seeds = sorted({seed for plan in info["suite"]["envs"].values() for seed in plan["seeds"]})
+    seeds = sorted({seed for plan in info.suite.envs.values() for seed in plan.seeds})
     link = str(run.root.resolve().relative_to(link_base.resolve())) if link_base else str(run.root)
+    overall = results.overall
     row: dict[str, Any] = {
-        "submission": results["submission"], "model": results["model"], "adapter": results.get("adapter") or "-",
-        "track": (info.get("options", {}).get("extra") or {}).get("track", "eval"), "suite": results["suite"],
-        "seeds": f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds)),
-        "overall": results["overall"]["progression_mean"],
-        "overall %": percent(results["overall"]["progression_mean"], results["overall"]["progression_ci95"]),
-        "memory growth chars/step": number(mean_defined([e["growth_chars_per_step"] for e in envs.values()]), 1),
-        "write/search": number(mean_defined([e["write_to_search_ratio"] for e in envs.values()])),
-        "consult-before-write": number(mean_defined([e["consult_before_write"] for e in envs.values()])),
-        "invalid actions %": percent(mean_defined([e["invalid_action_rate"] for e in envs.values()])),
-        "tokens prompt": sum(e["tokens_prompt"] for e in envs.values()),
-        "tokens completion": sum(e["tokens_completion"] for e in envs.values()),
-        "wall time s": number(sum(e["time_s"]["total"] for e in envs.values()), 0),
+        "submission": results.submission, "model": results.model, "adapter": results.adapter or "-",
+        "track": (info.options.get("extra") or {}).get("track", "eval"), "suite": results.suite,
+        "seeds": _seed_text(seeds),
+        "overall": overall.progression_mean,
+        "overall %": percent(overall.progression_mean, overall.progression_ci95),
+        "memory growth chars/step": number(mean_defined([e.growth_chars_per_step for e in envs]), 1),
+        "write/search": number(mean_defined([e.write_to_search_ratio for e in envs])),
+        "consult-before-write": number(mean_defined([e.consult_before_write for e in envs])),
+        "invalid actions %": percent(mean_defined([e.invalid_action_rate for e in envs])),
+        "tokens prompt": sum(e.tokens_prompt for e in envs),
+        "tokens completion": sum(e.tokens_completion for e in envs),
+        "wall time s": number(sum(e.time_s.get("total", 0.0) for e in envs), 0),
         "verified": "yes" if verification and verification["verified"] else ("FAILED" if verification else "not checked"),
-        "complete": "yes" if results.get("complete") else
-                    f"INCOMPLETE ({results.get('episodes_scored', '?')}/{results.get('episodes_planned', '?')})",
-        "run": link, "submission hash": (results.get("submission_hash") or "")[:19],
+        "complete": "yes" if results.complete else f"INCOMPLETE ({results.episodes_scored}/{results.episodes_planned})",
+        "run": link, "submission hash": (results.submission_hash or "")[:19],
     }  # fmt: skip
     for env in ENV_NAMES:
-        row[f"{env} %"] = percent(envs[env]["progression_mean"], envs[env]["progression_ci95"]) if env in envs else "-"
+        block = results.envs.get(env)
+        row[f"{env} %"] = percent(block.progression_mean, block.progression_ci95) if block else "-"
     return row
 
 
