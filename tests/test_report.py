@@ -121,3 +121,23 @@ def test_leaderboard_sorts_by_overall_and_cites_runs(runs: dict[str, RunDir], tm
     assert render(rows, "csv").splitlines()[0].startswith("rank,submission")
     assert json.loads(render(rows, "json"))[0]["submission"] == "wood"
     assert "<table id='leaderboard'>" in render(rows, "html")
+
+
+def test_compare_refuses_runs_that_planned_different_seeds(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    run = _copy(runs["idle"], tmp_path / "seeds")
+    info = read_json(run.run_file)
+    info["suite"]["envs"]["crafter"]["seeds"] = [0, 1]  # the shared episodes would still pair
+    run.run_file.write_text(json.dumps(info))
+    with pytest.raises(CompareError, match=r"planned different episodes.*crafter/crafter/2"):
+        compare(runs["wood"], run)
+
+
+def test_a_narrowed_suite_never_goes_by_the_full_suites_name() -> None:
+    from harness.runs.suites import load_suite, narrow
+
+    standard = load_suite("standard")
+    assert narrow(standard).name == "standard"
+    assert narrow(standard, seeds=(0,), max_steps=5).name == "standard[seeds=0;max_steps=5]"
+    assert narrow(standard, envs=("crafter",)).name == "standard[envs=crafter]"
+    smoke = load_suite("smoke")
+    assert narrow(smoke, seeds=(0,), max_steps=6).name == "smoke"  # what it already was: not narrowed

@@ -63,6 +63,12 @@ def compare(baseline: RunDir, candidate: RunDir, min_delta: float = 0.0, allow_i
     if _base_version(base_info.get("harness_version", "")) != _base_version(cand_info.get("harness_version", "")):
         raise CompareError(f"harness versions differ ({base_info.get('harness_version')} vs "
                            f"{cand_info.get('harness_version')}): scores may not be comparable; rerun the baseline")  # fmt: skip
+    base_plan, cand_plan = read_run(baseline.root).record.suite, read_run(candidate.root).record.suite
+    if set(base_plan.episode_keys()) != set(cand_plan.episode_keys()):
+        only_base = sorted(set(base_plan.episode_keys()) - set(cand_plan.episode_keys()))
+        only_cand = sorted(set(cand_plan.episode_keys()) - set(base_plan.episode_keys()))
+        raise CompareError(f"the runs planned different episodes (suites {base_plan.name} and {cand_plan.name}): "
+                           f"only the baseline has {only_base[:5] or 'none'}, only the candidate {only_cand[:5] or 'none'}")  # fmt: skip
     base_envs, cand_envs = base_info["suite"]["envs"], cand_info["suite"]["envs"]
     for env in set(base_envs) & set(cand_envs):
         if base_envs[env]["max_steps"] != cand_envs[env]["max_steps"]:

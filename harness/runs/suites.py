@@ -81,4 +81,20 @@ def narrow(suite: Suite, envs: tuple[str, ...] = (), seeds: tuple[int, ...] | No
         EnvPlan(plan.env, plan.tasks, seeds or plan.seeds, max_steps or plan.max_steps)
         for plan in suite.envs if not envs or plan.env in envs
     )  # fmt: skip
-    return Suite(suite.name, suite.description, plans, suite.source)
+    # A narrowed suite never goes by the full suite's name: its numbers are not the suite's.
+    changes = []
+    if len(plans) < len(suite.envs):
+        changes.append("envs=" + ",".join(plan.env for plan in plans))
+    if seeds and any(plan.seeds != tuple(seeds) for plan in suite.envs):
+        changes.append("seeds=" + _seed_text(seeds))
+    if max_steps and any(plan.max_steps != max_steps for plan in suite.envs):
+        changes.append(f"max_steps={max_steps}")
+    name = f"{suite.name}[{';'.join(changes)}]" if changes else suite.name
+    return Suite(name, suite.description, plans, suite.source)
+
+
+def _seed_text(seeds: tuple[int, ...]) -> str:
+    ordered = sorted(seeds)
+    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ",".join(map(str, seeds))
