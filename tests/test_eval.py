@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,7 +110,7 @@ def test_resume_refuses_a_changed_submission(tmp_path: Path, suite_file: str, in
     run_eval(options)
     (Path(options.submission) / "scaffold.py").write_text(PLAYER + "\n# changed\n")
     options.resume = True
-    with pytest.raises(EvalError, match="submission changed"):
+    with pytest.raises(EvalError, match="submission.hash: recorded"):
         run_eval(options)
 
 
@@ -151,3 +152,21 @@ def test_reference_submission_plays_all_three_games_on_the_embedded_model(tmp_pa
         assert summary["tokens_prompt"] > 0
     if name == "automem-seed":
         assert results["envs"]["nethack"]["write_to_search_ratio"] is not None
+
+
+@pytest.mark.parametrize("change", ["model", "step_timeout_s", "max_steps"])
+def test_resume_refuses_another_set_up_and_names_the_difference(tmp_path: Path, suite_file: str, instant_model: ScriptedModelServer, change: str) -> None:
+    options = _options(tmp_path, suite_file, instant_model, run_id="r5", env=("crafter",))
+    run_eval(options)
+    options.resume = True
+    expected = {"model": "model.endpoint: recorded", "step_timeout_s": "options.step_timeout_s: recorded 600.0, now 5.0",
+                "max_steps": "suite.name: recorded 'tiny[envs=crafter]', now 'tiny[envs=crafter;max_steps=2]'"}[change]  # fmt: skip
+    with ScriptedModelServer(lambda request: "north", owned_by="vllm") as other:
+        if change == "model":
+            options.model = other.url
+        elif change == "step_timeout_s":
+            options.step_timeout_s = 5.0
+        else:
+            options.max_steps = 2
+        with pytest.raises(EvalError, match=re.escape(expected)):
+            run_eval(options)

@@ -165,7 +165,7 @@ def test_resuming_with_another_adapter_is_refused(tmp_path: Path, suite_file: st
         run, _ = run_eval(options)
         assert run.read_run()["model"]["adapter"].startswith("adapter-")
         options.resume, options.adapter = True, adapters[1]
-        with pytest.raises(EvalError, match="played with adapter sha256:"):
+        with pytest.raises(EvalError, match="model.adapter_hash: recorded 'sha256:"):
             run_eval(options)
 
 

@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - older openai
     _openai_http = httpx  # type: ignore[misc]
 
 DEFAULT_MAX_TOKENS = 256
+DEFAULT_TEMPERATURE = 0.0  # greedy unless the scaffold asks otherwise: answers are reproducible
 
 
 class ModelUnavailableError(RuntimeError):
@@ -149,7 +150,7 @@ class ChatClient:
         model: str | None = None,
         choices: list[str] | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
-        temperature: float = 0.0,
+        temperature: float = DEFAULT_TEMPERATURE,
         **generation: Any,
     ) -> ChatResult:
         """One non-streaming chat completion (streaming loses token counts on llama.cpp)."""

@@ -23,6 +23,7 @@ from harness.models.router import ModelConfig
 from harness.report.tables import run_leaderboard_markdown
 from harness.runs.jobs import EpisodeSpec, default_episode_timeout_s
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, new_run_id
+from harness.runs.provenance import DEFAULT_SAMPLING, setup_differences
 from harness.runs.records import RunRecord, validated
 from harness.runs.results import aggregate
 from harness.runs.scheduler import EpisodeJob, Interrupted, RunStopped, Scheduler
@@ -178,12 +179,6 @@ def _prepare_run(options: EvalOptions, submission: Submission, suite: Suite) -> 
     if run.run_file.exists():
         if not options.resume:
             raise EvalError(f"run {run_id} exists in {runs_dir}: add --resume to continue it, or choose another --run-id")
-        recorded = run.read_run()
-        if recorded["submission"]["hash"] != submission.content_hash:
-            raise EvalError(f"the submission changed since run {run_id} started (content hash differs): "
-                            "start a new run instead of resuming")  # fmt: skip
-        if recorded["suite"]["envs"] != suite.to_json()["envs"]:
-            raise EvalError(f"run {run_id} used other envs, tasks, seeds or step caps: resume with the same options")
     elif options.resume and options.run_id:
         raise EvalError(f"cannot resume run {run_id}: {run.run_file} does not exist")
     return run
@@ -200,7 +195,7 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, dict[str, Any]]:
     with model_endpoint(options, submission) as endpoint:
         model = endpoint.config
         jobs = _episode_jobs(run, suite, submission, model, options)
-        record = run.read_run() if run.run_file.exists() else {
+        fresh = {
             "run_id": run.run_id,
             "created": datetime.datetime.now().isoformat(timespec="seconds"),
             "harness_version": harness_version(),
@@ -218,10 +213,15 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, dict[str, Any]]:
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                         "python": platform.python_version()},
             "options": {k: v for k, v in asdict(options).items() if k not in ("show_progress",)},
+            "sampling": DEFAULT_SAMPLING,
         }  # fmt: skip
-        if record["model"].get("adapter_hash") != endpoint.adapter_hash:
-            raise EvalError(f"run {run.run_id} was played with adapter {record['model'].get('adapter_hash')}, "
-                            f"this session has {endpoint.adapter_hash}: start a new run instead of resuming")  # fmt: skip
+        record = fresh
+        if run.run_file.exists():  # --resume: the same set-up, or nothing
+            record = run.read_run()
+            differences = setup_differences(record, fresh)
+            if differences:
+                raise EvalError(f"cannot resume run {run.run_id}: it was recorded with another set-up:\n  "
+                                + "\n  ".join(differences) + "\nstart a new run (another --run-id) instead")  # fmt: skip
         record["servers"] = endpoint.servers  # this session's servers (their logs name failures)
         record["status"] = "running"
         record.pop("stop_reason", None)
