@@ -26,7 +26,7 @@ from harness.agent.clock import ScaffoldClock, StepTimeout
 from harness.envs import GameEnv, InvalidActionError, make_env
 from harness.memory import Memory, MemoryLimits, memory_metrics
 from harness.models import ModelRouter, ModelUnavailableError
-from harness.models.client import ModelRequestError
+from harness.models.client import ModelError
 from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import MEMORY_DIR
 from harness.runs.phase import NoPhaseMarker, PhaseMarker
@@ -61,8 +61,9 @@ class _Recorder:
                  phase: PhaseMarker | NoPhaseMarker) -> None:  # fmt: skip
         self.router, self.trace, self.clock, self.phase = router, trace, clock, phase
         self.calls: list[dict[str, Any]] = []
-        self.model_failure: str | None = None  # infrastructure: the episode ends, unscored
-        self.request_failure: str | None = None  # the scaffold's request was refused: ends, scored
+        # A failed chat call ends the episode even if the scaffold catches the exception:
+        # kind "model" (infrastructure, unscored) or "request" (the scaffold's, scored).
+        self.failure: _EpisodeAborted | None = None
         self.overhead_s = 0.0  # time spent here beyond the model's own latency
 
     def __call__(self, messages: list[dict[str, str]], routine: str = "act", **generation: Any) -> str:
@@ -85,12 +86,9 @@ class _Recorder:
             self.phase.enter("model")
             with self.clock.paused():  # model calls have their own timeout
                 result = self.router.chat(messages, routine, **generation)
-        except (ModelUnavailableError, ModelRequestError) as error:
+        except ModelError as error:
             kind = "model" if isinstance(error, ModelUnavailableError) else "request"
-            if kind == "model":
-                self.model_failure = str(error)
-            else:
-                self.request_failure = str(error)
+            self.failure = _EpisodeAborted(kind, str(error))
             self.calls.append({**call, "model": None, "adapter": None, "output": None, "error": str(error),
                                "error_kind": kind, "prompt_tokens": 0, "completion_tokens": 0,
                                "latency_s": 0.0})  # fmt: skip
@@ -158,11 +156,10 @@ def run_episode(
                 scaffold.reset(task)
             totals["scaffold"] += time.perf_counter() - started_reset
         except SCAFFOLD_FAILURES as failure:
-            if not (recorder.model_failure or recorder.request_failure):
+            if recorder.failure is None:
                 raise _EpisodeAborted("scaffold", _describe(failure, "reset")) from failure
-        if recorder.model_failure or recorder.request_failure:  # reset asked the model and failed
-            kind = "model" if recorder.model_failure else "request"
-            raise _EpisodeAborted(kind, str(recorder.model_failure or recorder.request_failure))
+        if recorder.failure is not None:  # reset asked the model and failed
+            raise recorder.failure
         last_action: str | None = None
         last_reward, feedback = 0.0, None
         for index in range(spec.max_steps):
@@ -189,7 +186,7 @@ def run_episode(
                 tokens["prompt"] += call["prompt_tokens"]
                 tokens["completion"] += call["completion_tokens"]
             ops_per_step.append(ops)
-            if recorder.model_failure or recorder.request_failure or scaffold_error is not None:
+            if recorder.failure is not None or scaffold_error is not None:
                 record = {"index": index, "observation": observation, "action": None,
                           "raw_action": None, "valid": False, "reward": 0.0, "done": False,
                           "progression": progression, "llm_calls": calls, "memory_ops": ops,
@@ -199,10 +196,8 @@ def run_episode(
                                      "harness": round(_remainder(step_started, model_time, memory_time, scaffold_time), 6)}}  # fmt: skip
                 trace.write_step(record)
                 steps = index + 1
-                if recorder.model_failure:  # even if the scaffold caught it: the server is gone
-                    raise _EpisodeAborted("model", recorder.model_failure)
-                if recorder.request_failure:
-                    raise _EpisodeAborted("request", recorder.request_failure)
+                if recorder.failure is not None:  # the call's failure, even if the scaffold caught it
+                    raise recorder.failure
                 assert scaffold_error is not None
                 raise _EpisodeAborted("scaffold", _describe(scaffold_error, f"step {index}"))
             action = resolve_action(answer, task.actions)

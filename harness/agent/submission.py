@@ -42,7 +42,6 @@ class ModelSpec:
     base: str | None = None
     adapter: Path | None = None
     adapter_routines: tuple[str, ...] = ("log", "recall")
-    adapter_hash: str | None = None  # checked against the adapter's files when given
 
 
 @dataclass
@@ -151,8 +150,7 @@ def _read_model(raw: Any, directory: Path, config_path: Path, line: int | None) 
         if actual != declared:
             raise SubmissionError(config_path, line, f"model.adapter_hash says {declared}, but the adapter's files hash to {actual}",
                                   "ship the adapter that was evaluated, or remove adapter_hash if the change is intended")  # fmt: skip
-    return ModelSpec(base=raw.get("base"), adapter=adapter, adapter_routines=routines,
-                     adapter_hash=str(declared) if declared else None)  # fmt: skip
+    return ModelSpec(base=raw.get("base"), adapter=adapter, adapter_routines=routines)
 
 
 def load_scaffold_class(submission: Submission) -> type[Scaffold]:

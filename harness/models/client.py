@@ -29,22 +29,21 @@ DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 0.0  # greedy unless the scaffold asks otherwise: answers are reproducible
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelError(RuntimeError):
+    """A chat call that failed; names the server and the HTTP status, if there was one."""
+
+    def __init__(self, message: str, server: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.server = server
+        self.status = status
+
+
+class ModelUnavailableError(ModelError):
     """The model server did not answer after retries, or refused us as a client: infrastructure."""
 
-    def __init__(self, message: str, server: str = "", status: int | None = None) -> None:
-        super().__init__(message)
-        self.server = server
-        self.status = status
 
-
-class ModelRequestError(RuntimeError):
+class ModelRequestError(ModelError):
     """The server refused the request itself (400/413/422): the fault of whoever built it."""
-
-    def __init__(self, message: str, server: str = "", status: int | None = None) -> None:
-        super().__init__(message)
-        self.server = server
-        self.status = status
 
 
 # Statuses that say the request itself is wrong, whoever sends it; the rest are the server's

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.agent.submission import Submission, check_submission
 from harness.models.adapters import adapter_hash, load_lora_on_vllm, served_adapter_name
-from harness.models.client import ChatClient, ModelRequestError, ModelUnavailableError
+from harness.models.client import ChatClient, ModelError, ModelUnavailableError
 from harness.models.embedded import EMBEDDED_MODEL_NAME, LlamaCppServer
 from harness.models.router import ModelConfig
 from harness.report.tables import run_leaderboard_markdown
@@ -92,7 +92,7 @@ def preflight(client: ChatClient, model: str | None = None) -> None:
     (or a wrong model name, or a missing key) stops the run here, named, not as N failures."""
     try:
         client.chat([{"role": "user", "content": "Say OK."}], model=model, max_tokens=1)
-    except (ModelUnavailableError, ModelRequestError) as error:
+    except ModelError as error:
         raise EvalError(f"the model server failed a test request before any episode started: {error}") from error
 
 
