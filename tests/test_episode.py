@@ -9,7 +9,7 @@ import pytest
 from harness.agent import Scaffold, Step, Task
 from harness.agent.episode import resolve_action, run_episode
 from harness.memory import MemoryAccessError
-from harness.memory.replay import memory_states
+from harness.memory.replay import final_memory
 from harness.models import ChatClient, ModelRouter
 from harness.models.embedded import free_port
 from harness.models.scripted import ScriptedModelServer
@@ -217,7 +217,7 @@ def test_a_timeout_never_leaves_memory_and_its_records_out_of_step(tmp_path: Pat
         result = run_episode(_spec(tmp_path / str(attempt), step_timeout_s=0.2), Writer, _router(instant_model))
         assert result["status"] == "errored" and "StepTimeout" in result["error"]
         steps = read_jsonl(tmp_path / str(attempt) / "episode" / "steps.jsonl")
-        rebuilt = list(memory_states(steps))[-1]
+        rebuilt = final_memory(steps)
         folder = tmp_path / str(attempt) / "episode" / "memory"
         on_disk = {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()}
         assert len(steps[0]["memory_ops"]) > 10 and on_disk == rebuilt

@@ -124,7 +124,7 @@ def test_metrics_without_consultations_leave_the_ratio_undefined() -> None:
 
 
 def test_the_directory_can_be_rebuilt_from_the_recorded_operations(memory: Memory) -> None:
-    from harness.memory.replay import memory_states
+    from harness.memory.replay import final_memory, memory_states
 
     steps = []
     for index in range(3):
@@ -136,7 +136,7 @@ def test_the_directory_can_be_rebuilt_from_the_recorded_operations(memory: Memor
         steps.append({"memory_ops": [op.to_json() for op in memory.take_ops()]})
     states = list(memory_states(steps))
     assert states[1] == {"log.md": "step 0\nstep 1\n", "plan.md": "go east"}
-    assert states[-1] == {"log.md": memory.read("log.md")}
+    assert states[-1] == final_memory(steps) == {"log.md": memory.read("log.md")}
 
 
 def _op(kind: str, ok: bool = True) -> dict[str, object]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.envs import make_env
-from harness.memory.replay import memory_states
+from harness.memory.replay import final_memory
 from harness.runs.layout import (
     EPISODE_FILE,
     MEMORY_DIR,
@@ -117,8 +117,7 @@ def verify_episode(folder: Path, planned: dict[str, Any]) -> tuple[list[Mismatch
 
 
 def _verify_memory(key: str, folder: Path, steps: list[dict[str, Any]], episode: dict[str, Any]) -> list[Mismatch]:
-    states = list(memory_states(steps))
-    rebuilt = states[-1] if states else {}
+    rebuilt = final_memory(steps)
     root = folder / MEMORY_DIR
     on_disk = {p.relative_to(root).as_posix(): p.read_text(errors="replace") for p in root.rglob("*") if p.is_file()} if root.is_dir() else {}
     problems = []

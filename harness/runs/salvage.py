@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.memory import memory_metrics
-from harness.memory.replay import memory_states
+from harness.memory.replay import final_memory
 from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import MEMORY_DIR, STEPS_FILE, read_jsonl
 from harness.runs.records import EpisodeRecord, validated
@@ -32,9 +32,7 @@ def drop_torn_line(path: Path) -> None:
 
 def restore_memory(directory: Path, steps: list[dict[str, Any]]) -> dict[str, str]:
     """Make the memory folder what the recorded operations say it is; returns path -> text."""
-    files: dict[str, str] = {}
-    for state in memory_states(steps):
-        files = state
+    files = final_memory(steps)
     memory = directory / MEMORY_DIR
     shutil.rmtree(memory, ignore_errors=True)
     memory.mkdir(parents=True)
