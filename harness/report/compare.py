@@ -15,7 +15,7 @@ from tabulate import tabulate
 
 from harness.runs.jobs import is_scored
 from harness.runs.layout import RunDir
-from harness.runs.read import read_run
+from harness.runs.read import Run, read_run
 from harness.runs.stats import mean_ci95, mean_of_group_means_ci95
 
 
@@ -47,33 +47,39 @@ def _base_version(version: str) -> str:
     return ".".join(version.split("+")[0].split(".")[:2])
 
 
-def _scored(run: RunDir) -> dict[tuple[str, str, int], float]:
-    return {(e.env, e.task, e.seed): e.progression for e in read_run(run.root).episodes() if is_scored(e)}
+def _scored(run: Run) -> dict[tuple[str, str, int], float]:
+    return {(e.env, e.task, e.seed): e.progression for e in run.episodes() if is_scored(e)}
 
 
-def compare(baseline: RunDir, candidate: RunDir, min_delta: float = 0.0, allow_incomplete: bool = False) -> Comparison:
-    base_info, cand_info = baseline.read_run(), candidate.read_run()
+def _check_comparable(runs: dict[str, Run], allow_incomplete: bool) -> None:
+    """Refuse what would not be a fair pairing: incomplete runs, other harness versions,
+    other planned episodes, other step caps."""
     if not allow_incomplete:
-        for name, run in (("baseline", baseline), ("candidate", candidate)):
-            results = read_run(run.root).results
+        for name, run in runs.items():
+            results = run.results
             if results is None or not results.complete:
                 scored = f"{results.episodes_scored} of {results.episodes_planned}" if results else "no"
                 raise CompareError(f"the {name} run {run.root} is not complete ({scored} episodes scored): "
                                    "its numbers are not a result")  # fmt: skip
-    if _base_version(base_info.get("harness_version", "")) != _base_version(cand_info.get("harness_version", "")):
-        raise CompareError(f"harness versions differ ({base_info.get('harness_version')} vs "
-                           f"{cand_info.get('harness_version')}): scores may not be comparable; rerun the baseline")  # fmt: skip
-    base_plan, cand_plan = read_run(baseline.root).record.suite, read_run(candidate.root).record.suite
-    if set(base_plan.episode_keys()) != set(cand_plan.episode_keys()):
-        only_base = sorted(set(base_plan.episode_keys()) - set(cand_plan.episode_keys()))
-        only_cand = sorted(set(cand_plan.episode_keys()) - set(base_plan.episode_keys()))
-        raise CompareError(f"the runs planned different episodes (suites {base_plan.name} and {cand_plan.name}): "
-                           f"only the baseline has {only_base[:5] or 'none'}, only the candidate {only_cand[:5] or 'none'}")  # fmt: skip
-    base_envs, cand_envs = base_info["suite"]["envs"], cand_info["suite"]["envs"]
-    for env in set(base_envs) & set(cand_envs):
-        if base_envs[env]["max_steps"] != cand_envs[env]["max_steps"]:
-            raise CompareError(f"{env}: step caps differ ({base_envs[env]['max_steps']} vs {cand_envs[env]['max_steps']})")
-    base_scores, cand_scores = _scored(baseline), _scored(candidate)
+    base, cand = runs["baseline"].record, runs["candidate"].record
+    if _base_version(base.harness_version) != _base_version(cand.harness_version):
+        raise CompareError(f"harness versions differ ({base.harness_version} vs {cand.harness_version}): "
+                           "scores may not be comparable; rerun the baseline")  # fmt: skip
+    base_keys, cand_keys = set(base.suite.episode_keys()), set(cand.suite.episode_keys())
+    if base_keys != cand_keys:
+        raise CompareError(f"the runs planned different episodes (suites {base.suite.name} and {cand.suite.name}): "
+                           f"only the baseline has {sorted(base_keys - cand_keys)[:5] or 'none'}, "
+                           f"only the candidate {sorted(cand_keys - base_keys)[:5] or 'none'}")  # fmt: skip
+    for env in set(base.suite.envs) & set(cand.suite.envs):
+        caps = base.suite.envs[env].max_steps, cand.suite.envs[env].max_steps
+        if caps[0] != caps[1]:
+            raise CompareError(f"{env}: step caps differ ({caps[0]} vs {caps[1]})")
+
+
+def compare(baseline: RunDir, candidate: RunDir, min_delta: float = 0.0, allow_incomplete: bool = False) -> Comparison:
+    runs = {"baseline": read_run(baseline.root), "candidate": read_run(candidate.root)}
+    _check_comparable(runs, allow_incomplete)
+    base_scores, cand_scores = _scored(runs["baseline"]), _scored(runs["candidate"])
     shared = sorted(set(base_scores) & set(cand_scores))
     if not shared:
         raise CompareError("the runs share no episode (env, task, seed): nothing to pair")
