@@ -19,7 +19,7 @@ def _eval_options(function: Any) -> Any:
     options = [
         click.option("--suite", default="smoke", show_default=True, help="Suite name (suites/NAME.yaml) or a YAML file."),
         click.option("--env", "env_names", multiple=True, type=click.Choice(ENV_NAMES), help="Only these envs (repeatable)."),
-        click.option("--seeds", default=None, help="Seeds instead of the suite's, e.g. 0-4 or 1,3."),
+        click.option("--seeds", default=None, help="Seeds instead of the suite's: 0-4, 1,3, or +500 (each env's own seeds shifted by 500)."),
         click.option("--max-steps", type=int, default=None, help="Step cap instead of the suite's."),
         click.option("--model", default="embedded", show_default=True,
                      help="'embedded' (local CPU model, started here) or the URL of an OpenAI-compatible server."),
@@ -77,7 +77,8 @@ def eval_command(submission: str, **kwargs: Any) -> None:
     from harness.agent.submission import SubmissionError
     from harness.report.failures import failure_report
     from harness.report.tables import run_table
-    from harness.runs.layout import RunDir, read_json
+    from harness.runs import read_run
+    from harness.runs.layout import RunDir
     from harness.runs.scheduler import Interrupted, RunStopped
     from harness.tracks.eval import EvalError, run_eval
 
@@ -91,10 +92,13 @@ def eval_command(submission: str, **kwargs: Any) -> None:
     except RunStopped as stopped:
         assert stopped.run_root is not None  # run_eval names its run
         run = RunDir(stopped.run_root)
-        results = read_json(run.results_file)
+        recorded = read_run(run.root).results
+        if recorded is None:
+            raise click.ClickException(str(stopped)) from None
+        results = recorded
     click.echo(run_table(results))
     click.echo(f"\nrun directory: {run.root}")
-    if not results["complete"]:
+    if not results.complete:
         click.echo(failure_report(run.root), err=True)
         sys.exit(1)
 
@@ -128,6 +132,10 @@ def _track_options(function: Any) -> Any:
         click.option("--meta-model-name", default=None, help="Model name on the meta server."),
         click.option("--meta-context-tokens", default=6000, show_default=True, help="Token budget of one meta prompt."),
         click.option("--leaderboards-dir", default="leaderboards", show_default=True, help="Where track rows are published ('' for nowhere)."),
+        click.option("--selection-seeds", default="+500", show_default=True,
+                     help="Seeds that decide (gate, best round); --seeds or the suite's are the report seeds, used for nothing else."),
+        click.option("--gate", type=click.Choice(["mean", "ci"]), default="mean", show_default=True,
+                     help="mean: keep a candidate whose mean progression improves (the paper); ci: only if the paired 95% CI's lower bound is above zero."),
     ]  # fmt: skip
     for option in reversed(options):
         function = option(function)
@@ -142,13 +150,15 @@ def _track_options(function: Any) -> Any:
 @click.option("--smoke-steps", default=3, show_default=True, help="Steps of the smoke episode a candidate must survive.")
 @_track_options
 def track_scaffold(submission: str, iterations: int, patience: int, repairs: int, smoke_steps: int, **kwargs: Any) -> None:
-    """Outer loop 1: a meta-LLM rewrites the scaffold; kept only if progression improves."""
+    """Outer loop 1: a meta-LLM rewrites the scaffold; kept only if it passes the gate on the
+    selection seeds; the gain is published on the report seeds."""
     from harness.tracks.scaffold import ScaffoldTrackOptions, run_scaffold_track
 
     options = ScaffoldTrackOptions(
         eval=_options_from(submission, kwargs), meta_model=kwargs["meta_model"], meta_model_name=kwargs["meta_model_name"],
         iterations=iterations, patience=patience, repairs=repairs, meta_context_tokens=kwargs["meta_context_tokens"],
         smoke_steps=smoke_steps, leaderboards_dir=kwargs["leaderboards_dir"] or None,
+        selection_seeds=kwargs["selection_seeds"], gate=kwargs["gate"],
     )  # fmt: skip
     root = _run_track(lambda: run_scaffold_track(options, kwargs["run_id"], kwargs["resume"]))
     click.echo((root / "lineage.md").read_text())
@@ -159,16 +169,16 @@ def track_scaffold(submission: str, iterations: int, patience: int, repairs: int
 @click.argument("submission", type=click.Path(exists=True, file_okay=False))
 @click.option("--trials", default=2, show_default=True, help="Trials (decision, data, adapter, evaluation).")
 @click.option("--base-model", default="embedded", show_default=True, help="Model the trainer fine-tunes ('embedded' or a folder).")
-@click.option("--train-seeds", default=None, help="Seeds of the trace pool (default: evaluation seeds + 1000).")
+@click.option("--train-seeds", default="+1000", show_default=True, help="Seeds of the trace pool (+N: the report seeds shifted by N).")
 @_track_options
-def track_memory(submission: str, trials: int, base_model: str, train_seeds: str | None, **kwargs: Any) -> None:
+def track_memory(submission: str, trials: int, base_model: str, train_seeds: str, **kwargs: Any) -> None:
     """Outer loop 2: a meta-LLM selects verbatim memory responses; a LoRA specialist is trained."""
     from harness.tracks.memory import MemoryTrackOptions, run_memory_track
 
     options = MemoryTrackOptions(
         eval=_options_from(submission, kwargs), meta_model=kwargs["meta_model"], meta_model_name=kwargs["meta_model_name"],
         trials=trials, base_model=base_model, train_seeds=train_seeds, meta_context_tokens=kwargs["meta_context_tokens"],
-        leaderboards_dir=kwargs["leaderboards_dir"] or None,
+        leaderboards_dir=kwargs["leaderboards_dir"] or None, selection_seeds=kwargs["selection_seeds"], gate=kwargs["gate"],
     )  # fmt: skip
     root = _run_track(lambda: run_memory_track(options, kwargs["run_id"], kwargs["resume"]))
     click.echo((root / "trials.md").read_text())
@@ -249,6 +259,8 @@ def verify_command(run: str) -> None:
     from harness.runs.layout import RunDir
 
     report = verify_run(RunDir(Path(run)))
+    for warning in report.warnings:
+        click.echo(f"WARNING {warning}", err=True)
     for mismatch in report.mismatches:
         where = f" step {mismatch.step}" if mismatch.step is not None else ""
         click.echo(f"MISMATCH {mismatch.episode}{where}: {mismatch.problem}")
@@ -262,13 +274,13 @@ def verify_command(run: str) -> None:
 @click.option("--out", "out_dir", default="docs/schema", show_default=True, type=click.Path(file_okay=False),
               help="Folder to write the JSON Schemas into.")
 def schema_command(out_dir: str) -> None:
-    """Write the JSON Schemas of the run records (run, step, episode, results)."""
+    """Write the JSON Schemas of the records (run, step, episode, results, tracks)."""
     from pathlib import Path
 
     from harness.runs.layout import atomic_write_text
-    from harness.runs.records import SCHEMA_VERSION, json_schemas
+    from harness.schema import SCHEMA_VERSION, all_json_schemas
 
-    for name, text in json_schemas().items():
+    for name, text in all_json_schemas().items():
         atomic_write_text(Path(out_dir) / name, text)
         click.echo(f"written {Path(out_dir) / name}")
     click.echo(f"schema version {SCHEMA_VERSION}")

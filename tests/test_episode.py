@@ -15,8 +15,8 @@ from harness.models.embedded import free_port
 from harness.models.scripted import ScriptedModelServer
 from harness.runs.jobs import EpisodeSpec, is_scored
 from harness.runs.layout import read_jsonl
+from harness.runs.read import call_input, read_messages, read_steps
 from harness.runs.records import EpisodeRecord
-from harness.runs.trace import call_input, load_messages
 
 
 def _spec(tmp_path: Path, env: str = "minihack", task: str = "MazeWalk-9x9", steps: int = 5, **kw: Any) -> EpisodeSpec:
@@ -60,10 +60,10 @@ def test_a_step_records_observation_action_calls_ops_and_time(tmp_path: Path, in
 def test_llm_inputs_are_recoverable_verbatim_and_stored_once(tmp_path: Path, instant_model: ScriptedModelServer) -> None:
     run_episode(_spec(tmp_path, steps=4), NoteTaker, _router(instant_model))
     directory = tmp_path / "episode"
-    messages = load_messages(directory)
-    steps = read_jsonl(directory / "steps.jsonl")
+    messages = read_messages(directory)
+    steps = read_steps(directory)
     for step, request in zip(steps, instant_model.requests):
-        assert call_input(step["llm_calls"][0], messages) == request["messages"]
+        assert call_input(step.llm_calls[0], messages) == request["messages"]
     instructions = [m for m in messages.values() if m["role"] == "system"]
     assert len(instructions) == 1  # the shared prefix is stored once, not per step
 
@@ -216,11 +216,11 @@ def test_a_timeout_never_leaves_memory_and_its_records_out_of_step(tmp_path: Pat
     for attempt in range(5):  # each timer lands somewhere else; unshielded, most attempts tear
         result = run_episode(_spec(tmp_path / str(attempt), step_timeout_s=0.2), Writer, _router(instant_model))
         assert result["status"] == "errored" and "StepTimeout" in result["error"]
-        steps = read_jsonl(tmp_path / str(attempt) / "episode" / "steps.jsonl")
-        rebuilt = final_memory(steps)
+        steps = read_steps(tmp_path / str(attempt) / "episode")
+        rebuilt = final_memory(s.memory_ops for s in steps)
         folder = tmp_path / str(attempt) / "episode" / "memory"
         on_disk = {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()}
-        assert len(steps[0]["memory_ops"]) > 10 and on_disk == rebuilt
+        assert len(steps[0].memory_ops) > 10 and on_disk == rebuilt
 
 
 def test_a_refused_request_ends_the_episode_scored_even_if_the_scaffold_catches_it(tmp_path: Path, instant_model: ScriptedModelServer) -> None:

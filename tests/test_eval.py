@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.models.scripted import ScriptedModelServer
+from harness.runs import read_run
 from harness.runs.layout import RunDir, read_json, read_jsonl
 from harness.tracks.eval import EvalError, EvalOptions, run_eval
 
@@ -58,9 +59,9 @@ def _options(tmp_path: Path, suite_file: str, server: ScriptedModelServer, **kw:
 
 def test_eval_writes_the_run_directory_of_the_design(tmp_path: Path, suite_file: str, instant_model: ScriptedModelServer) -> None:
     run, results = run_eval(_options(tmp_path, suite_file, instant_model, workers=2, run_id="r1"))
-    info = run.read_run()
-    assert info["status"] == "complete" and info["episodes_planned"] == 6
-    assert info["submission"]["hash"].startswith("sha256:") and info["model"]["endpoint"] == instant_model.url
+    info = read_run(run.root).record
+    assert info.status == "complete" and info.episodes_planned == 6
+    assert info.submission.hash.startswith("sha256:") and info.model.endpoint == instant_model.url
     for env, task, seed in [("crafter", "crafter", 0), ("minihack", "Corridor-R3", 1), ("nethack", "NetHackChallenge-v0", 0)]:
         folder = run.episode_dir(env, task, seed)
         episode = read_json(folder / "episode.json")
@@ -69,14 +70,15 @@ def test_eval_writes_the_run_directory_of_the_design(tmp_path: Path, suite_file:
         assert set(episode["memory"]) >= {"chars_final", "files_final", "growth_chars_per_step", "writes", "searches",
                                           "reads", "write_to_search_ratio", "consult_before_write", "refused_ops"}
         assert len(read_jsonl(folder / "steps.jsonl")) == 3 and (folder / "memory" / "notes.md").exists()
-    assert set(results) >= {"run_id", "submission", "model", "adapter", "suite", "envs", "overall"}
-    assert results["envs"]["minihack"]["episodes"] == 4
-    for summary in results["envs"].values():
-        assert set(summary) >= {"episodes", "progression_mean", "progression_ci95", "growth_chars_per_step",
-                                "write_to_search_ratio", "consult_before_write", "invalid_action_rate",
-                                "tokens_prompt", "tokens_completion"}
-        assert summary["write_to_search_ratio"] == 1.0 and summary["consult_before_write"] == 1.0
-    assert results["overall"]["progression_mean"] == 0.0
+    on_disk = read_json(run.results_file)
+    assert set(on_disk) >= {"schema_version", "run_id", "submission", "model", "adapter", "suite", "envs", "overall"}
+    assert results.envs["minihack"].episodes == 4
+    for env, summary in results.envs.items():
+        assert set(on_disk["envs"][env]) >= {"episodes", "progression_mean", "progression_ci95", "growth_chars_per_step",
+                                             "write_to_search_ratio", "consult_before_write", "invalid_action_rate",
+                                             "tokens_prompt", "tokens_completion"}
+        assert summary.write_to_search_ratio == 1.0 and summary.consult_before_write == 1.0
+    assert results.overall.progression_mean == 0.0
     assert "| minihack" in run.leaderboard_file.read_text()
 
 
@@ -129,12 +131,12 @@ def test_a_killed_run_resumes_to_completion(tmp_path: Path, suite_file: str, ins
     process.send_signal(signal.SIGTERM)  # stops like Ctrl-C (SIGINT may be ignored in background jobs)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode != 0 and "resume" in stderr
-    assert run.read_run()["status"] == "interrupted"
+    assert read_run(run.root).record.status == "interrupted"
     finished = list((run.root / "episodes").glob("*/*/*/episode.json"))
     assert 0 < len(finished) < 6
     completed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
-    assert run.read_run()["status"] == "complete"
+    assert read_run(run.root).record.status == "complete"
     for folder in run.episode_dirs():
         assert len(read_jsonl(folder / "steps.jsonl")) == read_json(folder / "episode.json")["steps"]
     assert read_json(run.results_file)["complete"]
@@ -146,12 +148,12 @@ def test_reference_submission_plays_all_three_games_on_the_embedded_model(tmp_pa
     options = EvalOptions(submission=f"submissions/{name}", suite="smoke", max_steps=2,
                           runs_dir=str(tmp_path), show_progress=False)  # fmt: skip
     run, results = run_eval(options)
-    assert set(results["envs"]) == {"crafter", "minihack", "nethack"}
-    for summary in results["envs"].values():
-        assert summary["episodes"] == 1 and summary["steps"] == 2 and summary["invalid_action_rate"] == 0.0
-        assert summary["tokens_prompt"] > 0
+    assert set(results.envs) == {"crafter", "minihack", "nethack"}
+    for summary in results.envs.values():
+        assert summary.episodes == 1 and summary.steps == 2 and summary.invalid_action_rate == 0.0
+        assert summary.tokens_prompt > 0
     if name == "automem-seed":
-        assert results["envs"]["nethack"]["write_to_search_ratio"] is not None
+        assert results.envs["nethack"].write_to_search_ratio is not None
 
 
 @pytest.mark.parametrize("change", ["model", "step_timeout_s", "max_steps"])

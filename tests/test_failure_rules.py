@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.models.scripted import ScriptedModelServer, first_choice_or
+from harness.runs import read_run
 from harness.runs.layout import RunDir, read_json, read_jsonl
 from harness.runs.phase import Phase
 from harness.runs.watchdog import WatchLimits, overdue
@@ -71,18 +72,19 @@ def test_infrastructure_failures_in_a_row_stop_the_run_which_is_then_unpublishab
                              str(runs), "--run-id", "broken", "--max-consecutive-failures", "2", "--no-progress")  # fmt: skip
     assert completed.returncode == 1, completed.stderr
     run = RunDir(runs / "broken")
-    results = read_json(run.results_file)
-    assert not results["complete"] and results["episodes_scored"] == 1 and len(results["missing"]) == 5
-    assert results["failures"]["by_kind"] == {"model": 2}
-    assert run.read_run()["status"] == "stopped" and "2 infrastructure failures in a row" in run.read_run()["stop_reason"]
-    episodes = run.completed_episodes()
+    recorded = read_run(run.root)
+    results = recorded.results
+    assert results is not None and not results.complete and results.episodes_scored == 1 and len(results.missing) == 5
+    assert results.failures.by_kind == {"model": 2}
+    assert recorded.record.status == "stopped" and "2 infrastructure failures in a row" in str(recorded.record.stop_reason)
+    episodes = recorded.episodes()
     assert len(episodes) == 3  # the third and later episodes were never launched
     # the summary says what failed, how often, the first error in full, and which server
     assert "INCOMPLETE" in completed.stdout and "2 infrastructure failures in a row" in completed.stderr
     assert "model 2 (infrastructure, not scored)" in completed.stderr and server.url in completed.stderr
     # nothing recorded is lost: the half-played episode keeps its steps
-    partial = [e for e in episodes if e["error_kind"] == "model" and e["steps"] > 0]
-    assert partial and len(read_jsonl(Path(partial[0]["spec"]["episode_dir"]) / "steps.jsonl")) == partial[0]["steps"]
+    partial = [e for e in episodes if e.error_kind == "model" and e.steps > 0]
+    assert partial and len(recorded.steps(partial[0])) == partial[0].steps
     # no number of it can be published or compared
     refused = _harness("leaderboard", str(run.root))
     assert refused.returncode != 0 and "incomplete runs have no publishable number" in refused.stderr
@@ -111,7 +113,7 @@ def test_a_crashed_embedded_server_stops_the_run_with_its_signal_and_log(tmp_pat
     assert process.returncode == 1
     assert "was killed by signal SIGSEGV" in stderr and "harness-llama-" in stderr and ".log" in stderr
     run = RunDir(runs / "crash")
-    assert run.read_run()["status"] == "stopped" and not read_json(run.results_file)["complete"]
+    assert read_run(run.root).record.status == "stopped" and not read_json(run.results_file)["complete"]
     assert "INCOMPLETE" in stdout
 
 
@@ -128,11 +130,11 @@ def test_a_worker_stuck_in_c_is_ended_from_outside_and_scored_as_the_scaffolds_f
                                             model=server.url, runs_dir=str(tmp_path / "runs"), step_timeout_s=1.0,
                                             show_progress=False))  # fmt: skip
     assert time.monotonic() - started < 60
-    episode = run.completed_episodes()[0]
-    assert episode["error_kind"] == "scaffold" and "ended from outside" in episode["error"]
-    assert results["complete"] and results["envs"]["minihack"]["episodes"] == 1  # the scaffold's fault is scored
+    episode = read_run(run.root).episodes()[0]
+    assert episode.error_kind == "scaffold" and "ended from outside" in str(episode.error)
+    assert results.complete and results.envs["minihack"].episodes == 1  # the scaffold's fault is scored
     # the step in flight wrote to memory but was never recorded: the directory follows the records
-    assert episode["steps"] == 2 and (Path(episode["spec"]["episode_dir"]) / "memory" / "notes.md").read_text() == "seen\n" * 2
+    assert episode.steps == 2 and (Path(episode.spec["episode_dir"]) / "memory" / "notes.md").read_text() == "seen\n" * 2
 
 
 def test_an_episode_past_its_wall_clock_cap_is_ended_and_not_scored(tmp_path: Path) -> None:
@@ -143,10 +145,10 @@ def test_an_episode_past_its_wall_clock_cap_is_ended_and_not_scored(tmp_path: Pa
         run, results = run_eval(EvalOptions(submission=str(submission), suite=str(tmp_path / "one.yaml"),
                                             model=server.url, runs_dir=str(tmp_path / "runs"), episode_timeout_s=5.0,
                                             show_progress=False))  # fmt: skip
-    episode = run.completed_episodes()[0]
-    assert episode["error_kind"] == "episode_timeout" and episode["steps"] < 100
-    assert "wall-clock cap of 5 s" in episode["error"]
-    assert not results["complete"] and results["missing"] == ["minihack/MazeWalk-9x9/0"]
+    episode = read_run(run.root).episodes()[0]
+    assert episode.error_kind == "episode_timeout" and episode.steps < 100
+    assert "wall-clock cap of 5 s" in str(episode.error)
+    assert not results.complete and results.missing == ["minihack/MazeWalk-9x9/0"]
 
 
 def test_resuming_with_another_adapter_is_refused(tmp_path: Path, suite_file: str) -> None:
@@ -163,7 +165,7 @@ def test_resuming_with_another_adapter_is_refused(tmp_path: Path, suite_file: st
                               runs_dir=str(tmp_path / "runs"), run_id="r", env=("minihack",), seeds="0",
                               show_progress=False)  # fmt: skip
         run, _ = run_eval(options)
-        assert run.read_run()["model"]["adapter"].startswith("adapter-")
+        assert str(read_run(run.root).record.model.adapter).startswith("adapter-")
         options.resume, options.adapter = True, adapters[1]
         with pytest.raises(EvalError, match="model.adapter_hash: recorded 'sha256:"):
             run_eval(options)

@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.memory import Memory, MemoryAccessError, MemoryLimitError, MemoryLimits, memory_metrics
+from harness.memory import (
+    Memory,
+    MemoryAccessError,
+    MemoryLimitError,
+    MemoryLimits,
+    MemoryOp,
+    memory_metrics,
+)
 
 
 @pytest.fixture()
@@ -105,9 +112,9 @@ def test_no_path_ever_writes_outside_the_memory_directory(tmp_path_factory: pyte
 
 def test_metrics_ratio_and_consult_before_write() -> None:
     steps = [
-        [{"op": "search", "ok": True}, {"op": "append", "ok": True}],  # consulted write
-        [{"op": "append", "ok": True}, {"op": "read", "ok": True}],  # write before the read
-        [{"op": "write", "ok": False}],  # refused: not a write
+        [_op("search"), _op("append")],  # consulted write
+        [_op("append"), _op("read")],  # write before the read
+        [_op("write", ok=False)],  # refused: not a write
         [],
     ]
     metrics = memory_metrics(steps, steps=4, chars_final=200, files_final=2)
@@ -119,7 +126,7 @@ def test_metrics_ratio_and_consult_before_write() -> None:
 
 
 def test_metrics_without_consultations_leave_the_ratio_undefined() -> None:
-    metrics = memory_metrics([[{"op": "append", "ok": True}]], steps=1, chars_final=3, files_final=1)
+    metrics = memory_metrics([[_op("append")]], steps=1, chars_final=3, files_final=1)
     assert metrics["write_to_search_ratio"] is None
 
 
@@ -133,14 +140,14 @@ def test_the_directory_can_be_rebuilt_from_the_recorded_operations(memory: Memor
             memory.write("./plan.md", "go east")
         if index == 2:
             memory.delete("plan.md")
-        steps.append({"memory_ops": [op.to_json() for op in memory.take_ops()]})
+        steps.append(memory.take_ops())
     states = list(memory_states(steps))
     assert states[1] == {"log.md": "step 0\nstep 1\n", "plan.md": "go east"}
     assert states[-1] == final_memory(steps) == {"log.md": memory.read("log.md")}
 
 
-def _op(kind: str, ok: bool = True) -> dict[str, object]:
-    return {"op": kind, "ok": ok}
+def _op(kind: str, ok: bool = True) -> MemoryOp:
+    return MemoryOp(kind, "notes.md", None, 0, 0, ok, None)
 
 
 def test_one_definition_of_consulting_before_writing() -> None:

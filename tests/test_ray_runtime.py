@@ -39,7 +39,7 @@ def test_ray_runtime_fills_the_same_run_directory_as_local(ray_address: str, tmp
                 submission="submissions/automem-seed", suite=str(tmp_path / "two.yaml"), model=model.url,
                 runtime=runtime, ray_address=ray_address, workers=2, runs_dir=str(tmp_path / "runs"),
                 run_id=runtime, show_progress=False))  # fmt: skip
-            assert results["complete"] and results["episodes_recorded"] == 3
+            assert results.complete and results.episodes_recorded == 3
     keys = ("observation", "action", "reward", "progression")
     for env, task, seed in (("crafter", "crafter", 0), ("minihack", "MazeWalk-9x9", 1)):
         local = read_jsonl(runs["local"].episode_dir(env, task, seed) / "steps.jsonl")

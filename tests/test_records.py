@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from harness.runs import RecordError, SchemaVersionError, read_run
-from harness.runs.records import json_schemas
+from harness.schema import all_json_schemas
 
 STORED_RUN = Path("leaderboards/runs/smoke-automem-seed")
 
 
 def test_the_exported_json_schemas_match_the_models() -> None:
-    for name, text in json_schemas().items():
+    for name, text in all_json_schemas().items():
         path = Path("docs/schema") / name
         assert path.is_file() and path.read_text() == text, f"{path} is stale: run `harness schema`"
 

@@ -141,3 +141,88 @@ def test_a_narrowed_suite_never_goes_by_the_full_suites_name() -> None:
     assert narrow(standard, envs=("crafter",)).name == "standard[envs=crafter]"
     smoke = load_suite("smoke")
     assert narrow(smoke, seeds=(0,), max_steps=6).name == "smoke"  # what it already was: not narrowed
+
+
+def _edit_json(path: Path, keys: tuple[str, ...], value: object) -> None:
+    data = read_json(path)
+    target = data
+    for key in keys[:-1]:
+        target = target[key]
+    target[keys[-1]] = value
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("keys, value", [
+    (("envs", "crafter", "write_to_search_ratio"), 9.0),
+    (("envs", "crafter", "consult_before_write"), 0.123),
+    (("envs", "minihack", "growth_chars_per_step"), 1.5),
+    (("envs", "crafter", "invalid_action_rate"), 0.5),
+    (("envs", "crafter", "tokens_prompt"), 1),
+    (("envs", "crafter", "progression_ci95"), [0.0, 0.9]),
+    (("overall", "progression_mean"), 0.9),
+    (("overall", "progression_ci95"), [0.0, 0.9]),
+    (("complete",), False),
+    (("episodes_scored",), 3),
+])  # fmt: skip
+def test_editing_any_number_of_results_json_fails_verify_and_names_it(runs: dict[str, RunDir], tmp_path: Path,
+                                                                      keys: tuple[str, ...], value: object) -> None:  # fmt: skip
+    run = _copy(runs["wood"], tmp_path / "edited")
+    _edit_json(run.results_file, keys, value)
+    report = verify_run(run)
+    assert not report.verified
+    named = [m.problem.split(" is ")[0] for m in report.mismatches]
+    assert named and all(name.startswith(".".join(keys)) for name in named), named  # e.g. progression_ci95[0]
+
+
+@pytest.mark.parametrize("keys, value", [
+    (("memory", "writes"), 99), (("memory", "write_to_search_ratio"), 0.5), (("memory", "chars_final"), 1),
+    (("tokens", "prompt"), 7), (("invalid_actions",), 3), (("steps",), 19), (("reward_total",), 4.0),
+])  # fmt: skip
+def test_editing_an_episode_number_fails_verify_and_names_it(runs: dict[str, RunDir], tmp_path: Path,
+                                                             keys: tuple[str, ...], value: object) -> None:  # fmt: skip
+    run = _copy(runs["wood"], tmp_path / "edited")
+    _edit_json(run.episode_dir("crafter", "crafter", 1) / "episode.json", keys, value)
+    problems = [(m.episode, m.problem) for m in verify_run(run).mismatches]
+    assert ("crafter/crafter/1", f"episode.json {'.'.join(keys)} is {value}, its steps give ") in \
+           [(e, p[: p.index("give ") + 5]) for e, p in problems if "give " in p]  # fmt: skip
+
+
+def test_a_deleted_episode_is_flagged_missing(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    import shutil
+
+    run = _copy(runs["wood"], tmp_path / "deleted")
+    shutil.rmtree(run.episode_dir("crafter", "crafter", 2))
+    problems = {(m.episode, m.problem) for m in verify_run(run).mismatches}
+    assert ("crafter/crafter/2", "a planned episode has no record (missing)") in problems
+
+
+def test_a_duplicated_episode_is_flagged(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    import shutil
+
+    run = _copy(runs["wood"], tmp_path / "duplicated")
+    shutil.rmtree(run.episode_dir("crafter", "crafter", 2))  # a bad seed replaced by a copy of a good one
+    shutil.copytree(run.episode_dir("crafter", "crafter", 0), run.episode_dir("crafter", "crafter", 2))
+    problems = [(m.episode, m.problem) for m in verify_run(run).mismatches]
+    assert ("crafter/crafter/0", "the episode is recorded 2 times (duplicated)") in problems
+    assert ("crafter/crafter/2", "a planned episode has no record (missing)") in problems
+
+
+def test_a_changed_suite_is_flagged_even_when_everything_else_agrees(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    import shutil
+
+    from harness.runs.results import aggregate
+
+    run = _copy(runs["idle"], tmp_path / "suite")
+    _edit_json(run.run_file, ("suite", "envs", "crafter", "seeds"), [0, 1])  # drop seed 2, and its episode
+    shutil.rmtree(run.episode_dir("crafter", "crafter", 2))
+    aggregate(run)  # results.json rewritten to agree with the edited records
+    mismatches = verify_run(run).mismatches
+    assert [m.episode for m in mismatches] == ["run.json/suite"] and "in crafter" in mismatches[0].problem
+
+
+def test_verify_cli_names_each_difference(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    run = _copy(runs["wood"], tmp_path / "cli")
+    _edit_json(run.results_file, ("envs", "crafter", "tokens_completion"), 5)
+    completed = subprocess.run([sys.executable, "-m", "harness.cli", "verify", str(run.root)], capture_output=True, text=True)
+    assert completed.returncode == 1
+    assert "MISMATCH results.json: envs.crafter.tokens_completion is 5, the episodes give" in completed.stdout

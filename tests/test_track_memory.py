@@ -9,10 +9,16 @@ import pytest
 from harness.models.adapters import adapter_hash, served_adapter_name
 from harness.models.scripted import ScriptedModelServer, requested_choices
 from harness.runs.layout import RunDir, read_json, read_jsonl
-from harness.runs.trace import call_input, load_messages
+from harness.runs.read import call_input, read_run
 from harness.tracks.common import TrackError
 from harness.tracks.eval import EvalOptions
-from harness.tracks.memory import MemoryTrackOptions, parse_decision, run_memory_track
+from harness.tracks.memory import (
+    MemoryTrackOptions,
+    _write_best_submission,
+    parse_decision,
+    run_memory_track,
+)
+from harness.tracks.records import MemoryTrial
 
 from conftest import write_submission
 
@@ -62,33 +68,33 @@ def test_memory_track_trains_on_verbatim_memory_calls_and_evaluates_two_models(o
         root = run_memory_track(options, run_id="memory")
         loaded = agent.loaded_adapters
     state = read_json(root / "track.json")
-    assert state["options"]["train_seeds"] == [1000] and state["options"]["eval_seeds"] == [0]
-    pool = RunDir(root / "pool")
-    assert {e["seed"] for e in pool.completed_episodes()} == {1000}
+    assert state["seeds"] == {"selection": [500], "report": [0], "train": [1000]} and state["gate"] == "mean"
+    pool = read_run(root / "pool")
+    assert {e.seed for e in pool.episodes()} == {1000}
     # every example is a recorded log/recall call, input and output verbatim, from the pool only
     recorded = []
-    for folder in pool.episode_dirs():
-        messages = load_messages(folder)
-        for step in read_jsonl(folder / "steps.jsonl"):
-            recorded += [(call["routine"], call_input(call, messages), call["output"]) for call in step["llm_calls"]]
+    for episode in pool.episodes():
+        messages = pool.messages(episode)
+        for step in pool.steps(episode):
+            recorded += [(call.routine, call_input(call, messages), call.output) for call in step.llm_calls]
     examples = read_jsonl(root / "trials" / "1" / "data.jsonl")
     assert len(examples) == 5 and {e["routine"] for e in examples} == {"log", "recall"}
     for example in examples:
         assert (example["routine"], example["messages"], example["completion"]) in recorded
         assert example["seed"] == 1000
     # the trial's evaluation: log/recall went to the adapter, act to the base model
-    trial_run = RunDir(root / "trials" / "1" / "run")
-    step = read_jsonl(trial_run.episode_dir("minihack", "MazeWalk-9x9", 0) / "steps.jsonl")[0]
+    trial_run = RunDir(root / "trials" / "1" / "run")  # on the selection seed
+    step = read_jsonl(trial_run.episode_dir("minihack", "MazeWalk-9x9", 500) / "steps.jsonl")[0]
     routed = {call["routine"]: (call["model"], call["adapter"]) for call in step["llm_calls"]}
     served = served_adapter_name(root / "trials" / "1" / "adapter")
     assert served.startswith("adapter-") and routed["log"] == (served, served) and routed["recall"] == (served, served)
     assert routed["act"] == ("base", None)
-    assert f"note from {served}" in (trial_run.episode_dir("minihack", "MazeWalk-9x9", 0) / "memory" / "log.md").read_text()
+    assert f"note from {served}" in (trial_run.episode_dir("minihack", "MazeWalk-9x9", 500) / "memory" / "log.md").read_text()
     # both trials' folders are called `adapter`: each was registered under its own content hash
     second = served_adapter_name(root / "trials" / "2" / "adapter")
     assert [a["lora_name"] for a in loaded] == [served, second] and second != served
-    assert trial_run.read_run()["model"]["adapter_hash"] == adapter_hash(root / "trials" / "1" / "adapter")
-    step = read_jsonl(RunDir(root / "trials" / "2" / "run").episode_dir("minihack", "MazeWalk-9x9", 0) / "steps.jsonl")[0]
+    assert read_run(trial_run.root).record.model.adapter_hash == adapter_hash(root / "trials" / "1" / "adapter")
+    step = read_jsonl(RunDir(root / "trials" / "2" / "run").episode_dir("minihack", "MazeWalk-9x9", 500) / "steps.jsonl")[0]
     assert {call["model"] for call in step["llm_calls"] if call["routine"] == "log"} == {second}
     # the unusable second reply became the default decision, recorded as a fallback
     trials = read_json(root / "trials.json")["trials"]
@@ -96,15 +102,26 @@ def test_memory_track_trains_on_verbatim_memory_calls_and_evaluates_two_models(o
     assert trials[0]["decision"]["lora"]["rank"] == 4
     table = (root / "trials.md").read_text()
     assert "none (base only)" in table and "fallback decision" in table
-    assert (root / "best" / "adapter" / "adapter_config.json").is_file()
-    best = (root / "best" / "submission.yaml").read_text()
+    # the act calls never see memory here, so no adapter beats the base on the selection seed: the
+    # mean gate passes none, nothing is published as a gain and no best submission is written
+    assert not trials[0]["passed_gate"] and "does not beat" in trials[0]["reason"]
+    report = read_json(root / "track.json")["report"]
+    assert report["best_round"] is None and report["comparison"] is None
+    assert {e.seed for e in read_run(report["baseline"]["run"]).episodes()} == {0}  # the report seed, used only here
+    assert not (root / "best").exists() and "no trial passed the gate" in table
+    row = (Path(options.leaderboards_dir) / "tracks" / "memory-maze.md").read_text()
+    assert "none passed" in row and "+0.0 (no adapter kept)" in row
+    # a best submission names the base model its server really served
+    _write_best_submission(root / "forced-best", Path(options.eval.submission), MemoryTrial.model_validate(trials[0]))
+    best = (root / "forced-best" / "submission.yaml").read_text()
     assert "adapter: adapter/" in best and "base: base" in best  # the model really used, not "embedded"
+    assert (root / "forced-best" / "adapter" / "adapter_config.json").is_file()
 
 
 def test_training_on_evaluation_seeds_is_refused(options: MemoryTrackOptions) -> None:
     options.train_seeds = "0"
     options.eval.model = options.meta_model = "http://127.0.0.1:9"
-    with pytest.raises(TrackError, match="no training on the test seeds"):
+    with pytest.raises(TrackError, match="report and training seeds share"):
         run_memory_track(options, run_id="leak")
 
 

@@ -1,5 +1,6 @@
 """Track scaffold with a scripted meta-LLM: the gate keeps the better candidate only."""
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -7,7 +8,9 @@ import pytest
 
 from harness.models import ModelUnavailableError
 from harness.models.scripted import ScriptedModelServer
+from harness.runs import read_run
 from harness.runs.layout import read_json
+from harness.tracks.common import TrackError
 from harness.tracks.eval import EvalOptions
 from harness.tracks.scaffold import ScaffoldTrackOptions, run_scaffold_track
 
@@ -82,7 +85,7 @@ def setup(tmp_path: Path, instant_model: ScriptedModelServer) -> tuple[ScaffoldT
         eval=EvalOptions(submission=str(submission), suite=str(suite), model=instant_model.url,
                          runs_dir=str(tmp_path / "runs"), show_progress=False),
         meta_model=meta.url, iterations=3, patience=5, repairs=1, smoke_steps=2,
-        leaderboards_dir=str(tmp_path / "leaderboards"),
+        leaderboards_dir=str(tmp_path / "leaderboards"), selection_seeds="1",  # seed 1 has a tree in reach
     )  # fmt: skip
     yield options, script, meta
     meta.stop()
@@ -91,11 +94,19 @@ def setup(tmp_path: Path, instant_model: ScriptedModelServer) -> tuple[ScaffoldT
 def test_gate_keeps_the_better_candidate_and_rejects_the_worse_and_the_broken(setup: Any, tmp_path: Path) -> None:
     options, script, _ = setup
     root = run_scaffold_track(options, run_id="track")
-    rounds = read_json(root / "lineage.json")
+    lineage_json = read_json(root / "lineage.json")
+    rounds = lineage_json["rounds"]
+    assert lineage_json["seeds"] == {"selection": [1], "report": [0], "train": []}
     assert [r["iteration"] for r in rounds] == [0, 1, 2, 3]
-    assert rounds[0]["progression"] == 0.0
-    assert rounds[1]["kept"] and rounds[1]["progression"] == pytest.approx(1 / 22)
-    assert rounds[1]["comparison"]["delta_mean"] == pytest.approx(1 / 22)
+    assert rounds[0]["selection"]["progression"] == 0.0
+    assert rounds[1]["kept"] and rounds[1]["selection"]["progression"] > 0
+    assert rounds[1]["comparison"]["delta_mean"] == pytest.approx(rounds[1]["selection"]["progression"])
+    # every decision was taken on the selection seed; the published gain is measured on the report seed
+    for r in rounds[:3]:
+        assert {e.seed for e in read_run(r["selection"]["run"]).episodes()} == {1}
+    report = lineage_json["report"]
+    assert report["best_round"] == 1 and {e.seed for e in read_run(report["best"]["run"]).episodes()} == {0}
+    assert report["comparison"]["delta_mean"] == pytest.approx(1 / 22) and report["baseline"]["progression"] == 0.0
     assert not rounds[2]["kept"] and "does not beat" in rounds[2]["reason"]
     assert not rounds[3]["kept"] and "rejected after 2 attempts" in rounds[3]["reason"] and "syntax error" in rounds[3]["reason"]
     assert "trees.md" in (root / "best" / "scaffold.py").read_text()
@@ -107,7 +118,9 @@ def test_gate_keeps_the_better_candidate_and_rejects_the_worse_and_the_broken(se
     assert "trees.md" in second_prompt and "longest stall" in second_prompt and "KEPT" in second_prompt
     lineage = (root / "lineage.md").read_text()
     assert lineage.count("\n| ") == 1 + 4 and "walk to trees" in lineage  # header + 4 iterations
-    assert "idle" in (tmp_path / "leaderboards" / "tracks" / "scaffold-wood.md").read_text()
+    assert "report seeds [0] were used for nothing else" in lineage and "+4.5 [+4.5, +4.5]" in lineage
+    row = (tmp_path / "leaderboards" / "tracks" / "scaffold-wood.md").read_text()
+    assert "idle" in row and "+4.5 [+4.5, +4.5]" in row
 
 
 def test_a_track_resumes_after_its_meta_model_dies(setup: Any) -> None:
@@ -118,6 +131,8 @@ def test_a_track_resumes_after_its_meta_model_dies(setup: Any) -> None:
     state = read_json(Path(options.eval.runs_dir) / "crash" / "track.json")
     assert len(state["rounds"]) == 1  # iteration 0 finished and is kept on disk
     meta.failures = []
+    with pytest.raises(TrackError, match="other settings"):  # a resume never mixes two set-ups
+        run_scaffold_track(replace(options, gate="ci"), run_id="crash", resume=True)
     root = run_scaffold_track(options, run_id="crash", resume=True)
-    rounds = read_json(root / "lineage.json")
+    rounds = read_json(root / "lineage.json")["rounds"]
     assert [r["iteration"] for r in rounds] == [0, 1, 2, 3] and rounds[1]["kept"]

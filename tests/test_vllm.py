@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.models.vllm_local import VllmServer, default_vllm_python
-from harness.runs.layout import read_jsonl
+from harness.runs import read_run
+from harness.runs.read import read_steps
 from harness.tracks.eval import EvalOptions, run_eval
 
 from conftest import write_submission
@@ -95,12 +96,12 @@ def test_two_adapters_with_one_folder_name_answer_their_own_routines_and_act_sta
         run, results = run_eval(EvalOptions(submission=str(submission), suite=str(tmp_path / "one.yaml"), model=vllm_url,
                                             adapter=str(adapter), runs_dir=str(tmp_path / "runs"), run_id=f"trial-{n}",
                                             show_progress=False))  # fmt: skip
-        assert results["complete"]
-        model = run.read_run()["model"]
-        assert model["kind"] == "vllm" and model["adapter"].startswith("adapter-") and model["adapter_hash"]
-        served.add(model["adapter"])
-        for step in read_jsonl(run.episode_dir("minihack", "MazeWalk-9x9", 0) / "steps.jsonl"):
-            answers = {call["routine"]: (call["output"], call["adapter"]) for call in step["llm_calls"]}
-            assert answers["log"] == answers["recall"] == (expected[f"trial-{n}"], model["adapter"])
+        assert results.complete
+        model = read_run(run.root).record.model
+        assert model.kind == "vllm" and str(model.adapter).startswith("adapter-") and model.adapter_hash
+        served.add(model.adapter)
+        for step in read_steps(run.episode_dir("minihack", "MazeWalk-9x9", 0)):
+            answers = {call.routine: (call.output, call.adapter) for call in step.llm_calls}
+            assert answers["log"] == answers["recall"] == (expected[f"trial-{n}"], model.adapter)
             assert answers["act"] == (expected["base"], None)
     assert len(served) == 2  # one folder name, two served names

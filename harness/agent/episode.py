@@ -24,7 +24,7 @@ from typing import Any
 from harness.agent.api import Scaffold, Step, Task
 from harness.agent.clock import ScaffoldClock, StepTimeout
 from harness.envs import GameEnv, InvalidActionError, make_env
-from harness.memory import Memory, MemoryLimits, memory_metrics
+from harness.memory import Memory, MemoryLimits, MemoryOp, memory_metrics
 from harness.models import ModelRouter, ModelUnavailableError
 from harness.models.client import ModelError
 from harness.runs.jobs import EpisodeSpec
@@ -125,7 +125,7 @@ def run_episode(
     recorder = _Recorder(router, trace, clock, phase)
     totals = {"env": 0.0, "model": 0.0, "scaffold": 0.0, "memory": 0.0}
     tokens = {"prompt": 0, "completion": 0}
-    ops_per_step: list[list[dict[str, Any]]] = []
+    ops_per_step: list[list[MemoryOp]] = []
     steps = invalid = 0
     reward_total = progression = 0.0
     status, error, error_kind = "truncated", None, None
@@ -178,14 +178,15 @@ def run_episode(
             # The scaffold's own time excludes the model, memory operations and call recording.
             model_time, memory_time, recording_time = _take_times(recorder, memory)
             scaffold_time = max(0.0, time.perf_counter() - step_clock - model_time - memory_time - recording_time)
-            calls, ops = recorder.take_calls(), [op.to_json() for op in memory.take_ops()]
+            calls, taken_ops = recorder.take_calls(), memory.take_ops()
+            ops = [op.to_json() for op in taken_ops]
             totals["model"] += model_time
             totals["memory"] += memory_time
             totals["scaffold"] += scaffold_time
             for call in calls:
                 tokens["prompt"] += call["prompt_tokens"]
                 tokens["completion"] += call["completion_tokens"]
-            ops_per_step.append(ops)
+            ops_per_step.append(taken_ops)
             if recorder.failure is not None or scaffold_error is not None:
                 record = {"index": index, "observation": observation, "action": None,
                           "raw_action": None, "valid": False, "reward": 0.0, "done": False,

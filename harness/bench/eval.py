@@ -16,7 +16,7 @@ from tabulate import tabulate
 
 from harness.bench.report import write_section
 from harness.models.scripted import ScriptedModelServer, first_choice_or
-from harness.runs.layout import read_jsonl
+from harness.runs.read import read_run
 from harness.tracks.eval import EMBEDDED, EvalOptions, run_eval
 
 SUBMISSION = "submissions/automem-seed"
@@ -38,19 +38,20 @@ def _measure(model: str, steps: int, workdir: Path, label: str) -> tuple[list[li
                           runs_dir=str(workdir / "runs"), run_id=label, show_progress=False)  # fmt: skip
     run, _ = run_eval(options)
     time_rows, trace_rows = [], []
-    for episode in run.completed_episodes():
-        played = max(1, episode["steps"])
-        split = {part: episode["time_s"].get(part, 0.0) / played * 1e3 for part in PARTS}
+    recorded = read_run(run.root)
+    for episode in recorded.episodes():
+        played = max(1, episode.steps)
+        split = {part: getattr(episode.time_s, part) / played * 1e3 for part in PARTS}
         total = sum(split.values())
-        time_rows.append([label, episode["env"], episode["steps"], *(f"{split[p]:.3f}" for p in PARTS),
+        time_rows.append([label, episode.env, episode.steps, *(f"{split[p]:.3f}" for p in PARTS),
                           f"{total:.2f}", f"{100 * split['harness'] / total:.2f}%"])  # fmt: skip
-        folder = run.episode_dir(episode["env"], episode["task"], episode["seed"])
+        folder = recorded.episode_folder(episode)
         lines = [len(line.encode()) for line in (folder / "steps.jsonl").read_text().splitlines()]
         quarter = max(1, len(lines) // 4)
-        messages = len(read_jsonl(folder / "messages.jsonl"))
-        trace_rows.append([label, episode["env"], len(lines), round(statistics.mean(lines[:quarter])),
+        messages = len(recorded.messages(episode))
+        trace_rows.append([label, episode.env, len(lines), round(statistics.mean(lines[:quarter])),
                            round(statistics.mean(lines[-quarter:])), messages,
-                           round(episode["trace_bytes"]["total"] / played)])  # fmt: skip
+                           round(episode.trace_bytes.total / played)])  # fmt: skip
     return time_rows, trace_rows
 
 

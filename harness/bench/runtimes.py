@@ -17,7 +17,7 @@ from tabulate import tabulate
 
 from harness.bench.report import write_section
 from harness.models.scripted import ScriptedModelServer, first_choice_or
-from harness.runs.layout import read_jsonl
+from harness.runs.read import read_steps
 from harness.tracks.eval import EvalOptions, run_eval
 
 
@@ -34,8 +34,8 @@ def _measure(runtime: str, model_url: str, steps: int, workdir: Path) -> dict[st
     wall = time.monotonic() - started
     per_step, starts = [], []
     for folder in run.episode_dirs():
-        records = read_jsonl(folder / "steps.jsonl")
-        episode_time = sum(sum(r["time_s"].values()) for r in records)
+        records = read_steps(folder)
+        episode_time = sum(sum(r.time_s.model_dump().values()) for r in records)
         per_step.append(episode_time / len(records))
         job_written = (folder / "job.json").stat().st_mtime
         first_step = (folder / "steps.jsonl").stat().st_mtime - episode_time

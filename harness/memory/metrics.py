@@ -16,11 +16,24 @@ weighs the same, and a long episode cannot drown the others.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from harness.memory.sandbox import CONSULT_OPS, WRITE_OPS
+
+
+class RecordedOp(Protocol):
+    """A memory operation as recorded: the sandbox's MemoryOp, or runs.records.MemoryOpRecord."""
+
+    @property
+    def op(self) -> str: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def path(self) -> str | None: ...
+    @property
+    def text(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -41,15 +54,15 @@ class StepMemoryCounts:
         return self.consultations > 0 and self.writes_after_consultation == self.writes
 
 
-def step_memory_counts(ops: Iterable[Mapping[str, Any]]) -> StepMemoryCounts:
+def step_memory_counts(ops: Iterable[RecordedOp]) -> StepMemoryCounts:
     """The counts of one step's `memory_ops`, in order."""
     writes = searches = reads = refused = after = 0
     consulted = False
     for op in ops:
-        if not op["ok"]:
+        if not op.ok:
             refused += 1
             continue
-        kind = op["op"]
+        kind = op.op
         if kind in CONSULT_OPS:
             consulted = True
             searches += kind == "search"
@@ -61,7 +74,7 @@ def step_memory_counts(ops: Iterable[Mapping[str, Any]]) -> StepMemoryCounts:
 
 
 def memory_metrics(
-    ops_per_step: Iterable[Iterable[Mapping[str, Any]]],
+    ops_per_step: Iterable[Iterable[RecordedOp]],
     steps: int,
     chars_final: int,
     files_final: int,

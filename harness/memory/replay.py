@@ -3,33 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+
+from harness.memory.metrics import RecordedOp
 
 
-def _apply(files: dict[str, str], step: dict[str, Any]) -> None:
-    for op in step.get("memory_ops", []):
-        if not op["ok"] or op.get("path") is None:
+def _apply(files: dict[str, str], ops: Iterable[RecordedOp]) -> None:
+    for op in ops:
+        if not op.ok or op.path is None:
             continue
-        path = "/".join(part for part in op["path"].split("/") if part not in ("", "."))
-        if op["op"] == "append":
-            files[path] = files.get(path, "") + op.get("text", "")
-        elif op["op"] == "write":
-            files[path] = op.get("text", "")
-        elif op["op"] == "delete":
+        path = "/".join(part for part in op.path.split("/") if part not in ("", "."))
+        if op.op == "append":
+            files[path] = files.get(path, "") + (op.text or "")
+        elif op.op == "write":
+            files[path] = op.text or ""
+        elif op.op == "delete":
             files.pop(path, None)
 
 
-def memory_states(steps: Iterable[dict[str, Any]]) -> Iterator[dict[str, str]]:
-    """The memory directory (path -> text) after each step, from its `memory_ops`."""
+def memory_states(ops_per_step: Iterable[Iterable[RecordedOp]]) -> Iterator[dict[str, str]]:
+    """The memory directory (path -> text) after each step, from each step's `memory_ops`."""
     files: dict[str, str] = {}
-    for step in steps:
-        _apply(files, step)
+    for ops in ops_per_step:
+        _apply(files, ops)
         yield dict(files)
 
 
-def final_memory(steps: Iterable[dict[str, Any]]) -> dict[str, str]:
+def final_memory(ops_per_step: Iterable[Iterable[RecordedOp]]) -> dict[str, str]:
     """The memory directory after the last step (no copy per step: long episodes stay cheap)."""
     files: dict[str, str] = {}
-    for step in steps:
-        _apply(files, step)
+    for ops in ops_per_step:
+        _apply(files, ops)
     return files

@@ -98,12 +98,3 @@ class RunDir:
     def episode_dirs(self) -> list[Path]:
         """Every episode folder that has started (complete or not), sorted."""
         return sorted(p.parent for p in (self.root / "episodes").glob(f"*/*/*/{STEPS_FILE}"))
-
-    def completed_episodes(self) -> list[dict[str, Any]]:
-        return [read_json(p) for p in sorted((self.root / "episodes").glob(f"*/*/*/{EPISODE_FILE}"))]
-
-    def read_run(self) -> dict[str, Any]:
-        if not self.run_file.exists():
-            raise FileNotFoundError(f"{self.root} is not a run directory (no {RUN_FILE})")
-        data: dict[str, Any] = read_json(self.run_file)
-        return data

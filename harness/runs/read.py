@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from harness.runs.layout import EPISODE_FILE, STEPS_FILE, RunDir, read_jsonl
+from harness.runs.layout import EPISODE_FILE, MESSAGES_FILE, STEPS_FILE, RunDir, read_jsonl
 from harness.runs.records import (
     SCHEMA_MAJOR,
     EpisodeRecord,
+    LLMCall,
     Record,
     Results,
     RunRecord,
@@ -80,6 +81,16 @@ def read_steps(folder: Path) -> list[StepRecord]:
     return [parse_record(StepRecord, line, f"{path}:{number}") for number, line in enumerate(read_jsonl(path), 1)]
 
 
+def read_messages(folder: Path) -> dict[str, dict[str, str]]:
+    """id -> {"role", "content"}: the messages.jsonl of one episode folder."""
+    return {r["id"]: {"role": r["role"], "content": r["content"]} for r in read_jsonl(Path(folder) / MESSAGES_FILE)}
+
+
+def call_input(call: LLMCall, messages: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+    """The verbatim messages of one recorded chat call."""
+    return [messages[message_id] for message_id in call.input["messages"]]
+
+
 class Run:
     """One run directory, read through its typed records (each file read once, on first use)."""
 
@@ -113,6 +124,9 @@ class Run:
 
     def steps(self, episode: EpisodeRecord) -> list[StepRecord]:
         return read_steps(self.episode_folder(episode))
+
+    def messages(self, episode: EpisodeRecord) -> dict[str, dict[str, str]]:
+        return read_messages(self.episode_folder(episode))
 
 
 def read_run(root: Path | str) -> Run:

@@ -8,7 +8,7 @@ from typing import Any
 from harness.runs.jobs import INFRASTRUCTURE_ERRORS, is_scored
 from harness.runs.layout import RunDir, atomic_write_json
 from harness.runs.read import Run, read_run
-from harness.runs.records import EpisodeRecord, Results, validated
+from harness.runs.records import EpisodeRecord, Results
 from harness.runs.stats import mean_ci95, mean_defined, mean_of_group_means_ci95
 
 
@@ -52,7 +52,7 @@ def failure_summary(episodes: list[EpisodeRecord]) -> dict[str, Any]:
             "infrastructure": sum(n for kind, n in by_kind.items() if kind in INFRASTRUCTURE_ERRORS)}  # fmt: skip
 
 
-def summarize(run: Run) -> dict[str, Any]:
+def summarize(run: Run) -> Results:
     """results.json's content for a run, from its run.json and episode records."""
     info = run.record
     by_env: dict[str, list[EpisodeRecord]] = defaultdict(list)
@@ -65,8 +65,8 @@ def summarize(run: Run) -> dict[str, Any]:
     planned = info.suite.episode_keys()
     scored = {e.key for e in recorded if is_scored(e)}
     missing = [key for key in planned if key not in scored]
-    return validated(Results, {
-        "run_id": run.dir.run_id,
+    return Results.model_validate({
+        "run_id": info.run_id,
         "submission": info.submission.name,
         "submission_hash": info.submission.hash,
         "model": info.model.name,
@@ -85,7 +85,7 @@ def summarize(run: Run) -> dict[str, Any]:
     })  # fmt: skip
 
 
-def aggregate(run: RunDir) -> dict[str, Any]:
+def aggregate(run: RunDir) -> Results:
     """Write results.json from the recorded episodes; returns it.
 
     Episodes that failed for infrastructure reasons (model server, game, worker) are not
@@ -95,5 +95,5 @@ def aggregate(run: RunDir) -> dict[str, Any]:
     is not complete has no publishable number (report.leaderboard refuses it).
     """
     results = summarize(read_run(run.root))
-    atomic_write_json(run.results_file, results)
+    atomic_write_json(run.results_file, results.model_dump(mode="json"))
     return results

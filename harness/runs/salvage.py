@@ -14,11 +14,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.memory import memory_metrics
 from harness.memory.replay import final_memory
+from harness.runs.derive import derived_totals, summed_times
 from harness.runs.jobs import EpisodeSpec
-from harness.runs.layout import MEMORY_DIR, STEPS_FILE, read_jsonl
-from harness.runs.records import EpisodeRecord, validated
+from harness.runs.layout import MEMORY_DIR, STEPS_FILE
+from harness.runs.read import read_steps
+from harness.runs.records import EpisodeRecord, StepRecord, validated
 
 
 def drop_torn_line(path: Path) -> None:
@@ -30,9 +31,9 @@ def drop_torn_line(path: Path) -> None:
         path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
-def restore_memory(directory: Path, steps: list[dict[str, Any]]) -> dict[str, str]:
+def restore_memory(directory: Path, steps: list[StepRecord]) -> dict[str, str]:
     """Make the memory folder what the recorded operations say it is; returns path -> text."""
-    files = final_memory(steps)
+    files = final_memory(s.memory_ops for s in steps)
     memory = directory / MEMORY_DIR
     shutil.rmtree(memory, ignore_errors=True)
     memory.mkdir(parents=True)
@@ -47,26 +48,16 @@ def salvaged_episode(spec: EpisodeSpec, kind: str, message: str) -> dict[str, An
     """episode.json for an episode that ended outside the episode loop, from its records."""
     directory = Path(spec.episode_dir)
     drop_torn_line(directory / STEPS_FILE)
-    steps = read_jsonl(directory / STEPS_FILE)
-    files = restore_memory(directory, steps)
-    chars = sum(len(text) for text in files.values())
-    calls = [call for step in steps for call in step.get("llm_calls", [])]
-    times = [step.get("time_s", {}) for step in steps]
+    steps = read_steps(directory)
+    restore_memory(directory, steps)
     return validated(EpisodeRecord, {
         "env": spec.env, "task": spec.task, "seed": spec.seed, "status": "errored", "error": message,
-        "error_kind": kind, "steps": len(steps), "max_steps": spec.max_steps,
-        "progression": max((s["progression"] for s in steps), default=0.0),
-        "reward_total": sum(s["reward"] for s in steps),
-        "invalid_actions": sum(not s["valid"] for s in steps if s.get("action") is not None),
-        "memory": memory_metrics([s.get("memory_ops", []) for s in steps], len(steps), chars, len(files)),
-        "tokens": {"prompt": sum(c.get("prompt_tokens", 0) for c in calls),
-                   "completion": sum(c.get("completion_tokens", 0) for c in calls)},
-        "time_s": {key: round(sum(t.get(key, 0.0) for t in times), 6)
-                   for key in ("env", "model", "memory", "scaffold", "harness")}
-                  | {"total": round(sum(sum(t.values()) for t in times), 6)},
+        "error_kind": kind, "max_steps": spec.max_steps,
+        **derived_totals(steps),
+        "time_s": summed_times(steps),
         "trace_bytes": {"total": (directory / STEPS_FILE).stat().st_size if (directory / STEPS_FILE).exists() else 0,
                         "first_step": 0, "last_step": 0},
-        "final_observation": steps[-1]["observation"] if steps else "",
+        "final_observation": steps[-1].observation if steps else "",
         "spec": asdict(spec),
         "salvaged": True,  # written by the scheduler from the records, not by the episode loop
     })  # fmt: skip

@@ -72,13 +72,16 @@ def load_suite(name_or_path: str) -> Suite:
 
 
 def narrow(suite: Suite, envs: tuple[str, ...] = (), seeds: tuple[int, ...] | None = None,
-           max_steps: int | None = None) -> Suite:  # fmt: skip
-    """The suite restricted to some envs, with other seeds or another step cap."""
+           max_steps: int | None = None, seed_offset: int = 0) -> Suite:  # fmt: skip
+    """The suite restricted to some envs, with other seeds (or its own shifted by
+    `seed_offset`: held-out seeds per env) or another step cap."""
     unknown = set(envs) - {plan.env for plan in suite.envs}
     if unknown:
         raise ValueError(f"suite {suite.name} has no env {', '.join(sorted(unknown))}")
+    if seeds and seed_offset:
+        raise ValueError("give seeds or a seed offset, not both")
     plans = tuple(
-        EnvPlan(plan.env, plan.tasks, seeds or plan.seeds, max_steps or plan.max_steps)
+        EnvPlan(plan.env, plan.tasks, seeds or tuple(s + seed_offset for s in plan.seeds), max_steps or plan.max_steps)
         for plan in suite.envs if not envs or plan.env in envs
     )  # fmt: skip
     # A narrowed suite never goes by the full suite's name: its numbers are not the suite's.
@@ -87,10 +90,36 @@ def narrow(suite: Suite, envs: tuple[str, ...] = (), seeds: tuple[int, ...] | No
         changes.append("envs=" + ",".join(plan.env for plan in plans))
     if seeds and any(plan.seeds != tuple(seeds) for plan in suite.envs):
         changes.append("seeds=" + _seed_text(seeds))
+    if seed_offset:
+        changes.append(f"seeds=+{seed_offset}")
     if max_steps and any(plan.max_steps != max_steps for plan in suite.envs):
         changes.append(f"max_steps={max_steps}")
     name = f"{suite.name}[{';'.join(changes)}]" if changes else suite.name
     return Suite(name, suite.description, plans, suite.source)
+
+
+def seed_option(text: str | None) -> tuple[tuple[int, ...] | None, int]:
+    """A --seeds value: None (the suite's), '0-4' / '1,3' (these seeds), or '+500' (each env's
+    own seeds shifted by 500: a held-out set of the same size)."""
+    if not text:
+        return None, 0
+    text = str(text).strip()
+    if text.startswith("+"):
+        offset = int(text[1:])
+        if offset <= 0:
+            raise ValueError(f"a seed offset must be positive: {text!r}")
+        return None, offset
+    return parse_seeds(text), 0
+
+
+def with_seeds(suite: Suite, text: str | None) -> Suite:
+    """The suite with the seeds a --seeds value names (see seed_option)."""
+    seeds, offset = seed_option(text)
+    return narrow(suite, seeds=seeds, seed_offset=offset) if (seeds or offset) else suite
+
+
+def seed_sets(suite: Suite) -> dict[str, set[int]]:
+    return {plan.env: set(plan.seeds) for plan in suite.envs}
 
 
 def _seed_text(seeds: tuple[int, ...]) -> str:
@@ -98,3 +127,27 @@ def _seed_text(seeds: tuple[int, ...]) -> str:
     if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
         return f"{ordered[0]}-{ordered[-1]}"
     return ",".join(map(str, seeds))
+
+
+def parse_derived_name(name: str) -> tuple[str, dict[str, str]]:
+    """'standard[seeds=0;max_steps=5]' -> ('standard', {'seeds': '0', 'max_steps': '5'})."""
+    if not name.endswith("]") or "[" not in name:
+        return name, {}
+    base, _, changes = name[:-1].partition("[")
+    parts = dict(part.split("=", 1) for part in changes.split(";") if "=" in part)
+    return base, parts
+
+
+def rederived(name: str, source: str = "") -> Suite:
+    """The suite a run's recorded name stands for, built again from its file: the suite file
+    the run recorded if it is still there, else suites/BASE.yaml, narrowed as the name says."""
+    base, changes = parse_derived_name(name)
+    unknown = set(changes) - {"envs", "seeds", "max_steps"}
+    if unknown:
+        raise ValueError(f"suite name {name!r} has unknown parts: {', '.join(sorted(unknown))}")
+    suite = load_suite(source) if source and Path(source).is_file() else load_suite(base)
+    if suite.name != base:
+        suite = load_suite(base)
+    seeds, offset = seed_option(changes.get("seeds"))
+    return narrow(suite, tuple(changes["envs"].split(",")) if "envs" in changes else (), seeds,
+                  int(changes["max_steps"]) if "max_steps" in changes else None, offset)  # fmt: skip

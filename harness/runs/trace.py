@@ -62,16 +62,6 @@ class MessageStore:
         self._lines.close()
 
 
-def load_messages(episode_dir: Path) -> dict[str, dict[str, str]]:
-    """id -> {"role", "content"} for one episode."""
-    return {r["id"]: {"role": r["role"], "content": r["content"]} for r in read_jsonl(episode_dir / MESSAGES_FILE)}
-
-
-def call_input(call: dict[str, Any], messages: dict[str, dict[str, str]]) -> list[dict[str, str]]:
-    """The verbatim messages of one recorded chat call."""
-    return [messages[message_id] for message_id in call["input"]["messages"]]
-
-
 class EpisodeTrace:
     """The files of one episode folder, written as the episode runs."""
 

@@ -8,17 +8,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from tabulate import tabulate
 
 from harness.models.client import ChatClient
 from harness.models.embedded import LlamaCppServer
 from harness.report.compare import compare
-from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, new_run_id, read_json
+from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, new_run_id
+from harness.runs.read import RecordError, read_record
+from harness.runs.records import Results
 from harness.runs.scheduler import RunStopped
+from harness.runs.suites import Suite, load_suite, narrow, seed_sets, with_seeds
 from harness.tracks.eval import EMBEDDED, EvalOptions, run_eval
 from harness.tracks.meta import MetaModel
+from harness.tracks.records import Paired, SeedSplit, TrackRecord
 
 TRACK_FILE = "track.json"
 
@@ -27,50 +31,82 @@ class TrackError(RuntimeError):
     """A track that cannot start or resume."""
 
 
-class TrackState:
-    """track.json: the options, every finished iteration/trial, and the status (for resume)."""
+T = TypeVar("T", bound=TrackRecord)
 
-    def __init__(self, root: Path, kind: str, options: dict[str, Any], resume: bool) -> None:
+
+class TrackState(Generic[T]):
+    """track.json: one typed TrackRecord, saved after every finished round (for resume)."""
+
+    def __init__(self, root: Path, fresh: T, resume: bool) -> None:
         self.root = root
         self.path = root / TRACK_FILE
         if self.path.exists():
             if not resume:
                 raise TrackError(f"track {root.name} exists: add --resume to continue it, or choose another --run-id")
-            self.data: dict[str, Any] = read_json(self.path)
-            if self.data.get("kind") != kind:
-                raise TrackError(f"{root} holds a {self.data.get('kind')} track, not a {kind} track")
+            try:
+                self.record: T = read_record(type(fresh), self.path)
+            except RecordError as error:
+                raise TrackError(f"cannot resume {root}: {error}") from None
+            changed = [f"{key}: recorded {getattr(self.record, key)}, now {getattr(fresh, key)}"
+                       for key in ("options", "seeds", "gate") if getattr(self.record, key) != getattr(fresh, key)]  # fmt: skip
+            if changed:
+                raise TrackError(f"cannot resume {root}: it was started with other settings:\n  " + "\n  ".join(changed))
         else:
             if resume:
                 raise TrackError(f"cannot resume: {self.path} does not exist")
             root.mkdir(parents=True, exist_ok=True)
-            self.data = {"kind": kind, "status": "running", "options": options, "rounds": [],
-                         "created": datetime.datetime.now().isoformat(timespec="seconds")}  # fmt: skip
+            self.record = fresh
             self.save()
 
-    @property
-    def rounds(self) -> list[dict[str, Any]]:
-        rounds: list[dict[str, Any]] = self.data["rounds"]
-        return rounds
-
-    def add_round(self, record: dict[str, Any]) -> None:
-        self.rounds.append(record)
+    def add_round(self, record: Any) -> None:
+        self.record.rounds.append(record)
         self.save()
 
     def save(self) -> None:
-        atomic_write_json(self.path, self.data)
+        atomic_write_json(self.path, self.record.model_dump(mode="json"))
+
+
+def now() -> str:
+    return datetime.datetime.now().isoformat(timespec="seconds")
 
 
 def track_root(runs_dir: str, run_id: str | None, submission_name: str, kind: str, resume: bool) -> Path:
     if run_id:
         return Path(runs_dir) / run_id
     if resume:
-        candidates = sorted(p.parent for p in Path(runs_dir).glob(f"*/{TRACK_FILE}")
-                            if read_json(p).get("kind") == kind and read_json(p).get("status") != "complete"
-                            and read_json(p)["options"].get("submission_name") == submission_name)  # fmt: skip
+        candidates = []
+        for path in sorted(Path(runs_dir).glob(f"*/{TRACK_FILE}")):
+            try:
+                record = read_record(TrackRecord, path)
+            except RecordError:
+                continue  # not a track this harness can resume
+            if record.kind == kind and record.status != "complete" and record.options.get("submission_name") == submission_name:
+                candidates.append(path.parent)
         if not candidates:
             raise TrackError(f"nothing to resume: no unfinished {kind} track of {submission_name} in {runs_dir}")
         return candidates[-1]
     return Path(runs_dir) / new_run_id(f"{kind}-track-{submission_name}")
+
+
+def split_seeds(base: EvalOptions, selection: str, train: str | None = None) -> tuple[Suite, Suite, SeedSplit]:
+    """(selection suite, report suite, the split): report = the evaluation's seeds (--seeds or the
+    suite's), selection = `selection` (default: each env's report seeds + 500); every env's
+    selection, report and training seeds must be pairwise disjoint."""
+    planned = narrow(load_suite(base.suite), tuple(base.env), None, base.max_steps)
+    report, chosen = with_seeds(planned, base.seeds), with_seeds(planned, selection)
+    sets = {"report": seed_sets(report), "selection": seed_sets(chosen)}
+    if train is not None:
+        sets["training"] = seed_sets(with_seeds(planned, train))
+    names = list(sets)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            for env in sets[first]:
+                shared = sets[first][env] & sets[second].get(env, set())
+                if shared:
+                    raise TrackError(f"{env}: {first} and {second} seeds share {sorted(shared)}: a published gain must "
+                                     "come from seeds no decision or training used")  # fmt: skip
+    union = {name: sorted(set().union(*by_env.values())) for name, by_env in sets.items()}
+    return chosen, report, SeedSplit(selection=union["selection"], report=union["report"], train=union.get("training", []))
 
 
 @contextmanager
@@ -87,7 +123,7 @@ def meta_model(url: str, name: str | None, max_tokens: int) -> Iterator[MetaMode
 
 
 def evaluate(base: EvalOptions, submission: Path, runs_dir: Path, run_id: str, resume: bool, track: str,
-             **changes: Any) -> tuple[RunDir, dict[str, Any]]:  # fmt: skip
+             **changes: Any) -> tuple[RunDir, Results]:  # fmt: skip
     """One evaluation inside a track folder (its run.json names the track); resumes a half-finished one."""
     exists = (runs_dir / run_id / "run.json").exists()
     options = replace(base, submission=str(submission), runs_dir=str(runs_dir), run_id=run_id,
@@ -98,18 +134,25 @@ def evaluate(base: EvalOptions, submission: Path, runs_dir: Path, run_id: str, r
         run, results = run_eval(options)
     except RunStopped as stopped:
         raise TrackError(f"the evaluation {runs_dir / run_id} was stopped: {stopped.reason}; fix it and --resume") from None
-    if not results["complete"]:  # a track never decides on a number that is not a result
-        first = next(iter((results["failures"].get("first") or {}).items()), None)
-        cause = f" (first {first[0]} error: {first[1]['error'][:500]})" if first else ""
-        raise TrackError(f"the evaluation {run.root} is incomplete: {results['episodes_scored']} of "
-                         f"{results['episodes_planned']} episodes scored{cause}; fix it and --resume")  # fmt: skip
+    if not results.complete:  # a track never decides on a number that is not a result
+        first = next(iter(results.failures.first.items()), None)
+        cause = f" (first {first[0]} error: {first[1].error[:500]})" if first else ""
+        raise TrackError(f"the evaluation {run.root} is incomplete: {results.episodes_scored} of "
+                         f"{results.episodes_planned} episodes scored{cause}; fix it and --resume")  # fmt: skip
     return run, results
 
 
-def paired_comparison(baseline: RunDir, candidate: RunDir) -> dict[str, Any]:
+def paired_comparison(baseline: RunDir, candidate: RunDir) -> Paired:
     """`harness compare`'s paired per-seed delta (overall), as a track records it."""
     overall = compare(baseline, candidate).overall
-    return {"delta_mean": overall["delta"], "delta_ci95": overall["ci95"], "pairs": overall["pairs"]}
+    return Paired(delta_mean=overall["delta"], delta_ci95=overall["ci95"], pairs=overall["pairs"])
+
+
+def delta_text(comparison: Paired | None) -> str:
+    if comparison is None:
+        return "-"
+    low, high = comparison.delta_ci95
+    return f"{100 * comparison.delta_mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
 def write_table(path: Path, title: str, headers: list[str], rows: list[list[Any]], note: str = "") -> None:

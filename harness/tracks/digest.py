@@ -14,19 +14,20 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-from harness.runs.layout import MEMORY_DIR, RunDir, read_json, read_jsonl
+from harness.runs.layout import MEMORY_DIR, RunDir
+from harness.runs.read import read_run
+from harness.runs.records import EpisodeRecord, StepRecord
 from harness.tracks.meta import clip
 
 
-def _longest_stall(steps: list[dict[str, Any]]) -> tuple[int, int]:
+def _longest_stall(steps: list[StepRecord]) -> tuple[int, int]:
     """(length, first index) of the longest stretch of steps without a progression gain."""
     best = (0, 0)
     start, last = 0, -1.0
     for index, step in enumerate(steps):
-        if step["progression"] > last:
-            start, last = index, step["progression"]
+        if step.progression > last:
+            start, last = index, step.progression
         if index - start + 1 > best[0]:
             best = (index - start + 1, start)
     return best
@@ -41,25 +42,25 @@ def _longest_repeat(actions: list[str]) -> tuple[int, str]:
     return best
 
 
-def episode_summary(episode: dict[str, Any], steps: list[dict[str, Any]]) -> str:
-    actions = [s["action"] for s in steps if s.get("action")]
+def episode_summary(episode: EpisodeRecord, steps: list[StepRecord]) -> str:
+    actions = [s.action for s in steps if s.action]
     stall, stall_start = _longest_stall(steps)
     repeat, repeated = _longest_repeat(actions)
     common = Counter(actions).most_common(1)
-    memory = episode["memory"]
+    memory = episode.memory
     lines = [
-        f"## {episode['env']}/{episode['task']} seed {episode['seed']}: {episode['status']}, "
-        f"{episode['steps']} steps, progression {100 * episode['progression']:.1f}%",
+        f"## {episode.env}/{episode.task} seed {episode.seed}: {episode.status}, "
+        f"{episode.steps} steps, progression {100 * episode.progression:.1f}%",
         f"- longest stall: {stall} steps without progress from step {stall_start}",
         f"- longest repeat: {repeat}x {repeated!r}"
         + (f"; most common action {common[0][0]!r} ({100 * common[0][1] / len(actions):.0f}% of steps)" if common else ""),
-        f"- invalid actions: {episode['invalid_actions']}",
-        f"- memory: {memory['chars_final']} chars in {memory['files_final']} files, "
-        f"{memory['growth_chars_per_step']:.1f} chars/step, {memory['writes']} writes, "
-        f"{memory['searches']} searches, {memory['reads']} reads, refused ops {memory['refused_ops']}",
+        f"- invalid actions: {episode.invalid_actions}",
+        f"- memory: {memory.chars_final} chars in {memory.files_final} files, "
+        f"{memory.growth_chars_per_step:.1f} chars/step, {memory.writes} writes, "
+        f"{memory.searches} searches, {memory.reads} reads, refused ops {memory.refused_ops}",
     ]  # fmt: skip
-    if episode.get("error"):
-        lines.append(f"- error ({episode.get('error_kind')}): {clip(str(episode['error']), 600)}")
+    if episode.error:
+        lines.append(f"- error ({episode.error_kind}): {clip(episode.error, 600)}")
     return "\n".join(lines)
 
 
@@ -78,25 +79,24 @@ def memory_listing(memory_dir: Path, budget: int) -> str:
     return text
 
 
-def _step_text(step: dict[str, Any], observation_chars: int = 300) -> str:
-    parts = [f"step {step['index']}: action {step.get('action')!r} (answer {str(step.get('raw_action'))[:60]!r}"
-             f"{'' if step.get('valid') else ', INVALID'}), reward {step.get('reward')}, progression {step['progression']:.3f}",
-             "  observation: " + clip(step["observation"], observation_chars).replace("\n", "\n  ")]  # fmt: skip
-    for call in step.get("llm_calls", []):
-        parts.append(f"  {call['routine']} -> {clip(str(call.get('output')), 160)!r}")
-    for op in step.get("memory_ops", []):
-        target = op.get("path") or ""
-        pattern = f" {op['pattern']!r}" if op.get("pattern") else ""
-        result = "ok" if op["ok"] else f"REFUSED {op['error']}"
-        parts.append(f"  memory {op['op']} {target}{pattern} (+{op['chars_written']}/-{op['chars_read']} chars) {result}")
+def _step_text(step: StepRecord, observation_chars: int = 300) -> str:
+    parts = [f"step {step.index}: action {step.action!r} (answer {str(step.raw_action)[:60]!r}"
+             f"{'' if step.valid else ', INVALID'}), reward {step.reward}, progression {step.progression:.3f}",
+             "  observation: " + clip(step.observation, observation_chars).replace("\n", "\n  ")]  # fmt: skip
+    for call in step.llm_calls:
+        parts.append(f"  {call.routine} -> {clip(str(call.output), 160)!r}")
+    for op in step.memory_ops:
+        pattern = f" {op.pattern!r}" if op.pattern else ""
+        result = "ok" if op.ok else f"REFUSED {op.error}"
+        parts.append(f"  memory {op.op} {op.path or ''}{pattern} (+{op.chars_written}/-{op.chars_read} chars) {result}")
     return "\n".join(parts)
 
 
-def sample_steps(steps: list[dict[str, Any]], budget: int) -> str:
+def sample_steps(steps: list[StepRecord], budget: int) -> str:
     if not steps:
         return "(no steps)"
     chosen: list[int] = [0]
-    chosen += [i for i in range(1, len(steps)) if steps[i]["progression"] > steps[i - 1]["progression"]]
+    chosen += [i for i in range(1, len(steps)) if steps[i].progression > steps[i - 1].progression]
     chosen.append(len(steps) - 1)
     stride = max(1, len(steps) // 12)
     chosen += list(range(0, len(steps), stride))
@@ -116,18 +116,18 @@ def sample_steps(steps: list[dict[str, Any]], budget: int) -> str:
     return "\n".join(t for _, t in sorted(texts)) + (f"\n({omitted} other steps not shown)" if omitted else "")
 
 
-def digest_run(run: RunDir, budget_chars: int) -> str:
+def digest_run(run_dir: RunDir, budget_chars: int) -> str:
     """The whole run condensed to about `budget_chars` characters."""
-    folders = [f for f in run.episode_dirs() if (f / "episode.json").exists()]
-    if not folders:
+    run = read_run(run_dir.root)
+    episodes = run.episodes()
+    if not episodes:
         return "(the run has no finished episodes)"
-    share = max(600, budget_chars // len(folders))
+    share = max(600, budget_chars // len(episodes))
     sections = []
-    for folder in folders:
-        episode = read_json(folder / "episode.json")
-        steps = read_jsonl(folder / "steps.jsonl")
+    for episode in episodes:
+        steps = run.steps(episode)
         summary = episode_summary(episode, steps)
-        memory = memory_listing(folder / MEMORY_DIR, max(200, (share - len(summary)) // 3))
+        memory = memory_listing(run.episode_folder(episode) / MEMORY_DIR, max(200, (share - len(summary)) // 3))
         remaining = share - len(summary) - len(memory)
         sections.append(f"{summary}\n{memory}\nsteps:\n{sample_steps(steps, max(300, remaining))}")
     return clip("\n\n".join(sections), budget_chars)

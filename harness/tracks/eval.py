@@ -24,10 +24,11 @@ from harness.report.tables import run_leaderboard_markdown
 from harness.runs.jobs import EpisodeSpec, default_episode_timeout_s
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, new_run_id
 from harness.runs.provenance import DEFAULT_SAMPLING, setup_differences
-from harness.runs.records import RunRecord, validated
+from harness.runs.read import read_run
+from harness.runs.records import Results, RunRecord, validated
 from harness.runs.results import aggregate
 from harness.runs.scheduler import EpisodeJob, Interrupted, RunStopped, Scheduler
-from harness.runs.suites import Suite, load_suite, narrow, parse_seeds
+from harness.runs.suites import Suite, load_suite, narrow, seed_option
 from harness.runtime import get_runtime
 
 EMBEDDED = "embedded"
@@ -169,9 +170,9 @@ def _prepare_run(options: EvalOptions, submission: Submission, suite: Suite) -> 
     runs_dir = Path(options.runs_dir)
     run_id = options.run_id or (None if options.resume else new_run_id(submission.name))
     if run_id is None:  # --resume without --run-id: the latest unfinished run of this submission
-        candidates = sorted(p for p in runs_dir.glob("*/run.json")
-                            if RunDir(p.parent).read_run().get("submission", {}).get("name") == submission.name
-                            and RunDir(p.parent).read_run().get("status") != "complete")  # fmt: skip
+        records = {p: read_run(p.parent).record for p in runs_dir.glob("*/run.json")}
+        candidates = sorted(p for p, r in records.items()
+                            if r.submission.name == submission.name and r.status != "complete")  # fmt: skip
         if not candidates:
             raise EvalError(f"nothing to resume: no unfinished run of {submission.name} in {runs_dir}")
         run_id = candidates[-1].parent.name
@@ -184,11 +185,11 @@ def _prepare_run(options: EvalOptions, submission: Submission, suite: Suite) -> 
     return run
 
 
-def run_eval(options: EvalOptions) -> tuple[RunDir, dict[str, Any]]:
+def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
     """Evaluate a submission on a suite; returns the run directory and results.json."""
     submission = check_submission(options.submission)
-    seeds = parse_seeds(options.seeds) if options.seeds else None
-    suite = narrow(load_suite(options.suite), tuple(options.env), seeds, options.max_steps)
+    seeds, offset = seed_option(options.seeds)
+    suite = narrow(load_suite(options.suite), tuple(options.env), seeds, options.max_steps, offset)
     run = _prepare_run(options, submission, suite)
     run.root.mkdir(parents=True, exist_ok=True)
     runtime = get_runtime(options.runtime, run_id=run.run_id, ray_address=options.ray_address)
@@ -217,7 +218,7 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, dict[str, Any]]:
         }  # fmt: skip
         record = fresh
         if run.run_file.exists():  # --resume: the same set-up, or nothing
-            record = run.read_run()
+            record = read_run(run.root).record.model_dump(mode="json")
             differences = setup_differences(record, fresh)
             if differences:
                 raise EvalError(f"cannot resume run {run.run_id}: it was recorded with another set-up:\n  "
@@ -243,7 +244,7 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, dict[str, Any]]:
         finally:
             runtime.close()
     results = aggregate(run)
-    record["status"] = "complete" if results["complete"] else "incomplete"
+    record["status"] = "complete" if results.complete else "incomplete"
     record["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     atomic_write_json(run.run_file, validated(RunRecord, record))
     atomic_write_text(run.leaderboard_file, run_leaderboard_markdown(results))

@@ -24,20 +24,30 @@ import yaml
 from harness.agent.submission import check_submission
 from harness.report.tables import number, percent
 from harness.runs.layout import RunDir, atomic_write_json, read_json
-from harness.runs.stats import mean_defined
-from harness.runs.suites import load_suite, narrow, parse_seeds
+from harness.runs.read import read_run
 from harness.tracks.common import (
     TrackError,
     TrackState,
+    delta_text,
     evaluate,
     meta_model,
+    now,
     paired_comparison,
     publish_row,
+    split_seeds,
     track_root,
     write_table,
 )
 from harness.tracks.eval import EvalOptions
 from harness.tracks.meta import CHARS_PER_TOKEN, MetaModel, MetaReplyError, clip, parse_json_object
+from harness.tracks.records import (
+    Gate,
+    HeldOutReport,
+    MemoryTrackRecord,
+    MemoryTrial,
+    RunFigures,
+    gate_verdict,
+)
 from harness.train.data import (
     Candidate,
     Composition,
@@ -72,7 +82,9 @@ class MemoryTrackOptions:
     meta_model_name: str | None = None
     trials: int = 2
     base_model: str = "embedded"  # what the trainer fine-tunes: "embedded" or a local model folder
-    train_seeds: str | None = None  # default: the evaluation seeds + 1000
+    train_seeds: str = "+1000"  # the trace pool: each env's report seeds + 1000
+    selection_seeds: str = "+500"  # where trials are judged; --seeds (or the suite's) is where gains are reported
+    gate: Gate = "mean"
     meta_context_tokens: int = 6000
     meta_max_tokens: int = 1024
     samples_shown: int = 12
@@ -118,15 +130,16 @@ def _sample_text(candidates: list[Candidate], count: int) -> str:
     return "\n".join(lines)
 
 
-def build_prompt(code: str, pool: list[Candidate], rounds: list[dict[str, Any]], options: MemoryTrackOptions) -> list[dict[str, str]]:
+def build_prompt(code: str, pool: list[Candidate], rounds: list[MemoryTrial], options: MemoryTrackOptions) -> list[dict[str, str]]:
     budget = options.meta_context_tokens * CHARS_PER_TOKEN - len(SYSTEM_PROMPT)
     by_kind: dict[str, int] = {}
     for c in pool:
         by_kind[f"{c.routine}/{c.env}"] = by_kind.get(f"{c.routine}/{c.env}", 0) + 1
     history = "\n".join(
-        f"- trial {r['trial']}: {r['data']['examples']} examples {r['data']['by_routine']}, LoRA {r['decision']['lora']}, "
-        f"progression {percent(r.get('progression'))}, write/search {number(r.get('write_to_search_ratio'))}, "
-        f"delta vs no adapter {percent(r.get('delta'))}" for r in rounds if "data" in r
+        f"- trial {r.trial}: {r.data['examples']} examples {r.data['by_routine']}, LoRA {r.decision['lora']}, "
+        f"progression {percent(r.selection.progression if r.selection else None)}, write/search "
+        f"{number(r.selection.write_to_search_ratio if r.selection else None)}, delta vs no adapter {delta_text(r.comparison)}"
+        for r in rounds
     ) or "(none yet)"  # fmt: skip
     samples = _sample_text(pool, options.samples_shown)
     code_text = clip(code, max(800, budget // 3))
@@ -151,101 +164,136 @@ def train_adapter(data: Path, base: str, out: Path, config: LoraTrainingConfig) 
     return report
 
 
-def _summary(results: dict[str, Any]) -> dict[str, Any]:
-    envs = results["envs"].values()
-
-    def mean(key: str) -> float | None:
-        return mean_defined(s[key] for s in envs)
-
-    return {"progression": results["overall"]["progression_mean"], "write_to_search_ratio": mean("write_to_search_ratio"),
-            "consult_before_write": mean("consult_before_write"), "growth_chars_per_step": mean("growth_chars_per_step")}  # fmt: skip
-
-
 def run_memory_track(options: MemoryTrackOptions, run_id: str | None = None, resume: bool = False) -> Path:
     submission = check_submission(options.eval.submission)
     root = track_root(options.eval.runs_dir, run_id, submission.name, "memory", resume)
-    suite = narrow(load_suite(options.eval.suite), tuple(options.eval.env),
-                   parse_seeds(options.eval.seeds) if options.eval.seeds else None, options.eval.max_steps)  # fmt: skip
-    eval_seeds = sorted({seed for plan in suite.envs for seed in plan.seeds})
-    train_seeds = parse_seeds(options.train_seeds) if options.train_seeds else tuple(s + 1000 for s in eval_seeds)
-    if set(train_seeds) & set(eval_seeds):
-        raise TrackError(f"training seeds {sorted(set(train_seeds) & set(eval_seeds))} are evaluation seeds: "
-                         "no training on the test seeds")  # fmt: skip
-    state = TrackState(root, "memory", {"submission": str(submission.directory), "submission_name": submission.name,
-                                        "suite": options.eval.suite, "eval_seeds": eval_seeds,
-                                        "train_seeds": list(train_seeds), "trials": options.trials}, resume)  # fmt: skip
-    seeds_text = ",".join(map(str, train_seeds))
-    pool_run, _ = evaluate(options.eval, submission.directory, root, "pool", resume, "memory", seeds=seeds_text, adapter=None)
-    baseline_run, baseline = evaluate(options.eval, submission.directory, root, "baseline", resume, "memory", adapter=None)
+    _, _, split = split_seeds(options.eval, options.selection_seeds, options.train_seeds)
+    fresh = MemoryTrackRecord(created=now(), seeds=split, gate=options.gate, options={
+        "submission": str(submission.directory), "submission_name": submission.name, "suite": options.eval.suite,
+        "trials": options.trials})  # fmt: skip
+    state = TrackState(root, fresh, resume)
+    pool_run, _ = evaluate(options.eval, submission.directory, root, "pool", resume, "memory", seeds=options.train_seeds, adapter=None)
+    baseline_run, baseline = evaluate(options.eval, submission.directory, root, "baseline", resume, "memory",
+                                      seeds=options.selection_seeds, adapter=None)  # fmt: skip
+    state.record.baseline = RunFigures.of(str(baseline_run.root), baseline)
     pool = candidates_from_runs([pool_run])
     code = (submission.directory / submission.scaffold_file).read_text()
     with meta_model(options.meta_model, options.meta_model_name, options.meta_max_tokens) as meta:
-        while len(state.rounds) < options.trials:
-            trial = len(state.rounds) + 1
+        while len(state.record.rounds) < options.trials:
+            trial = len(state.record.rounds) + 1
             folder = root / "trials" / str(trial)
             shutil.rmtree(folder, ignore_errors=True)  # a trial cut short is redone whole
             folder.mkdir(parents=True)
-            state.add_round(_run_trial(trial, folder, meta, code, pool, pool_run, baseline_run, state.rounds, options))
-    _finish(state, root, options, _summary(baseline), submission.directory)
+            state.add_round(_run_trial(trial, folder, meta, code, pool, pool_run, baseline_run, state.record, options))
+    _report(state, root, options, submission.directory, resume)
+    _finish(state, root, options, submission.directory)
     return root
 
 
 def _run_trial(trial: int, folder: Path, meta: MetaModel, code: str, pool: list[Candidate], pool_run: RunDir,
-               baseline_run: RunDir, rounds: list[dict[str, Any]], options: MemoryTrackOptions) -> dict[str, Any]:  # fmt: skip
-    reply = meta.ask(build_prompt(code, pool, rounds, options))
+               baseline_run: RunDir, record: MemoryTrackRecord, options: MemoryTrackOptions) -> MemoryTrial:  # fmt: skip
+    reply = meta.ask(build_prompt(code, pool, record.rounds, options))
     atomic_write_json(folder / "meta.json", meta.calls[-1].to_json())
     decision = parse_decision(reply)
     atomic_write_json(folder / "decision.json", decision.to_json())
     data = build_sft_data([pool_run], decision.selection, decision.composition, folder / "data.jsonl")
-    record: dict[str, Any] = {"trial": trial, "decision": decision.to_json(), "data": data}
+    result = MemoryTrial(trial=trial, decision=decision.to_json(), data=data)
     if data["examples"] == 0:
-        return {**record, "skipped": "the selection kept no example: nothing to train"}
+        result.skipped = result.reason = "the selection kept no example: nothing to train"
+        return result
     adapter = folder / "adapter"
-    record["training"] = train_adapter(folder / "data.jsonl", options.base_model, adapter, decision.lora)
-    run, results = evaluate(options.eval, Path(options.eval.submission), folder, "run", False, "memory", adapter=str(adapter))
-    comparison = paired_comparison(baseline_run, run)
-    return {**record, **_summary(results), "adapter": str(adapter), "run": str(run.root),
-            "delta": comparison["delta_mean"], "comparison": comparison}  # fmt: skip
+    result.training = train_adapter(folder / "data.jsonl", options.base_model, adapter, decision.lora)
+    run, results = evaluate(options.eval, Path(options.eval.submission), folder, "run", False, "memory",
+                            seeds=options.selection_seeds, adapter=str(adapter))  # fmt: skip
+    result.adapter, result.selection = str(adapter), RunFigures.of(str(run.root), results)
+    result.comparison = paired_comparison(baseline_run, run)
+    assert record.baseline is not None
+    result.passed_gate, result.reason = gate_verdict(record.gate, results.overall.progression_mean,
+                                                     record.baseline.progression, result.comparison)  # fmt: skip
+    return result
 
 
-TRIAL_HEADERS = ["trial", "examples (log / recall)", "LoRA (r, alpha, modules, epochs, lr)", "progression %",
-                 "write/search", "consult-before-write", "memory growth chars/step", "delta vs no adapter [95% CI]", "note"]  # fmt: skip
+def _best(trials: list[MemoryTrial]) -> MemoryTrial | None:
+    """The trial that passed the gate with the highest selection progression (fewer writes per search on a tie)."""
+    passed = [t for t in trials if t.passed_gate and t.selection is not None]
+    return max(passed, key=lambda t: (t.selection.progression or 0.0 if t.selection else 0.0,
+                                      -((t.selection.write_to_search_ratio if t.selection else None) or 0.0)), default=None)  # fmt: skip
 
 
-def _finish(state: TrackState, root: Path, options: MemoryTrackOptions, baseline: dict[str, Any], submission: Path) -> None:
-    rows = [["none (base only)", "-", "-", percent(baseline["progression"]), number(baseline["write_to_search_ratio"]),
-             number(baseline["consult_before_write"]), number(baseline["growth_chars_per_step"], 1), "-", "baseline"]]  # fmt: skip
-    for r in state.rounds:
-        lora = r["decision"]["lora"]
-        comparison = r.get("comparison")
-        rows.append([
-            r["trial"], f"{r['data']['by_routine'].get('log', 0)} / {r['data']['by_routine'].get('recall', 0)}",
-            f"{lora['rank']}, {lora['alpha']}, {'+'.join(lora['target_modules'])}, {lora['epochs']}, {lora['learning_rate']:g}",
-            percent(r.get("progression")), number(r.get("write_to_search_ratio")), number(r.get("consult_before_write")),
-            number(r.get("growth_chars_per_step"), 1),
-            f"{100 * comparison['delta_mean']:+.1f} [{100 * comparison['delta_ci95'][0]:+.1f}, {100 * comparison['delta_ci95'][1]:+.1f}]" if comparison else "-",
-            r.get("skipped") or ("fallback decision: " + r["decision"]["fallback"] if r["decision"]["fallback"] else r["decision"]["rationale"]),
-        ])  # fmt: skip
-    write_table(root / "trials.md", f"Memory track {root.name}", TRIAL_HEADERS, rows)
-    atomic_write_json(root / "trials.json", {"baseline": baseline, "trials": state.rounds})
-    trained = [r for r in state.rounds if "adapter" in r]
-    best = max(trained, key=lambda r: (r.get("progression") or 0.0, -(r.get("write_to_search_ratio") or 0.0)), default=None)
+def _report(state: TrackState[MemoryTrackRecord], root: Path, options: MemoryTrackOptions, submission: Path, resume: bool) -> None:
+    """The published figures: no adapter and the chosen adapter, on the report seeds."""
+    best = _best(state.record.rounds)
+    base_run, base = evaluate(options.eval, submission, root / "report", "baseline", resume, "memory-report", adapter=None)
+    baseline = RunFigures.of(str(base_run.root), base)
+    figures, comparison = baseline, None
     if best is not None:
-        best_submission = root / "best"
-        shutil.rmtree(best_submission, ignore_errors=True)
-        shutil.copytree(submission, best_submission, ignore=shutil.ignore_patterns("__pycache__", "adapter"))
-        shutil.copytree(best["adapter"], best_submission / "adapter", ignore=shutil.ignore_patterns("*.gguf"))
-        config = yaml.safe_load((best_submission / "submission.yaml").read_text())
-        served = RunDir(Path(best["run"])).read_run()["model"]  # the base model really used, as its server named it
-        config.update({"name": f"{config['name']}-memory-t{best['trial']}", "parent": config["name"],
-                       "model": {"base": served["name"], "adapter": "adapter/", "adapter_routines": ["log", "recall"],
-                                 "adapter_hash": served.get("adapter_hash")}})  # fmt: skip
-        (best_submission / "submission.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    state.data.update({"status": "complete", "best_trial": best["trial"] if best else None})
+        best_run, results = evaluate(options.eval, submission, root / "report", "best", resume, "memory-report", adapter=best.adapter)
+        figures, comparison = RunFigures.of(str(best_run.root), results), paired_comparison(base_run, best_run)
+    state.record.report = HeldOutReport(best_round=best.trial if best else None, baseline=baseline, best=figures,
+                                        comparison=comparison)  # fmt: skip
+    state.save()
+
+
+TRIAL_HEADERS = ["trial", "examples (log / recall)", "LoRA (r, alpha, modules, epochs, lr)", "selection %",
+                 "write/search", "consult-before-write", "memory growth chars/step", "delta vs no adapter [95% CI]",
+                 "gate", "report %", "note"]  # fmt: skip
+
+
+def _figures_cells(figures: RunFigures | None) -> list[str]:
+    if figures is None:
+        return ["-", "-", "-", "-"]
+    return [percent(figures.progression), number(figures.write_to_search_ratio), number(figures.consult_before_write),
+            number(figures.growth_chars_per_step, 1)]  # fmt: skip
+
+
+def _finish(state: TrackState[MemoryTrackRecord], root: Path, options: MemoryTrackOptions, submission: Path) -> None:
+    record, report = state.record, state.record.report
+    assert report is not None
+    best = _best(record.rounds)
+    rows: list[list[Any]] = [["none (base only)", "-", "-", *_figures_cells(record.baseline), "-", "-", percent(report.baseline.progression), "baseline"]]
+    for r in record.rounds:
+        lora = r.decision["lora"]
+        note = r.skipped or ("fallback decision: " + r.decision["fallback"] if r.decision["fallback"] else r.decision["rationale"])
+        rows.append([
+            r.trial, f"{r.data['by_routine'].get('log', 0)} / {r.data['by_routine'].get('recall', 0)}",
+            f"{lora['rank']}, {lora['alpha']}, {'+'.join(lora['target_modules'])}, {lora['epochs']}, {lora['learning_rate']:g}",
+            *_figures_cells(r.selection), delta_text(r.comparison), "-" if r.skipped else ("passed" if r.passed_gate else "failed"),
+            percent(report.best.progression) if best is not None and r.trial == best.trial else "-", note,
+        ])  # fmt: skip
+    note = (f"Selection seeds {record.seeds.selection} decide (gate: {record.gate}); report seeds {record.seeds.report} "
+            f"were used for nothing else; the pool's training seeds are {record.seeds.train}. Published gain (report "
+            f"seeds, paired): {delta_text(report.comparison) if report.comparison else 'none (no trial passed the gate)'}.")  # fmt: skip
+    write_table(root / "trials.md", f"Memory track {root.name}", TRIAL_HEADERS, rows, note)
+    atomic_write_json(root / "trials.json", {"seeds": record.seeds.model_dump(), "gate": record.gate,
+                                             "baseline": record.baseline.model_dump(mode="json") if record.baseline else None,
+                                             "trials": [r.model_dump(mode="json") for r in record.rounds],
+                                             "report": report.model_dump(mode="json")})  # fmt: skip
+    if best is not None and best.adapter and best.selection:
+        _write_best_submission(root / "best", submission, best)
+    record.status, record.best_round = "complete", best.trial if best else None
     state.save()
     publish_row(options.leaderboards_dir, f"memory-{Path(options.eval.suite).stem}", {
-        "track": root.name, "submission": state.data["options"]["submission_name"], "trials": len(state.rounds),
-        "best trial": best["trial"] if best else "-", "no adapter %": percent(baseline["progression"]),
-        "best %": percent(best.get("progression")) if best else "-",
-        "write/search before -> after": f"{number(baseline['write_to_search_ratio'])} -> {number(best.get('write_to_search_ratio')) if best else '-'}",
-    }, ["track", "submission", "trials", "best trial", "no adapter %", "best %", "write/search before -> after"])  # fmt: skip
+        "track": root.name, "submission": record.options["submission_name"], "gate": record.gate,
+        "trials": len(record.rounds), "best trial": best.trial if best else "none passed",
+        "report no adapter %": percent(report.baseline.progression), "report best %": percent(report.best.progression),
+        "report gain [95% CI]": delta_text(report.comparison) if report.comparison else "+0.0 (no adapter kept)",
+        "write/search before -> after": f"{number(report.baseline.write_to_search_ratio)} -> {number(report.best.write_to_search_ratio)}",
+    }, MEMORY_ROW_HEADERS)  # fmt: skip
+
+
+MEMORY_ROW_HEADERS = ["track", "submission", "gate", "trials", "best trial", "report no adapter %", "report best %",
+                      "report gain [95% CI]", "write/search before -> after"]  # fmt: skip
+
+
+def _write_best_submission(folder: Path, submission: Path, best: MemoryTrial) -> None:
+    """The submission with the chosen adapter, naming the base model its server really served."""
+    assert best.adapter is not None and best.selection is not None
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(submission, folder, ignore=shutil.ignore_patterns("__pycache__", "adapter"))
+    shutil.copytree(best.adapter, folder / "adapter", ignore=shutil.ignore_patterns("*.gguf"))
+    config = yaml.safe_load((folder / "submission.yaml").read_text())
+    served = read_run(best.selection.run).record.model
+    config.update({"name": f"{config['name']}-memory-t{best.trial}", "parent": config["name"],
+                   "model": {"base": served.name, "adapter": "adapter/", "adapter_routines": ["log", "recall"],
+                             "adapter_hash": served.adapter_hash}})  # fmt: skip
+    (folder / "submission.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

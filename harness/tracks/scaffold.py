@@ -22,20 +22,32 @@ import yaml
 from harness.agent.submission import SubmissionError, check_submission, read_submission
 from harness.report.tables import number, percent
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text
-from harness.runs.stats import mean_defined
-from harness.runs.suites import load_suite, narrow, parse_seeds
+from harness.runs.read import read_run
+from harness.runs.records import Results
+from harness.runs.suites import Suite
 from harness.tracks.common import (
     TrackState,
+    delta_text,
     evaluate,
     meta_model,
+    now,
     paired_comparison,
     publish_row,
+    split_seeds,
     track_root,
     write_table,
 )
 from harness.tracks.digest import digest_run
 from harness.tracks.eval import EvalOptions
 from harness.tracks.meta import CHARS_PER_TOKEN, MetaModel, MetaReplyError, clip, parse_candidate
+from harness.tracks.records import (
+    Gate,
+    HeldOutReport,
+    RunFigures,
+    ScaffoldRound,
+    ScaffoldTrackRecord,
+    gate_verdict,
+)
 
 SYSTEM_PROMPT = """You improve the scaffold of an LLM agent that plays long-horizon text games and
 keeps its memory as files. You act as a code reviewer: find where the scaffold caused failures
@@ -73,6 +85,8 @@ class ScaffoldTrackOptions:
     meta_max_tokens: int = 4096
     smoke_steps: int = 3
     leaderboards_dir: str | None = "leaderboards"
+    selection_seeds: str = "+500"  # where candidates are judged; --seeds (or the suite's) is where gains are reported
+    gate: Gate = "mean"
 
 
 def scaffold_files(directory: Path) -> dict[str, str]:
@@ -102,18 +116,18 @@ def make_candidate(parent: Path, target: Path, files: dict[str, str], name: str,
     )
 
 
-def _history_text(rounds: list[dict[str, Any]]) -> str:
+def _history_text(rounds: list[ScaffoldRound]) -> str:
     if not rounds:
         return "(none yet)"
     lines = []
     for r in rounds:
-        score = "-" if r.get("progression") is None else f"{100 * r['progression']:.1f}%"
-        lines.append(f"- iteration {r['iteration']}: {'KEPT' if r['kept'] else 'rejected'}, progression {score}; "
-                     f"{r['reason']}; diagnosis: {r.get('diagnosis', '')}")  # fmt: skip
+        score = percent(r.selection.progression) + "%" if r.selection else "-"
+        lines.append(f"- iteration {r.iteration}: {'KEPT' if r.kept else 'rejected'}, progression {score}; "
+                     f"{r.reason}; diagnosis: {r.diagnosis}")  # fmt: skip
     return "\n".join(lines)
 
 
-def build_prompt(code: dict[str, str], run: RunDir, rounds: list[dict[str, Any]], budget_tokens: int) -> list[dict[str, str]]:
+def build_prompt(code: dict[str, str], run: RunDir, rounds: list[ScaffoldRound], budget_tokens: int) -> list[dict[str, str]]:
     """The meta-LLM's messages, within `budget_tokens` (code whole; history, then traces fill the rest)."""
     budget = budget_tokens * CHARS_PER_TOKEN - len(SYSTEM_PROMPT)
     code_text = "\n\n".join(f"FILE: {name}\n```python\n{text}```" for name, text in code.items())
@@ -125,28 +139,26 @@ def build_prompt(code: dict[str, str], run: RunDir, rounds: list[dict[str, Any]]
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-def _smoke_check(candidate: Path, options: ScaffoldTrackOptions, folder: Path, attempt: int) -> str | None:
-    """None if the candidate loads and plays a short episode; else what went wrong."""
+def _smoke_check(candidate: Path, options: ScaffoldTrackOptions, selection: Suite, folder: Path, attempt: int) -> str | None:
+    """None if the candidate loads and plays a short episode (on a selection seed); else what went wrong."""
     try:
         check_submission(candidate)
     except SubmissionError as error:
         return str(error)
-    suite = load_suite(options.eval.suite)
-    seeds = parse_seeds(options.eval.seeds) if options.eval.seeds else None
-    plan = narrow(suite, tuple(options.eval.env), seeds).envs[0]
+    plan = selection.envs[0]
     smoke = Path(folder) / "smoke.yaml"
     smoke.write_text(f"name: smoke-check\nenvs:\n  {plan.env}: {{tasks: [{plan.tasks[0]}], seeds: [{plan.seeds[0]}], "
                      f"max_steps: {options.smoke_steps}}}\n")  # fmt: skip
-    _, results = evaluate(options.eval, candidate, folder / "smoke", f"attempt-{attempt}", resume=False, track="scaffold-check",
-                          suite=str(smoke), env=(), seeds=None, max_steps=None, show_progress=False)  # fmt: skip
-    episode = RunDir(folder / "smoke" / f"attempt-{attempt}").completed_episodes()[0]
-    if episode["status"] == "errored":
-        return f"the smoke episode failed ({episode.get('error_kind')}): {clip(str(episode['error']), 1500)}"
+    run, _ = evaluate(options.eval, candidate, folder / "smoke", f"attempt-{attempt}", resume=False, track="scaffold-check",
+                      suite=str(smoke), env=(), seeds=None, max_steps=None, show_progress=False)  # fmt: skip
+    episode = read_run(run.root).episodes()[0]
+    if episode.status == "errored":
+        return f"the smoke episode failed ({episode.error_kind}): {clip(str(episode.error), 1500)}"
     return None
 
 
 def _propose(meta: MetaModel, messages: list[dict[str, str]], parent: Path, folder: Path, name: str,
-             options: ScaffoldTrackOptions, log: list[dict[str, Any]]) -> tuple[Path | None, str, str]:  # fmt: skip
+             options: ScaffoldTrackOptions, selection: Suite, log: list[dict[str, Any]]) -> tuple[Path | None, str, str]:  # fmt: skip
     """Ask, check, repair: (candidate folder or None, diagnosis, reason)."""
     diagnosis, failure = "", "no reply"
     for attempt in range(options.repairs + 1):
@@ -158,7 +170,7 @@ def _propose(meta: MetaModel, messages: list[dict[str, str]], parent: Path, fold
             candidate = folder / "candidate"
             diff = make_candidate(parent, candidate, files, name, diagnosis)
             atomic_write_text(folder / "diff.patch", diff)
-            failure = _smoke_check(candidate, options, folder, attempt) or ""
+            failure = _smoke_check(candidate, options, selection, folder, attempt) or ""
         except MetaReplyError as error:
             failure = f"unusable reply: {error}"
         if not failure:
@@ -169,86 +181,114 @@ def _propose(meta: MetaModel, messages: list[dict[str, str]], parent: Path, fold
     return None, diagnosis, f"rejected after {options.repairs + 1} attempts: {clip(failure, 300)}"
 
 
-def _round_record(iteration: int, run: RunDir | None, results: dict[str, Any] | None, kept: bool, reason: str,
-                  diagnosis: str, comparison: dict[str, Any] | None, candidate: Path) -> dict[str, Any]:  # fmt: skip
-    envs = results["envs"] if results else {}
-    return {
-        "iteration": iteration, "kept": kept, "reason": reason, "diagnosis": diagnosis,
-        "candidate": str(candidate), "run": str(run.root) if run else None,
-        "progression": results["overall"]["progression_mean"] if results else None,
-        "progression_by_env": {env: s["progression_mean"] for env, s in envs.items()},
-        "growth_chars_per_step": mean_defined([s["growth_chars_per_step"] for s in envs.values()]),
-        "write_to_search_ratio": mean_defined([s["write_to_search_ratio"] for s in envs.values()]),
-        "comparison": comparison,
-    }  # fmt: skip
-
-
 def run_scaffold_track(options: ScaffoldTrackOptions, run_id: str | None = None, resume: bool = False) -> Path:
     """Run (or resume) the track; returns its folder."""
     root_submission = check_submission(options.eval.submission)
     root = track_root(options.eval.runs_dir, run_id, root_submission.name, "scaffold", resume)
-    state = TrackState(root, "scaffold", {"submission": str(root_submission.directory),
-                                          "submission_name": root_submission.name,
-                                          "suite": options.eval.suite, "iterations": options.iterations}, resume)  # fmt: skip
-    if not state.rounds:
-        run, results = evaluate(options.eval, root_submission.directory, root / "iterations" / "0", "run", resume, "scaffold")
-        state.add_round(_round_record(0, run, results, True, "the submission itself", "", None, root_submission.directory))
+    selection, _, split = split_seeds(options.eval, options.selection_seeds)
+    fresh = ScaffoldTrackRecord(created=now(), seeds=split, gate=options.gate, options={
+        "submission": str(root_submission.directory), "submission_name": root_submission.name,
+        "suite": options.eval.suite, "iterations": options.iterations})  # fmt: skip
+    state = TrackState(root, fresh, resume)
+    rounds = state.record.rounds
+
+    def on_selection_seeds(submission: Path, folder: Path) -> tuple[RunDir, Results]:
+        return evaluate(options.eval, submission, folder, "run", resume, "scaffold", seeds=options.selection_seeds)
+
+    if not rounds:
+        run, results = on_selection_seeds(root_submission.directory, root / "iterations" / "0")
+        state.add_round(ScaffoldRound(iteration=0, kept=True, reason="the submission itself",
+                                      candidate=str(root_submission.directory), selection=RunFigures.of(str(run.root), results)))  # fmt: skip
     with meta_model(options.meta_model, options.meta_model_name, options.meta_max_tokens) as meta:
-        while len(state.rounds) <= options.iterations:
-            best = max((r for r in state.rounds if r["kept"]), key=lambda r: r["iteration"])
-            recent = [r["kept"] for r in state.rounds[1:]][-options.patience:]
+        while len(rounds) <= options.iterations:
+            best = _best(rounds)
+            recent = [r.kept for r in rounds[1:]][-options.patience:]
             if options.patience and len(recent) == options.patience and not any(recent):
                 break
-            iteration = len(state.rounds)
+            iteration = len(rounds)
             folder = root / "iterations" / str(iteration)
             shutil.rmtree(folder, ignore_errors=True)  # an iteration cut short is redone whole
             folder.mkdir(parents=True)
-            parent = Path(best["candidate"])
-            messages = build_prompt(scaffold_files(parent), RunDir(Path(best["run"])), state.rounds, options.meta_context_tokens)
+            assert best.selection is not None  # a kept round was played
+            parent, best_run = Path(best.candidate), RunDir(Path(best.selection.run))
+            messages = build_prompt(scaffold_files(parent), best_run, rounds, options.meta_context_tokens)
             name = f"{root_submission.name}-it{iteration}"
-            candidate, diagnosis, reason = _propose(meta, messages, parent, folder, name, options, [])
+            candidate, diagnosis, reason = _propose(meta, messages, parent, folder, name, options, selection, [])
             if candidate is None:
-                state.add_round(_round_record(iteration, None, None, False, reason, diagnosis, None, folder / "candidate"))
+                state.add_round(ScaffoldRound(iteration=iteration, kept=False, reason=reason, diagnosis=diagnosis,
+                                              candidate=str(folder / "candidate")))  # fmt: skip
                 continue
-            run, results = evaluate(options.eval, candidate, folder, "run", resume, "scaffold")
-            comparison = paired_comparison(RunDir(Path(best["run"])), run)
-            score, best_score = results["overall"]["progression_mean"] or 0.0, best["progression"] or 0.0
-            kept = score > best_score
-            reason = (f"kept: {100 * score:.1f}% > {100 * best_score:.1f}%" if kept
-                      else f"rejected: {100 * score:.1f}% does not beat {100 * best_score:.1f}%")  # fmt: skip
-            state.add_round(_round_record(iteration, run, results, kept, reason, diagnosis, comparison, candidate))
+            run, results = on_selection_seeds(candidate, folder)
+            comparison = paired_comparison(best_run, run)
+            kept, reason = gate_verdict(options.gate, results.overall.progression_mean, best.selection.progression, comparison)
+            state.add_round(ScaffoldRound(iteration=iteration, kept=kept, reason=reason, diagnosis=diagnosis,
+                                          candidate=str(candidate), selection=RunFigures.of(str(run.root), results),
+                                          comparison=comparison))  # fmt: skip
+    _report(state, root, options, resume)
     _finish(state, root, options)
     return root
 
 
-LINEAGE_HEADERS = ["iteration", "kept", "crafter %", "minihack %", "nethack %", "overall %",
-                   "delta vs parent [95% CI]", "memory growth chars/step", "write/search", "why", "diagnosis"]  # fmt: skip
+def _best(rounds: list[ScaffoldRound]) -> ScaffoldRound:
+    return max((r for r in rounds if r.kept), key=lambda r: r.iteration)
 
 
-def _finish(state: TrackState, root: Path, options: ScaffoldTrackOptions) -> None:
+def _report(state: TrackState[ScaffoldTrackRecord], root: Path, options: ScaffoldTrackOptions, resume: bool) -> None:
+    """The published figures: the submission and the chosen scaffold on the report seeds."""
+    rounds = state.record.rounds
+    best = _best(rounds)
+    start_run, start = evaluate(options.eval, Path(rounds[0].candidate), root / "report", "start", resume, "scaffold-report")
+    baseline = RunFigures.of(str(start_run.root), start)
+    figures, comparison = baseline, None
+    if best.iteration != 0:
+        best_run, results = evaluate(options.eval, Path(best.candidate), root / "report", "best", resume, "scaffold-report")
+        figures, comparison = RunFigures.of(str(best_run.root), results), paired_comparison(start_run, best_run)
+    state.record.report = HeldOutReport(best_round=best.iteration, baseline=baseline, best=figures, comparison=comparison)
+    state.save()
+
+
+LINEAGE_HEADERS = ["iteration", "kept", "crafter %", "minihack %", "nethack %", "selection %",
+                   "delta vs best so far [95% CI]", "report %", "memory growth chars/step", "write/search", "why", "diagnosis"]  # fmt: skip
+
+
+def _finish(state: TrackState[ScaffoldTrackRecord], root: Path, options: ScaffoldTrackOptions) -> None:
+    record, report = state.record, state.record.report
+    assert report is not None
+    reported = {0: report.baseline.progression, report.best_round: report.best.progression}
     rows = []
-    for r in state.rounds:
-        comparison = r.get("comparison")
-        delta = (f"{100 * comparison['delta_mean']:+.1f} [{100 * comparison['delta_ci95'][0]:+.1f}, "
-                 f"{100 * comparison['delta_ci95'][1]:+.1f}]") if comparison else "-"  # fmt: skip
-        by_env = r.get("progression_by_env", {})
-        rows.append([r["iteration"], "yes" if r["kept"] else "no", *(percent(by_env.get(e)) for e in ("crafter", "minihack", "nethack")),
-                     percent(r["progression"]), delta, number(r["growth_chars_per_step"], 1),
-                     number(r["write_to_search_ratio"]), clip(r["reason"], 100).replace("\n", " "),
-                     clip(r.get("diagnosis") or "-", 100).replace("\n", " ")])  # fmt: skip
-    write_table(root / "lineage.md", f"Scaffold track {root.name}", LINEAGE_HEADERS, rows)
-    atomic_write_json(root / "lineage.json", state.rounds)
-    best = max((r for r in state.rounds if r["kept"]), key=lambda r: r["iteration"])
+    for r in record.rounds:
+        figures = r.selection
+        by_env = figures.progression_by_env if figures else {}
+        rows.append([r.iteration, "yes" if r.kept else "no", *(percent(by_env.get(e)) for e in ("crafter", "minihack", "nethack")),
+                     percent(figures.progression if figures else None), delta_text(r.comparison),
+                     percent(reported[r.iteration]) if r.iteration in reported else "-",
+                     number(figures.growth_chars_per_step if figures else None, 1),
+                     number(figures.write_to_search_ratio if figures else None),
+                     clip(r.reason, 100).replace("\n", " "), clip(r.diagnosis or "-", 100).replace("\n", " ")])  # fmt: skip
+    note = (f"Selection seeds {record.seeds.selection} decide (gate: {record.gate}); report seeds "
+            f"{record.seeds.report} were used for nothing else. Published gain (report seeds, paired): "
+            f"{delta_text(report.comparison) if report.comparison else 'none (no candidate was kept)'}.")  # fmt: skip
+    write_table(root / "lineage.md", f"Scaffold track {root.name}", LINEAGE_HEADERS, rows, note)
+    atomic_write_json(root / "lineage.json", {"seeds": record.seeds.model_dump(), "gate": record.gate,
+                                              "rounds": [r.model_dump(mode="json") for r in record.rounds],
+                                              "report": report.model_dump(mode="json")})  # fmt: skip
+    best = _best(record.rounds)
     best_folder = root / "best"
     if best_folder.exists():
         shutil.rmtree(best_folder)
-    shutil.copytree(best["candidate"], best_folder, ignore=shutil.ignore_patterns("__pycache__"))
-    state.data.update({"status": "complete", "best_iteration": best["iteration"]})
+    shutil.copytree(best.candidate, best_folder, ignore=shutil.ignore_patterns("__pycache__"))
+    record.status, record.best_round = "complete", best.iteration
     state.save()
-    first = state.rounds[0]["progression"] or 0.0
+    start_selection = record.rounds[0].selection
     publish_row(options.leaderboards_dir, f"scaffold-{Path(options.eval.suite).stem}", {
-        "track": root.name, "submission": state.data["options"]["submission_name"],
-        "iterations": len(state.rounds) - 1, "best iteration": best["iteration"],
-        "start %": percent(first), "best %": percent(best["progression"]),
-        "gain": f"{(best['progression'] or 0.0) / first:.2f}x" if first else "-",
-    }, ["track", "submission", "iterations", "best iteration", "start %", "best %", "gain"])  # fmt: skip
+        "track": root.name, "submission": record.options["submission_name"], "gate": record.gate,
+        "iterations": len(record.rounds) - 1, "best iteration": best.iteration,
+        "selection start -> best %": f"{percent(start_selection.progression if start_selection else None)} -> "
+                                     f"{percent(best.selection.progression if best.selection else None)}",
+        "report start %": percent(report.baseline.progression), "report best %": percent(report.best.progression),
+        "report gain [95% CI]": delta_text(report.comparison) if report.comparison else "+0.0 (start kept)",
+    }, SCAFFOLD_ROW_HEADERS)  # fmt: skip
+
+
+SCAFFOLD_ROW_HEADERS = ["track", "submission", "gate", "iterations", "best iteration", "selection start -> best %",
+                        "report start %", "report best %", "report gain [95% CI]"]  # fmt: skip

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.memory.metrics import step_memory_counts
-from harness.runs.layout import RunDir, read_json, read_jsonl
-from harness.runs.trace import call_input, load_messages
+from harness.runs.layout import RunDir
+from harness.runs.read import call_input, read_run
 from harness.train.fields import check_fields
 
 MEMORY_ROUTINES = ("log", "recall")
@@ -91,27 +91,24 @@ class Candidate:
                 "task": self.task, "seed": self.seed, "step": self.step, "source": self.source}  # fmt: skip
 
 
-def candidates_from_runs(runs: list[RunDir]) -> list[Candidate]:
+def candidates_from_runs(run_dirs: list[RunDir]) -> list[Candidate]:
     found: list[Candidate] = []
-    for run in runs:
-        for folder in run.episode_dirs():
-            if not (folder / "episode.json").exists():
-                continue
-            episode = read_json(folder / "episode.json")
-            steps = read_jsonl(folder / "steps.jsonl")
-            messages = load_messages(folder)
-            gains = [i for i in range(1, len(steps)) if steps[i]["progression"] > steps[i - 1]["progression"]]
+    for run in (read_run(r.root) for r in run_dirs):
+        for episode in run.episodes():
+            steps, messages = run.steps(episode), run.messages(episode)
+            folder = run.episode_folder(episode)
+            gains = [i for i in range(1, len(steps)) if steps[i].progression > steps[i - 1].progression]
             for step in steps:
-                ops = [op for op in step.get("memory_ops", []) if op["ok"]]
-                counts = step_memory_counts(ops)
-                next_gain = next((g - step["index"] for g in gains if g >= step["index"]), None)
-                for call in step.get("llm_calls", []):
-                    if call["routine"] not in MEMORY_ROUTINES or call.get("output") is None:
+                counts = step_memory_counts(step.memory_ops)
+                done_ops = sum(op.ok for op in step.memory_ops)
+                next_gain = next((g - step.index for g in gains if g >= step.index), None)
+                for call in step.llm_calls:
+                    if call.routine not in MEMORY_ROUTINES or call.output is None:
                         continue
                     found.append(Candidate(
-                        call["routine"], call_input(call, messages), call["output"], episode["env"], episode["task"],
-                        episode["seed"], step["index"], episode["progression"], next_gain, bool(step.get("valid")),
-                        counts.consults_before_writing, len(ops), str(folder),
+                        call.routine, call_input(call, messages), call.output, episode.env, episode.task,
+                        episode.seed, step.index, episode.progression, next_gain, step.valid,
+                        counts.consults_before_writing, done_ops, str(folder),
                     ))  # fmt: skip
     return found
 

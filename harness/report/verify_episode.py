@@ -1,0 +1,127 @@
+"""Checking one recorded episode: replay its actions on its seed, recompute its numbers.
+
+Every observation, reward, done flag and progression of the trace must match a fresh game
+played with the recorded actions (the first difference is reported, with its step); every
+number of episode.json must match what its steps give (runs.derive); the memory directory must
+be what the recorded operations build; the status must agree with how the steps end.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.envs import make_env
+from harness.memory.replay import final_memory
+from harness.runs.derive import derived_totals, played
+from harness.runs.layout import MEMORY_DIR
+from harness.runs.records import EnvPlanRecord, EpisodeRecord, StepRecord
+
+
+@dataclass
+class Mismatch:
+    episode: str
+    step: int | None
+    problem: str
+
+
+def same(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def differences(recorded: Any, expected: Any, path: str) -> list[tuple[str, Any, Any]]:
+    """(dotted path, recorded, expected) of every leaf that differs; floats compare closely,
+    keys only in `recorded` are ignored (a newer minor version may add keys)."""
+    if isinstance(expected, dict):
+        if not isinstance(recorded, dict):
+            return [(path, recorded, expected)]
+        return [d for key in expected for d in differences(recorded.get(key), expected[key], f"{path}.{key}")]
+    if isinstance(expected, list) and isinstance(recorded, list) and len(expected) == len(recorded):
+        return [d for i, (r, e) in enumerate(zip(recorded, expected)) for d in differences(r, e, f"{path}[{i}]")]
+    numbers = (int, float)
+    if isinstance(expected, numbers) and isinstance(recorded, numbers) and not isinstance(expected, bool) \
+            and not isinstance(recorded, bool):  # fmt: skip
+        return [] if same(float(recorded), float(expected)) else [(path, recorded, expected)]
+    return [] if recorded == expected else [(path, recorded, expected)]
+
+
+def check_episode(folder: Path, episode: EpisodeRecord, steps: list[StepRecord], plan: EnvPlanRecord) -> tuple[list[Mismatch], int]:
+    """Mismatches of one episode of the suite and the number of steps replayed."""
+    key = episode.key
+    problems: list[Mismatch] = []
+    if [s.index for s in steps] != list(range(len(steps))):
+        return [Mismatch(key, None, "steps.jsonl is not the full sequence of steps 0..n-1 (a step is missing)")], 0
+    if len(steps) > plan.max_steps or episode.max_steps != plan.max_steps:
+        problems.append(Mismatch(key, None, f"the episode ran {len(steps)} steps with a cap of {episode.max_steps}; "
+                                            f"the suite's cap is {plan.max_steps}"))  # fmt: skip
+    moves = played(steps)
+    if any(s.action is None for s in steps[:-1]):
+        problems.append(Mismatch(key, None, "an unplayed step sits before played ones"))
+    replay_problems, replayed = _replay(key, episode, moves)
+    problems += replay_problems
+    problems += _check_totals(key, episode, steps)
+    problems += _check_status(key, episode, steps)
+    problems += _check_memory_folder(key, folder, steps)
+    return problems, replayed
+
+
+def _replay(key: str, episode: EpisodeRecord, moves: list[StepRecord]) -> tuple[list[Mismatch], int]:
+    game = make_env(episode.env, episode.task)
+    replayed = 0
+    try:
+        observation = game.reset(episode.seed).text
+        progression = 0.0
+        for step in moves:
+            if observation != step.observation:
+                return [Mismatch(key, step.index, "the observation differs from the replay (seed or earlier actions changed?)")], replayed
+            assert step.action is not None
+            result = game.step(step.action)
+            replayed += 1
+            progression = max(progression, result.progression)
+            if not same(result.reward, step.reward):
+                return [Mismatch(key, step.index, f"reward {step.reward} recorded, {result.reward} on replay")], replayed
+            if not same(progression, step.progression) or bool(result.done) != step.done:
+                return [Mismatch(key, step.index, f"progression/done {step.progression}/{step.done} recorded, "
+                                                  f"{progression}/{result.done} on replay")], replayed  # fmt: skip
+            observation = result.observation.text
+    finally:
+        game.close()
+    # salvage knows only the observation before the last action, the episode loop the one after
+    if moves and not episode.salvaged and episode.final_observation not in ("", observation):
+        return [Mismatch(key, None, "the final observation differs from the replay")], replayed
+    return [], replayed
+
+
+def _check_totals(key: str, episode: EpisodeRecord, steps: list[StepRecord]) -> list[Mismatch]:
+    """Every number of episode.json that its steps determine."""
+    recorded = episode.model_dump(mode="json")
+    return [Mismatch(key, None, f"episode.json {path.lstrip('.')} is {was}, its steps give {expected}")
+            for path, was, expected in differences(recorded, derived_totals(steps), "")]  # fmt: skip
+
+
+def _check_status(key: str, episode: EpisodeRecord, steps: list[StepRecord]) -> list[Mismatch]:
+    last = steps[-1] if steps else None
+    ended_by_game = last is not None and last.action is not None and last.done
+    if episode.status == "errored":
+        return [] if episode.error else [Mismatch(key, None, "an errored episode records no error")]
+    if episode.status == "completed" and not ended_by_game:
+        return [Mismatch(key, None, "episode.json says completed, but its last step did not end the game")]
+    if episode.status == "truncated":
+        if ended_by_game:
+            return [Mismatch(key, None, "episode.json says truncated, but its last step ended the game")]
+        if len(steps) < episode.max_steps and not (last is not None and last.truncated):
+            return [Mismatch(key, None, f"a truncated episode stopped at {len(steps)} of {episode.max_steps} steps "
+                                        "without the game truncating it")]  # fmt: skip
+    return []
+
+
+def _check_memory_folder(key: str, folder: Path, steps: list[StepRecord]) -> list[Mismatch]:
+    rebuilt = final_memory(s.memory_ops for s in steps)
+    root = folder / MEMORY_DIR
+    on_disk = {p.relative_to(root).as_posix(): p.read_text(errors="replace") for p in root.rglob("*") if p.is_file()} if root.is_dir() else {}
+    if on_disk == rebuilt:
+        return []
+    differing = sorted(set(on_disk) ^ set(rebuilt) | {p for p in set(on_disk) & set(rebuilt) if on_disk[p] != rebuilt[p]})
+    return [Mismatch(key, None, f"the memory directory differs from its recorded operations: {', '.join(differing[:5])}")]

@@ -1,0 +1,43 @@
+"""What an episode's steps determine: the episode.json numbers that follow from steps.jsonl.
+
+The scheduler's salvage writes them for an episode that died; `harness verify` recomputes them
+for every episode and compares. One function, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.memory import memory_metrics
+from harness.memory.replay import final_memory
+from harness.runs.records import StepRecord
+
+TIME_KEYS = ("env", "model", "memory", "scaffold", "harness")
+
+
+def played(steps: list[StepRecord]) -> list[StepRecord]:
+    """The steps whose action reached the game (an errored step has no action)."""
+    return [s for s in steps if s.action is not None]
+
+
+def derived_totals(steps: list[StepRecord]) -> dict[str, Any]:
+    """steps, progression, reward_total, invalid_actions, memory and tokens, from the steps alone
+    (memory's size from the directory its recorded operations build)."""
+    files = final_memory(s.memory_ops for s in steps)
+    calls = [call for step in steps for call in step.llm_calls]
+    return {
+        "steps": len(steps),
+        "progression": max((s.progression for s in steps), default=0.0),
+        "reward_total": sum(s.reward for s in played(steps)),
+        "invalid_actions": sum(not s.valid for s in played(steps)),
+        "memory": memory_metrics((s.memory_ops for s in steps), len(steps),
+                                 sum(map(len, files.values())), len(files)),  # fmt: skip
+        "tokens": {"prompt": sum(c.prompt_tokens for c in calls),
+                   "completion": sum(c.completion_tokens for c in calls)},  # fmt: skip
+    }
+
+
+def summed_times(steps: list[StepRecord]) -> dict[str, float]:
+    """The episode's time_s as the sum of its steps' (what salvage can know of a dead worker)."""
+    times = {key: round(sum(getattr(s.time_s, key) for s in steps), 6) for key in TIME_KEYS}
+    return times | {"total": round(sum(times.values()), 6)}
