@@ -18,8 +18,7 @@ from tabulate import tabulate
 
 from harness.envs import ENV_NAMES
 from harness.report.tables import number, percent
-from harness.report.verify import VERIFICATION_FILE
-from harness.runs.layout import RunDir, read_json
+from harness.runs.layout import RunDir
 from harness.runs.read import read_run
 from harness.runs.stats import mean_defined
 
@@ -63,7 +62,7 @@ def row_of(run_dir: RunDir, link_base: Path | None = None) -> dict[str, Any]:
     if results is None:
         raise IncompleteRunError(f"{run.root}: no results.json (the run never finished)")
     envs = list(results.envs.values())
-    verification = read_json(run.root / VERIFICATION_FILE) if (run.root / VERIFICATION_FILE).exists() else None
+    verification = run.verification
     seeds = sorted({seed for plan in info.suite.envs.values() for seed in plan.seeds})
     link = str(run.root.resolve().relative_to(link_base.resolve())) if link_base else str(run.root)
     overall = results.overall
@@ -80,7 +79,7 @@ def row_of(run_dir: RunDir, link_base: Path | None = None) -> dict[str, Any]:
         "tokens prompt": sum(e.tokens_prompt for e in envs),
         "tokens completion": sum(e.tokens_completion for e in envs),
         "wall time s": number(sum(e.time_s.get("total", 0.0) for e in envs), 0),
-        "verified": "yes" if verification and verification["verified"] else ("FAILED" if verification else "not checked"),
+        "verified": "yes" if verification and verification.verified else ("FAILED" if verification else "not checked"),
         "complete": "yes" if results.complete else f"INCOMPLETE ({results.episodes_scored}/{results.episodes_planned})",
         "run": link, "submission hash": (results.submission_hash or "")[:19],
     }  # fmt: skip

@@ -18,13 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.report.verify_episode import Mismatch, check_episode, differences
-from harness.runs.layout import EPISODE_FILE, RunDir, atomic_write_json
+from harness.runs.layout import EPISODE_FILE, VERIFICATION_FILE, RunDir, atomic_write_json
 from harness.runs.read import RecordError, Run, read_episode, read_run, read_steps
-from harness.runs.records import RunRecord
+from harness.runs.records import RunRecord, VerificationRecord, validated
 from harness.runs.results import summarize
 from harness.runs.suites import rederived
-
-VERIFICATION_FILE = "verification.json"
 
 __all__ = ["VERIFICATION_FILE", "Mismatch", "Verification", "verify_run"]
 
@@ -40,7 +38,7 @@ class Verification:
     checked_at: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "mismatches": [asdict(m) for m in self.mismatches]}
+        return validated(VerificationRecord, {**asdict(self), "mismatches": [asdict(m) for m in self.mismatches]})
 
 
 def verify_run(run_dir: RunDir | Path | str, write: bool = True) -> Verification:

@@ -18,7 +18,14 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from harness.runs.layout import EPISODE_FILE, MESSAGES_FILE, STEPS_FILE, RunDir, read_jsonl
+from harness.runs.layout import (
+    EPISODE_FILE,
+    MESSAGES_FILE,
+    STEPS_FILE,
+    VERIFICATION_FILE,
+    RunDir,
+    read_jsonl,
+)
 from harness.runs.records import (
     SCHEMA_MAJOR,
     EpisodeRecord,
@@ -27,6 +34,7 @@ from harness.runs.records import (
     Results,
     RunRecord,
     StepRecord,
+    VerificationRecord,
 )
 
 R = TypeVar("R", bound=Record)
@@ -111,6 +119,12 @@ class Run:
     def results(self) -> Results | None:
         """results.json, or None if the run has not aggregated its episodes yet."""
         return read_record(Results, self.dir.results_file) if self.dir.results_file.exists() else None
+
+    @cached_property
+    def verification(self) -> VerificationRecord | None:
+        """verification.json, or None if `harness verify` has not checked the run."""
+        path = self.root / VERIFICATION_FILE
+        return read_record(VerificationRecord, path) if path.exists() else None
 
     def episode_folders(self) -> list[Path]:
         """Folders holding an episode.json, sorted (env/task/seed)."""

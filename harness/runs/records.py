@@ -4,6 +4,7 @@
     StepRecord     steps.jsonl     one line per step: observation, action, calls, memory ops
     EpisodeRecord  episode.json    one episode's result; its presence marks the episode done
     Results        results.json    per env and overall, completeness and failures
+    VerificationRecord verification.json  what `harness verify` found
 
 Every file carries `schema_version` ("MAJOR.MINOR"). Readers accept any minor version of
 their major (new keys are added freely, never renamed: unknown keys are kept) and refuse
@@ -247,6 +248,26 @@ class Results(Record):
     stop_reason: str | None = None
 
 
+# -- verification.json ------------------------------------------------------------------------
+class MismatchRecord(Record):
+    episode: str
+    step: int | None
+    problem: str
+
+
+class VerificationRecord(Record):
+    """What `harness verify` found; leaderboard rows cite it."""
+
+    schema_version: str = SCHEMA_VERSION
+    run_id: str
+    verified: bool
+    episodes_checked: int
+    steps_replayed: int
+    mismatches: list[MismatchRecord] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    checked_at: str = ""
+
+
 def validated(model: type[Record], data: dict[str, Any]) -> dict[str, Any]:
     """`data` checked against its record and dumped with its schema_version (writers use this:
     a writer that drifts from the schema fails at once, not in some reader later)."""
@@ -256,6 +277,7 @@ def validated(model: type[Record], data: dict[str, Any]) -> dict[str, Any]:
 
 RECORD_MODELS: dict[str, type[Record]] = {
     "run": RunRecord, "step": StepRecord, "episode": EpisodeRecord, "results": Results,
+    "verification": VerificationRecord,
 }  # fmt: skip
 
 
