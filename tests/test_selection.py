@@ -63,3 +63,15 @@ def test_stored_track_records_match_their_schema() -> None:
         record = read_record(model, Path("leaderboards/tracks/runs") / path / "track.json")
         assert record.status == "complete" and record.report is not None
         assert set(record.seeds.selection).isdisjoint(record.seeds.report)
+
+
+def test_a_track_record_of_another_major_version_is_not_resumed(tmp_path: Path) -> None:
+    import json
+
+    from harness.tracks.common import TrackState
+    from harness.tracks.records import ScaffoldTrackRecord, SeedSplit
+
+    (tmp_path / "track.json").write_text(json.dumps({"schema_version": "2.0", "kind": "scaffold"}))
+    fresh = ScaffoldTrackRecord(created="now", options={}, seeds=SeedSplit(selection=[1], report=[0]))
+    with pytest.raises(TrackError, match="schema version 2.0; this harness reads 1.x"):
+        TrackState(tmp_path, fresh, resume=True)
