@@ -152,7 +152,8 @@ def test_nethack_progression_ignores_zeroed_stats_after_death() -> None:
     observation = game.reset(0).raw
     living = {key: np.array(value) for key, value in observation.items()}
     living["blstats"][12], living["blstats"][18] = 5, 3  # Dlvl 5, Xp 3 while alive
-    assert game._update_progression(living, False, {}) == 0.0265
+    dlvl5 = 0.026482449457437766  # BALROG's Dlvl:5, above its Xp:3
+    assert game._update_progression(living, False, {}) == dlvl5
     dead = {key: np.zeros_like(value) for key, value in living.items()}
-    assert game._update_progression(dead, True, {}) == 0.0265
+    assert game._update_progression(dead, True, {}) == dlvl5
     game.close()

@@ -1,10 +1,15 @@
 """BALROG progression formulas, checked against hand-computed values."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from harness.envs.progression import (
+    NETHACK_MILESTONES,
     crafter_progression,
     minihack_progression,
+    nethack_milestone_value,
     nethack_progression,
 )
 
@@ -26,19 +31,33 @@ def test_minihack_is_one_only_when_solved() -> None:
     assert minihack_progression(False) == 0.0
 
 
-def test_nethack_dlvl5_xp3_takes_the_larger_table_value() -> None:
-    assert nethack_progression(5, 3) == 0.0265
+BALROG_TABLE = json.loads((Path(__file__).parents[2] / "shared" / "data" / "balrog" / "achievements.json").read_text())
 
 
-def test_nethack_xp_can_dominate_depth() -> None:
-    assert nethack_progression(2, 10) == 0.1791
+def test_the_shipped_table_is_balrogs_unchanged() -> None:
+    assert NETHACK_MILESTONES == BALROG_TABLE
+    assert sum(key.startswith("Dlvl:") for key in NETHACK_MILESTONES) == 50
+    assert sum(key.startswith("Xp:") for key in NETHACK_MILESTONES) == 30
 
 
-def test_nethack_levels_between_keys_use_the_key_below() -> None:
-    assert nethack_progression(17, 1) == 0.3088  # D[15]
-    assert nethack_progression(1, 25) == 0.7174  # X[20]
-    assert nethack_progression(60, 1) == 0.8068  # beyond the last key
+def test_every_dlvl_and_xp_pair_scores_as_balrog() -> None:
+    """All 1,500 pairs: the larger of the two exact table values (no rounding, no interpolation)."""
+    for dlvl in range(1, 51):
+        for xp in range(1, 31):
+            expected = max(BALROG_TABLE[f"Dlvl:{dlvl}"], BALROG_TABLE[f"Xp:{xp}"])
+            assert nethack_milestone_value(dlvl, xp) == expected, (dlvl, xp)
+            assert nethack_progression(range(1, dlvl + 1), range(1, xp + 1)) == expected
+
+
+def test_levels_the_audit_found_rounded_now_score_exactly() -> None:
+    assert nethack_progression([29], [1]) == pytest.approx(0.6465049415992812, abs=0)
+    assert nethack_progression([1], [19]) == pytest.approx(0.7015328516442704, abs=0)
+
+
+def test_a_level_past_the_table_is_worth_nothing_but_earlier_levels_count() -> None:
+    assert nethack_milestone_value(52, 0) == 0.0 and nethack_milestone_value(0, 0) == 0.0
+    assert nethack_progression([1, 2, 30, 52], [3]) == BALROG_TABLE["Dlvl:30"]  # level-teleported past 50
 
 
 def test_nethack_start_of_game_is_zero() -> None:
-    assert nethack_progression(1, 1) == 0.0
+    assert nethack_progression([1], [1]) == 0.0

@@ -11,7 +11,7 @@ import numpy as np
 from harness.envs.base import TaskSpec
 from harness.envs.nle_actions import ALL_NETHACK_ACTIONS, action_list_text, name_and_meaning
 from harness.envs.nle_game import NLEGameEnv
-from harness.envs.progression import nethack_progression
+from harness.envs.progression import nethack_milestone_value
 
 NO_PROGRESS_LIMIT = 150  # agent steps in which game time does not move end the episode
 
@@ -55,12 +55,14 @@ class NetHackEnv(NLEGameEnv):
         super().__init__("NetHackChallenge-v0", no_progress_timeout=10**9)
         self._deepest_level = 1
         self._highest_experience_level = 1
+        self._progression = 0.0
         self._last_game_time = -1
         self._steps_without_time = 0
 
     def _start_episode(self, observation: dict[str, np.ndarray]) -> None:
         self._deepest_level = 1
         self._highest_experience_level = 1
+        self._progression = 0.0
         self._last_game_time = int(observation["blstats"][nh.NLE_BL_TIME])
         self._steps_without_time = 0
 
@@ -70,11 +72,12 @@ class NetHackEnv(NLEGameEnv):
         blstats = observation["blstats"]
         # After death NLE zeroes blstats: only read them while the game is running.
         if not done and int(blstats[nh.NLE_BL_DEPTH]) > 0:
-            self._deepest_level = max(self._deepest_level, int(blstats[nh.NLE_BL_DEPTH]))
-            self._highest_experience_level = max(
-                self._highest_experience_level, int(blstats[nh.NLE_BL_XP])
-            )
-        return nethack_progression(self._deepest_level, self._highest_experience_level)
+            depth, experience = int(blstats[nh.NLE_BL_DEPTH]), int(blstats[nh.NLE_BL_XP])
+            self._deepest_level = max(self._deepest_level, depth)
+            self._highest_experience_level = max(self._highest_experience_level, experience)
+            # every level reached counts, not only the deepest (a level teleport past the table)
+            self._progression = max(self._progression, nethack_milestone_value(depth, experience))
+        return self._progression
 
     def _truncated(self, observation: dict[str, np.ndarray]) -> bool:
         game_time = int(observation["blstats"][nh.NLE_BL_TIME])

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable
+from pathlib import Path
 
 CRAFTER_ACHIEVEMENTS: tuple[str, ...] = (
     "collect_coal", "collect_diamond", "collect_drink", "collect_iron", "collect_sapling",
@@ -13,17 +14,11 @@ CRAFTER_ACHIEVEMENTS: tuple[str, ...] = (
     "place_plant", "place_stone", "place_table", "wake_up",
 )  # fmt: skip
 
-# Probability that a human player who reached the level goes on to win (BALROG's tables).
-NETHACK_DUNGEON_LEVEL_PROGRESSION: dict[int, float] = {
-    1: 0.0, 2: 0.0154, 3: 0.0175, 4: 0.0212, 5: 0.0265, 6: 0.0354, 7: 0.0485, 8: 0.0696,
-    9: 0.0977, 10: 0.1256, 11: 0.1613, 12: 0.2061, 13: 0.2566, 14: 0.2925, 15: 0.3088,
-    20: 0.3790, 25: 0.4664, 30: 0.6913, 40: 0.7610, 50: 0.8068,
-}  # fmt: skip
-NETHACK_EXPERIENCE_LEVEL_PROGRESSION: dict[int, float] = {
-    1: 0.0, 2: 0.0185, 3: 0.0208, 4: 0.0242, 5: 0.0291, 6: 0.0369, 7: 0.0508, 8: 0.0745,
-    9: 0.1170, 10: 0.1791, 11: 0.2548, 12: 0.3326, 13: 0.4144, 14: 0.4940, 15: 0.5779,
-    20: 0.7174, 30: 0.7805,
-}  # fmt: skip
+# The probability that a human player who reached a milestone goes on to win: BALROG's table,
+# shipped unchanged (data/balrog/README.md). Only the "Dlvl:N" and "Xp:N" keys are scored.
+NETHACK_MILESTONES: dict[str, float] = json.loads(
+    (Path(__file__).parent / "data" / "balrog" / "achievements.json").read_text()
+)
 
 
 def crafter_progression(unlocked: Iterable[str]) -> float:
@@ -36,16 +31,15 @@ def minihack_progression(solved: bool) -> float:
     return 1.0 if solved else 0.0
 
 
-def _table_lookup(table: Mapping[int, float], level: int) -> float:
-    """Value of the highest listed key at or below `level` (0 below the first key)."""
-    keys = sorted(table)
-    position = bisect.bisect_right(keys, level)
-    return table[keys[position - 1]] if position else 0.0
+def nethack_milestone_value(dungeon_level: int, experience_level: int) -> float:
+    """The table's value of one moment: the larger of its `Dlvl:N` and `Xp:N` entries. A level
+    the table does not list (Dlvl 0 after death, a depth past 50) is worth nothing: levels are
+    never rounded to a neighbouring key."""
+    return max(NETHACK_MILESTONES.get(f"Dlvl:{dungeon_level}", 0.0), NETHACK_MILESTONES.get(f"Xp:{experience_level}", 0.0))
 
 
-def nethack_progression(deepest_dungeon_level: int, highest_experience_level: int) -> float:
-    """max(D[deepest Dlvl], X[highest Xp level]) with BALROG's tables."""
-    return max(
-        _table_lookup(NETHACK_DUNGEON_LEVEL_PROGRESSION, deepest_dungeon_level),
-        _table_lookup(NETHACK_EXPERIENCE_LEVEL_PROGRESSION, highest_experience_level),
-    )
+def nethack_progression(dungeon_levels: Iterable[int], experience_levels: Iterable[int]) -> float:
+    """The highest table value among every dungeon level and experience level reached in the
+    episode, as BALROG scores it."""
+    return max([0.0, *(nethack_milestone_value(d, 0) for d in dungeon_levels),
+                *(nethack_milestone_value(0, x) for x in experience_levels)])  # fmt: skip
