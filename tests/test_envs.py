@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from harness.envs import GameEnv, InvalidActionError, make_env, tasks_of
+from harness.envs.nle_actions import RAW_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def test_every_env_is_a_game_env_with_its_default_action_in_its_actions() -> Non
         assert isinstance(game, GameEnv)
         assert game.spec.default_action in game.spec.actions
         for name in game.spec.actions:
-            assert name in game.spec.instructions
+            assert name in game.spec.instructions or (name in RAW_KEYS and "a-z, A-Z, 0-9" in game.spec.instructions)
         game.close()
 
 
@@ -125,23 +126,61 @@ def test_nethack_text_has_message_nearby_map_status_and_inventory() -> None:
     game.close()
 
 
-def test_nethack_names_no_raw_keys() -> None:
+def test_nethack_offers_balrogs_vocabulary_without_game_ending_commands() -> None:
     game = make_env("nethack")
-    assert len(game.spec.actions) == 121
-    assert all(len(name) > 1 and not name.isdigit() for name in game.spec.actions)
-    assert {"north", "far east", "search", "eat", "more", "esc", "number 5"} <= set(game.spec.actions)
+    actions = set(game.spec.actions)
+    assert len(game.spec.actions) == len(actions) == 86 + 62  # NLE's useful actions + raw keys
+    assert {"north", "far east", "search", "eat", "more", "esc", "turnundead", "seespells", "space"} <= actions
+    assert set(RAW_KEYS) <= actions and "g" in actions and "Z" in actions and "7" in actions
+    assert not {"quit", "save", "travel", "teleport", "options", "redraw", "extcmd", "turn", "number 5"} & actions
+    assert not any(len(name) == 2 and name.isdigit() for name in actions)  # no two-digit counts
     game.close()
 
 
-def test_nethack_episode_ends_after_150_steps_without_game_time() -> None:
+def test_a_raw_letter_answers_a_nethack_prompt() -> None:
     game = make_env("nethack")
     game.reset(0)
+    assert "What do you want to drop? [a-i or ?*]" in game.step("drop").observation.text
+    assert "You drop a blessed +1 mace." in game.step("a").observation.text  # item a, not "apply"
+    game.close()
+
+
+def test_nethack_ends_without_game_time_as_balrog_more_pages_included() -> None:
+    """BALROG's no_progress_timeout of 150, which NLE counts twice per game step: 75 game steps."""
+    game = make_env("nethack")
+    game.reset(0)
+    game_steps = 0
     for step in range(1, 200):
         result = game.step("inventory" if step % 2 else "esc")  # menus: time stands still
+        game_steps += 1 + result.info["more_pages"]  # BALROG counts the pages it turns, too
         if result.truncated:
             break
     assert result.truncated and not result.done
-    assert step == 150
+    assert game_steps == 75
+    game.close()
+
+
+def test_minihack_plays_as_balrog_a_random_role_without_autopickup_north_by_default() -> None:
+    game = make_env("minihack", "Quest-Easy")
+    options = game._env.nethack.options  # type: ignore[attr-defined]
+    assert "!autopickup" in options and "name:Agent-@" in options and "race:random" in options
+    roles = set()
+    for seed in range(3):
+        status = next(line for line in game.reset(seed).text.splitlines() if line.startswith("Agent the"))
+        roles.add(status.split()[2])
+    assert len(roles) == 3  # seeded random roles (MiniHack's own default is one fixed character)
+    assert game.spec.default_action == "north" and "esc" not in game.spec.actions
+    game.close()
+
+
+def test_minihack_ends_after_100_game_steps() -> None:
+    game = make_env("minihack", "MazeWalk-15x15")
+    game.reset(0)
+    for step in range(1, 150):
+        result = game.step("north" if step % 2 else "south")
+        if result.truncated or result.done:
+            break
+    assert result.truncated and not result.done and step == 100
     game.close()
 
 

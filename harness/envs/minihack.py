@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.envs.base import TaskSpec
-from harness.envs.nle_actions import action_list_text
+from harness.envs.nle_actions import NamedAction, action_list_text, minihack_vocabulary
 from harness.envs.nle_game import NLEGameEnv
 from harness.envs.progression import minihack_progression
 
@@ -28,6 +28,7 @@ with warnings.catch_warnings():  # minihack imports pkg_resources, deprecated by
 
 BOXOBAN_LEVELS = Path(str(resources.files("harness.envs") / "data" / "boxoban-levels"))
 _TASK_SUCCESSFUL = 2  # MiniHack's end_status on the step that solves the task
+GAME_STEP_LIMIT = 100  # BALROG's max_episode_steps: game steps, each --More-- page included
 
 TASKS: dict[str, str] = {
     "Boxoban-Hard": "Push the four boulders (`0`) onto the four fountains ({) in this "
@@ -81,23 +82,27 @@ class MiniHackEnv(NLEGameEnv):
         self._boxoban_levels: list[str] = []
         if task.startswith("Boxoban"):
             boxohack.LEVELS_PATH = str(BOXOBAN_LEVELS)  # read by the constructor below
-        super().__init__(f"MiniHack-{task}-v0")
+        # BALROG's settings: a random role ("@", drawn from the seeded game RNG, so a seed still
+        # gives one game), autopickup off, and 100 game steps (--More-- pages count, as there)
+        super().__init__(f"MiniHack-{task}-v0", game_step_limit=GAME_STEP_LIMIT, character="@", autopickup=False)
         if task.startswith("Boxoban"):
             subset = "hard" if task == "Boxoban-Hard" else "medium/train"
             self._boxoban_levels = _load_levels(BOXOBAN_LEVELS / subset)
             self._env._goal_pos_set = set()  # MiniHack reads it before its reset sets it
         names = self.action_names
-        default = next((name for name in ("esc", "wait") if name in names), names[0])
         self.spec = TaskSpec(
             env="minihack",
             name=task,
             actions=names,
-            default_action=default,
+            default_action="north",  # as BALROG: every task can move north
             instructions=INSTRUCTIONS.format(
-                goal=TASKS[task], actions=action_list_text(self._actions)
+                goal=TASKS[task], actions=action_list_text(self.vocabulary)
             ),
         )
         self._solved = False
+
+    def _vocabulary(self) -> tuple[NamedAction, ...]:
+        return minihack_vocabulary(self._actions)
 
     def _before_reset(self, seed: int) -> None:
         if self._boxoban_levels:

@@ -9,11 +9,15 @@ import nle.nethack as nh
 import numpy as np
 
 from harness.envs.base import TaskSpec
-from harness.envs.nle_actions import ALL_NETHACK_ACTIONS, action_list_text, name_and_meaning
+from harness.envs.nle_actions import NamedAction, action_list_text, nethack_vocabulary
 from harness.envs.nle_game import NLEGameEnv
 from harness.envs.progression import nethack_milestone_value
 
-NO_PROGRESS_LIMIT = 150  # agent steps in which game time does not move end the episode
+# BALROG's no_progress_timeout. NLE (1.3.0, and BALROG's fork) checks it twice per game step,
+# so 75 game steps (--More-- pages included) without game time passing end the episode, there
+# as here: the same rule, counted by the same code.
+NO_PROGRESS_LIMIT = 150
+GAME_STEP_LIMIT = 100_000  # BALROG's max_episode_steps
 
 INSTRUCTIONS = """You play NetHack, a classic roguelike: explore the dungeon, fight monsters,
 find items, and descend as deep as you can. Your character (role, race, alignment) is
@@ -27,44 +31,45 @@ Tips:
 - The map uses @ for you, letters for monsters, > and < for stairs down and up, # for
   corridors or sinks, + for doors or spellbooks, {{ for fountains.
 - Go down a staircase with "down" while standing on >.
-- When the game asks a question, answer with the action whose key is the letter you want
-  (for example "eat" sends e); "esc" cancels; "more" confirms.
+- When the game asks a question or shows a menu, answer with the letter itself (a-z, A-Z,
+  0-9); "esc" cancels; "more" confirms.
 - Pray when your HP is very low (not too often); eat when Hungry; search for hidden doors
   in dead ends.
-- The episode ends after {limit} actions in which game time does not advance.
+- The episode ends when game time stops advancing for a long stretch (menus and prompts
+  do not advance it).
 """
 
 
 class NetHackEnv(NLEGameEnv):
-    """NetHackChallenge-v0 with 121 named commands; progression from depth and Xp level."""
+    """NetHackChallenge-v0 with BALROG's action vocabulary; progression from depth and Xp level."""
 
     spec = TaskSpec(
         env="nethack",
         name="NetHackChallenge-v0",
-        actions=tuple(name_and_meaning(action)[0] for action in ALL_NETHACK_ACTIONS),
+        actions=tuple(a.name for a in nethack_vocabulary()),
         default_action="esc",
         instructions=INSTRUCTIONS.format(
-            actions=action_list_text(ALL_NETHACK_ACTIONS), limit=NO_PROGRESS_LIMIT
+            actions=action_list_text(nethack_vocabulary())
         ),
     )
 
     def __init__(self, task: str = "NetHackChallenge-v0") -> None:
         if task != "NetHackChallenge-v0":
             raise ValueError(f"nethack has one task, 'NetHackChallenge-v0'; got {task!r}")
-        # NLE's own no-progress check counts --More-- pages too; we count agent steps instead.
-        super().__init__("NetHackChallenge-v0", no_progress_timeout=10**9)
+        # BALROG's budgets, counted by NLE itself as BALROG does: every game step counts, the
+        # --More-- pages our driver turns for the agent included
+        super().__init__("NetHackChallenge-v0", game_step_limit=GAME_STEP_LIMIT, no_progress_timeout=NO_PROGRESS_LIMIT)
         self._deepest_level = 1
         self._highest_experience_level = 1
         self._progression = 0.0
-        self._last_game_time = -1
-        self._steps_without_time = 0
+
+    def _vocabulary(self) -> tuple[NamedAction, ...]:
+        return nethack_vocabulary()
 
     def _start_episode(self, observation: dict[str, np.ndarray]) -> None:
         self._deepest_level = 1
         self._highest_experience_level = 1
         self._progression = 0.0
-        self._last_game_time = int(observation["blstats"][nh.NLE_BL_TIME])
-        self._steps_without_time = 0
 
     def _update_progression(
         self, observation: dict[str, np.ndarray], done: bool, info: dict[str, Any]
@@ -78,15 +83,6 @@ class NetHackEnv(NLEGameEnv):
             # every level reached counts, not only the deepest (a level teleport past the table)
             self._progression = max(self._progression, nethack_milestone_value(depth, experience))
         return self._progression
-
-    def _truncated(self, observation: dict[str, np.ndarray]) -> bool:
-        game_time = int(observation["blstats"][nh.NLE_BL_TIME])
-        if game_time == self._last_game_time:
-            self._steps_without_time += 1
-        else:
-            self._last_game_time = game_time
-            self._steps_without_time = 0
-        return self._steps_without_time >= NO_PROGRESS_LIMIT
 
     @property
     def deepest_level(self) -> int:

@@ -1,80 +1,108 @@
-"""Readable names and one-line meanings for NLE's keyboard actions (NetHack and MiniHack).
+"""The action vocabularies of NetHack and MiniHack, as BALROG offers them.
 
-Names are words, never the raw key: a model that answers "k" or "5" would be misread by the
-game (k is north, digits are counts), so every key is reached through a name.
+NetHack: one name for every NLE action BALROG counts as useful (NLE's `USEFUL_ACTIONS`,
+which leaves out quit, save, travel, teleport, options and other commands that end or leave
+the game or only show information), under BALROG's names, plus the raw keys a-z, A-Z and
+0-9, so that a model can answer a prompt or pick item `g` in a menu with the letter itself.
+MiniHack: BALROG's short list of movement and interaction names, kept where the task's own
+action set has the key. Every name sends one key; the meaning of each is ours.
 """
 
 from __future__ import annotations
 
 import enum
+import string
+from dataclasses import dataclass
 
-from nle.nethack import actions as nle_actions
+import nle.nethack as nh
 
 _DIRECTIONS = {
     "N": "north", "E": "east", "S": "south", "W": "west",
     "NE": "northeast", "SE": "southeast", "SW": "southwest", "NW": "northwest",
 }  # fmt: skip
 
-_SPECIAL_NAMES: dict[tuple[str, str], tuple[str, str]] = {
-    ("MiscDirection", "UP"): ("up", "go up a staircase"),
-    ("MiscDirection", "DOWN"): ("down", "go down a staircase"),
-    ("MiscDirection", "WAIT"): ("wait", "rest one move while doing nothing"),
-    ("MiscAction", "MORE"): ("more", "read the next message / confirm (Enter)"),
-    ("TextCharacters", "PLUS"): ("plus sign", "the key + (answers prompts)"),
-    ("TextCharacters", "MINUS"): ("minus sign", "the key - (answers prompts: bare hands)"),
-    ("TextCharacters", "SPACE"): ("space", "the space key (closes menus, skips text)"),
-    ("TextCharacters", "APOS"): ("apostrophe", "the key ' (answers prompts)"),
-    ("TextCharacters", "QUOTE"): ("double quote", 'the key " (answers prompts)'),
-    ("TextCharacters", "DOLLAR"): ("dollar sign", "the key $ (answers prompts: gold)"),
-}
-
-_COMMAND_MEANINGS: dict[str, str] = {
-    "EXTCMD": "start an extended command", "EXTLIST": "list all extended commands",
-    "ADJUST": "adjust inventory letters", "ANNOTATE": "name the current level",
-    "APPLY": "apply (use) a tool", "ATTRIBUTES": "show your attributes",
-    "AUTOPICKUP": "toggle autopickup", "CALL": "call (name) something",
-    "CAST": "cast a spell", "CHAT": "talk to someone", "CLOSE": "close a door",
-    "CONDUCT": "list voluntary challenges", "DIP": "dip an object into something",
-    "DROP": "drop an item", "DROPTYPE": "drop items of chosen types", "EAT": "eat something",
-    "ENGRAVE": "engrave on the floor", "ENHANCE": "advance weapon and spell skills",
-    "ESC": "escape from the current prompt or menu", "FIGHT": "fight in a direction",
-    "FIRE": "fire ammunition from the quiver", "FORCE": "force a lock",
-    "GLANCE": "show what a map symbol is", "HISTORY": "show game history",
-    "INVENTORY": "show your inventory", "INVENTTYPE": "show items of one type",
-    "INVOKE": "invoke an object's power", "JUMP": "jump to another location",
-    "KICK": "kick something", "KNOWN": "show discovered object types",
-    "KNOWNCLASS": "show discovered types of one class", "LOOK": "look at what is here",
-    "LOOT": "loot a box on the floor", "MONSTER": "use a monster's special ability",
-    "MOVE": "prefix: move without picking up or fighting",
-    "MOVEFAR": "prefix: run without picking up or fighting",
-    "OFFER": "offer a sacrifice", "OPEN": "open a door", "OPTIONS": "show options",
-    "OVERVIEW": "summary of the explored dungeon", "PAY": "pay your shopping bill",
-    "PICKUP": "pick up things here", "PRAY": "pray to the gods for help",
-    "PUTON": "put on an accessory", "QUAFF": "drink something", "QUIT": "quit the game",
-    "QUIVER": "select ammunition for the quiver", "READ": "read a scroll or spellbook",
-    "REDRAW": "redraw the screen", "REMOVE": "remove an accessory", "RIDE": "ride a steed",
-    "RUB": "rub a lamp or stone", "RUSH": "prefix: rush until something interesting",
-    "RUSH2": "prefix: rush until something interesting (variant)", "SAVE": "save and exit",
-    "SEARCH": "search for hidden doors and traps", "SEEALL": "show equipment in use",
-    "SEEAMULET": "show the worn amulet", "SEEARMOR": "show worn armor",
-    "SEEGOLD": "count your gold", "SEERINGS": "show worn rings",
-    "SEESPELLS": "list known spells", "SEETOOLS": "show tools in use",
-    "SEETRAP": "show an adjacent trap", "SEEWEAPON": "show the wielded weapon",
-    "SHELL": "shell escape (disabled)", "SIT": "sit down",
-    "SWAP": "swap wielded and secondary weapons", "TAKEOFF": "take off armor",
-    "TAKEOFFALL": "take off all armor", "TELEPORT": "teleport", "THROW": "throw something",
-    "TIP": "empty a container", "TRAVEL": "travel to a map location",
-    "TURN": "turn undead", "TWOWEAPON": "toggle two-weapon combat",
-    "UNTRAP": "untrap something", "VERSION": "show compile options",
-    "VERSIONSHORT": "show the version", "WEAR": "wear armor", "WHATDOES": "tell what a key does",
-    "WHATIS": "show what a symbol is", "WIELD": "wield a weapon", "WIPE": "wipe your face",
-    "ZAP": "zap a wand",
+# Names where BALROG's name is not the lower-cased NLE member name.
+_NAMES: dict[tuple[str, str], str] = {
+    ("MiscDirection", "UP"): "up", ("MiscDirection", "DOWN"): "down",
+    ("MiscDirection", "WAIT"): "wait", ("MiscAction", "MORE"): "more",
+    ("Command", "TURN"): "turnundead",
+    # NLE's text keys share their codes with commands: "+" is seespells, '"' seeamulet, "$" seegold
+    ("TextCharacters", "PLUS"): "seespells", ("TextCharacters", "QUOTE"): "seeamulet",
+    ("TextCharacters", "DOLLAR"): "seegold",
 }  # fmt: skip
 
+_MEANINGS: dict[str, str] = {
+    "up": "climb a staircase up (<)", "down": "go down a staircase (>) you stand on",
+    "wait": "let one turn pass", "more": "show the rest of a message that ends in --More--",
+    "adjust": "change an item's inventory letter", "apply": "use a tool", "attributes": "show your attributes",
+    "call": "give a name to a monster or object type", "cast": "cast a known spell", "chat": "talk to someone next to you",
+    "close": "close a door next to you", "dip": "dip an item into something", "drop": "drop one item",
+    "droptype": "drop items chosen by type", "eat": "eat something (when hungry)", "esc": "cancel the current prompt or menu",
+    "engrave": "write on the floor", "enhance": "advance a trained skill", "fire": "shoot what is in your quiver",
+    "fight": "attack in a direction, even if nothing is seen there", "force": "force a lock with your weapon",
+    "inventory": "show your inventory", "inventtype": "show inventory items of one type",
+    "invoke": "invoke an artifact's power", "jump": "jump to a nearby square", "kick": "kick something (doors, boxes, monsters)",
+    "look": "look at what is here", "loot": "open a container on the floor",
+    "monster": "use a special ability of your current form", "move": "prefix: step without picking up or fighting",
+    "movefar": "prefix: run without picking up or fighting", "offer": "sacrifice a corpse at an altar",
+    "open": "open a door next to you", "pay": "pay a shopkeeper", "pickup": "pick up what lies here",
+    "pray": "pray to your god (helps in trouble, not too often)", "puton": "put on a ring or amulet",
+    "quaff": "drink a potion or from a fountain", "quiver": "choose ammunition for firing",
+    "read": "read a scroll, spellbook or inscription", "remove": "take off a ring or amulet", "ride": "mount or dismount a steed",
+    "rub": "rub a lamp or stone", "rush": "prefix: move until something interesting",
+    "rush2": "prefix: move until something interesting (variant)", "search": "look for hidden doors and traps around you",
+    "seeamulet": "show your amulet", "seearmor": "show your armor", "seegold": "count your gold",
+    "seerings": "show your rings", "seespells": "list your spells", "seetools": "show tools in use",
+    "seetrap": "identify a trap next to you", "seeweapon": "show your weapon", "shell": "(no effect here)",
+    "sit": "sit down", "swap": "swap primary and secondary weapons", "takeoff": "take off one piece of armor",
+    "takeoffall": "take off several pieces of armor", "throw": "throw an item", "tip": "empty a container",
+    "turnundead": "turn undead (priests and knights)", "twoweapon": "fight with two weapons (toggle)",
+    "untrap": "disarm a trap", "versionshort": "show the game version", "wear": "put on armor", "wield": "wield a weapon",
+    "wipe": "wipe your face", "zap": "zap a wand", "minus": "the key - (e.g. bare hands when asked what to wield)",
+    "space": "the space key (closes menus and text windows)", "apos": "the key '",
+}  # fmt: skip
 
-def key_of(action: enum.IntEnum) -> str:
-    """The keyboard character an action sends, for instructions ('k', '^D', 'M-a')."""
-    code = int(action)
+RAW_KEYS: tuple[str, ...] = tuple(string.ascii_lowercase + string.ascii_uppercase + string.digits)
+
+MINIHACK_NAMES: tuple[str, ...] = (
+    "north", "east", "south", "west", "northeast", "southeast", "southwest", "northwest",
+    "far north", "far east", "far south", "far west", "far northeast", "far southeast",
+    "far southwest", "far northwest", "up", "down", "wait", "more", "apply", "close", "open",
+    "eat", "force", "kick", "loot", "pickup", "pray", "puton", "quaff", "search", "zap",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NamedAction:
+    name: str
+    key: int  # the key code the game receives
+    meaning: str
+
+
+def balrog_name(action: enum.IntEnum) -> str:
+    """BALROG's name of one NLE action."""
+    group, member = type(action).__name__, action.name
+    if (group, member) in _NAMES:
+        return _NAMES[(group, member)]
+    if group in ("CompassDirection", "CompassCardinalDirection", "CompassIntercardinalDirection"):
+        return _DIRECTIONS[member]
+    if group.endswith("DirectionLonger"):
+        return f"far {_DIRECTIONS[member]}"
+    if group in ("Command", "TextCharacters"):
+        return member.lower()
+    raise ValueError(f"no name for NLE action {group}.{member}")
+
+
+def _meaning(name: str) -> str:
+    if name in _DIRECTIONS.values():
+        return f"move one square {name} (attacks what is there)"
+    if name.startswith("far "):
+        return f"run {name[4:]} until something interesting"
+    return _MEANINGS.get(name, name)
+
+
+def key_label(code: int) -> str:
+    """How a key code is written in the instructions ('k', '^D', 'M-a', 'Enter')."""
     named = {ord(" "): "Space", ord("\r"): "Enter", 0x1B: "Esc"}
     if code in named:
         return named[code]
@@ -85,41 +113,26 @@ def key_of(action: enum.IntEnum) -> str:
     return chr(code)
 
 
-def name_and_meaning(action: enum.IntEnum) -> tuple[str, str]:
-    """Readable name and one-line meaning of one NLE action enum member."""
-    group, member = type(action).__name__, action.name
-    if (group, member) in _SPECIAL_NAMES:
-        return _SPECIAL_NAMES[(group, member)]
-    if group in ("CompassDirection", "CompassCardinalDirection", "CompassIntercardinalDirection"):
-        return _DIRECTIONS[member], f"move one step {_DIRECTIONS[member]} (attacks what is there)"
-    if group.startswith("CompassDirectionLonger") or group.endswith("DirectionLonger"):
-        return f"far {_DIRECTIONS[member]}", f"run {_DIRECTIONS[member]} until something is seen"
-    if group == "TextCharacters" and member.startswith("NUM_"):
-        digit = member[len("NUM_") :]
-        return f"number {digit}", f"the key {digit} (answers prompts, counts)"
-    if group == "Command":
-        return member.lower(), _COMMAND_MEANINGS.get(member, member.lower())
-    raise ValueError(f"no name for NLE action {group}.{member}")
+def nethack_vocabulary() -> tuple[NamedAction, ...]:
+    """BALROG's NetHack names (one per key of NLE's useful actions), then the raw keys."""
+    named: dict[int, NamedAction] = {}
+    for action in nh.USEFUL_ACTIONS:
+        if int(action) not in named:
+            name = balrog_name(action)
+            named[int(action)] = NamedAction(name, int(action), _meaning(name))
+    raw = tuple(NamedAction(key, ord(key), "the key itself") for key in RAW_KEYS)
+    return tuple(named.values()) + raw
 
 
-def named_actions(actions: tuple[enum.IntEnum, ...]) -> dict[str, int]:
-    """Name -> index into `actions` (the env's own action tuple), in the env's order."""
-    names: dict[str, int] = {}
-    for index, action in enumerate(actions):
-        name, _ = name_and_meaning(action)
-        if name in names:
-            raise ValueError(f"two NLE actions share the name {name!r}")
-        names[name] = index
-    return names
+def minihack_vocabulary(task_actions: tuple[enum.IntEnum, ...]) -> tuple[NamedAction, ...]:
+    """BALROG's MiniHack names that the task's own action set can send, in BALROG's order."""
+    by_name = {balrog_name(action): int(action) for action in task_actions}
+    return tuple(NamedAction(name, by_name[name], _meaning(name)) for name in MINIHACK_NAMES if name in by_name)
 
 
-def action_list_text(actions: tuple[enum.IntEnum, ...]) -> str:
-    """One line per action: '- name (key): meaning'."""
-    lines = []
-    for action in actions:
-        name, meaning = name_and_meaning(action)
-        lines.append(f"- {name} ({key_of(action)}): {meaning}")
+def action_list_text(vocabulary: tuple[NamedAction, ...]) -> str:
+    """One line per named action ('- name (key): meaning'); raw keys as one line."""
+    lines = [f"- {a.name} ({key_label(a.key)}): {a.meaning}" for a in vocabulary if a.name not in RAW_KEYS]
+    if any(a.name in RAW_KEYS for a in vocabulary):
+        lines.append("- a-z, A-Z, 0-9: that key itself (item letters in menus and prompts, y/n answers, counts)")
     return "\n".join(lines)
-
-
-ALL_NETHACK_ACTIONS: tuple[enum.IntEnum, ...] = tuple(nle_actions.ACTIONS)

@@ -18,7 +18,7 @@ import nle.nethack as nh
 import numpy as np
 
 from harness.envs.base import Observation, StepResult, TaskSpec, check_action
-from harness.envs.nle_actions import named_actions
+from harness.envs.nle_actions import NamedAction
 from harness.envs.nle_text import message_text, observation_text
 
 OBSERVATION_KEYS = (
@@ -39,12 +39,22 @@ class NLEGameEnv(abc.ABC):
 
     spec: TaskSpec
 
-    def __init__(self, gym_id: str, **make_kwargs: Any) -> None:
+    def __init__(self, gym_id: str, game_step_limit: int | None = None, **make_kwargs: Any) -> None:
         self._gym_id = gym_id
         self._make_kwargs = make_kwargs
         self._env = self._make()
+        if game_step_limit is not None:
+            # BALROG's max_episode_steps becomes gymnasium's TimeLimit around the game, which
+            # counts every game step (its --More-- pages too); NLE's own counter is the same
+            # count, and ends the game as ABORTED on the same step.
+            self._env._max_episode_steps = game_step_limit
         self._actions: tuple[enum.IntEnum, ...] = tuple(self._env.actions)
-        self._index_of = named_actions(self._actions)
+        self.vocabulary = self._vocabulary()
+        position = {int(action): index for index, action in reversed(list(enumerate(self._actions)))}
+        missing = [a.name for a in self.vocabulary if a.key not in position]
+        if missing:
+            raise ValueError(f"{gym_id} cannot send the keys of {', '.join(missing)}")
+        self._index_of = {a.name: position[a.key] for a in self.vocabulary}
         self._more_index = next(
             (i for i, action in enumerate(self._actions) if int(action) == _MORE_KEY), None
         )
@@ -64,6 +74,10 @@ class NLEGameEnv(abc.ABC):
         return tuple(self._index_of)
 
     # -- hooks -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _vocabulary(self) -> tuple[NamedAction, ...]:
+        """The named actions the model may answer with (nle_actions)."""
+
     def _before_reset(self, seed: int) -> None:
         """Called after seeding and before the game's reset (e.g. to pick a level)."""
 
