@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from harness.cli_options import _eval_options, _options_from
+from harness.cli_tracks import track
 from harness.envs import ENV_NAMES
 
 
@@ -14,54 +16,7 @@ def main() -> None:
     """Benchmark harness for the memory skill of LLM agents (AUTOMEM)."""
 
 
-def _eval_options(function: Any) -> Any:
-    """The evaluation options shared by `eval` and the tracks (DESIGN.md's CLI)."""
-    options = [
-        click.option("--suite", default="smoke", show_default=True, help="Suite name (suites/NAME.yaml) or a YAML file."),
-        click.option("--env", "env_names", multiple=True, type=click.Choice(ENV_NAMES), help="Only these envs (repeatable)."),
-        click.option("--seeds", default=None, help="Seeds instead of the suite's: 0-4, 1,3, or +500 (each env's own seeds shifted by 500)."),
-        click.option("--max-steps", type=int, default=None, help="Step cap instead of the suite's."),
-        click.option("--model", default="embedded", show_default=True,
-                     help="'embedded' (local CPU model, started here) or the URL of an OpenAI-compatible server."),
-        click.option("--model-name", default=None, help="Model name on that server (default: its first model)."),
-        click.option("--adapter", default=None, type=click.Path(exists=True, file_okay=False),
-                     help="PEFT LoRA folder: the memory specialist for log/recall calls."),
-        click.option("--workers", default=1, show_default=True, help="Episodes run in parallel."),
-        click.option("--runtime", default="local", show_default=True, type=click.Choice(["local", "docker", "ray"]),
-                     help="Where workers run: local processes, docker containers (sandboxed), a Ray cluster."),
-        click.option("--ray-address", default=None, help="With --runtime ray: the cluster's address."),
-        click.option("--run-id", default=None, help="Name of the run directory (default: time + submission)."),
-        click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False)),
-        click.option("--resume", is_flag=True, help="Continue a run: only missing episodes are played."),
-        click.option("--step-timeout", "step_timeout_s", default=600.0, show_default=True,
-                     help="Seconds of its own time a scaffold may take per step (model calls excluded)."),
-        click.option("--model-timeout", "model_timeout_s", default=600.0, show_default=True,
-                     help="Seconds one model request may take (it is retried a few times)."),
-        click.option("--env-timeout", "env_timeout_s", default=300.0, show_default=True,
-                     help="Seconds one game call may take before the worker is ended from outside."),
-        click.option("--episode-timeout", "episode_timeout_s", default=None, type=float,
-                     help="Wall-clock seconds per episode, enforced from outside [default: 1 h or 30 s a step]."),
-        click.option("--max-consecutive-failures", default=3, show_default=True,
-                     help="Infrastructure failures in a row after which no new episode starts (0: never stop)."),
-        click.option("--no-progress", is_flag=True, help="No live progress display."),
-    ]  # fmt: skip
-    for option in reversed(options):
-        function = option(function)
-    return function
-
-
-def _options_from(submission: str, kwargs: dict[str, Any]) -> Any:
-    from harness.tracks.eval import EvalOptions
-
-    return EvalOptions(
-        submission=submission, suite=kwargs["suite"], env=tuple(kwargs["env_names"]), seeds=kwargs["seeds"],
-        max_steps=kwargs["max_steps"], model=kwargs["model"], model_name=kwargs["model_name"],
-        adapter=kwargs["adapter"], workers=kwargs["workers"], runtime=kwargs["runtime"], ray_address=kwargs["ray_address"],
-        run_id=kwargs["run_id"], runs_dir=kwargs["runs_dir"], resume=kwargs["resume"],
-        step_timeout_s=kwargs["step_timeout_s"], model_timeout_s=kwargs["model_timeout_s"],
-        env_timeout_s=kwargs["env_timeout_s"], episode_timeout_s=kwargs["episode_timeout_s"],
-        max_consecutive_failures=kwargs["max_consecutive_failures"], show_progress=not kwargs["no_progress"],
-    )  # fmt: skip
+main.add_command(track)
 
 
 @main.command("eval")
@@ -119,84 +74,6 @@ def train_command(data: str, base: str, out_dir: str, config_path: str | None) -
     config = LoraTrainingConfig.from_file(config_path) if config_path else LoraTrainingConfig()
     report = train_lora(data, resolve_base(base), out_dir, config)
     click.echo(json.dumps(report, indent=2))
-
-
-@main.group()
-def track() -> None:
-    """The AUTOMEM outer loops: scaffold optimization and memory-specialist training."""
-
-
-def _track_options(function: Any) -> Any:
-    options = [
-        click.option("--meta-model", default="embedded", show_default=True, help="'embedded' or an OpenAI-compatible URL."),
-        click.option("--meta-model-name", default=None, help="Model name on the meta server."),
-        click.option("--meta-context-tokens", default=6000, show_default=True, help="Token budget of one meta prompt."),
-        click.option("--leaderboards-dir", default="leaderboards", show_default=True, help="Where track rows are published ('' for nowhere)."),
-        click.option("--selection-seeds", default="+500", show_default=True,
-                     help="Seeds that decide (gate, best round); --seeds or the suite's are the report seeds, used for nothing else."),
-        click.option("--gate", type=click.Choice(["mean", "ci"]), default="mean", show_default=True,
-                     help="mean: keep a candidate whose mean progression improves (the paper); ci: only if the paired 95% CI's lower bound is above zero."),
-    ]  # fmt: skip
-    for option in reversed(options):
-        function = option(function)
-    return _eval_options(function)
-
-
-@track.command("scaffold")
-@click.argument("submission", type=click.Path(exists=True, file_okay=False))
-@click.option("--iterations", default=3, show_default=True, help="Candidates to try (K).")
-@click.option("--patience", default=2, show_default=True, help="Stop after P candidates in a row without gain.")
-@click.option("--repairs", default=2, show_default=True, help="Repair attempts for a candidate that fails its checks.")
-@click.option("--smoke-steps", default=3, show_default=True, help="Steps of the smoke episode a candidate must survive.")
-@_track_options
-def track_scaffold(submission: str, iterations: int, patience: int, repairs: int, smoke_steps: int, **kwargs: Any) -> None:
-    """Outer loop 1: a meta-LLM rewrites the scaffold; kept only if it passes the gate on the
-    selection seeds; the gain is published on the report seeds."""
-    from harness.tracks.scaffold import ScaffoldTrackOptions, run_scaffold_track
-
-    options = ScaffoldTrackOptions(
-        eval=_options_from(submission, kwargs), meta_model=kwargs["meta_model"], meta_model_name=kwargs["meta_model_name"],
-        iterations=iterations, patience=patience, repairs=repairs, meta_context_tokens=kwargs["meta_context_tokens"],
-        smoke_steps=smoke_steps, leaderboards_dir=kwargs["leaderboards_dir"] or None,
-        selection_seeds=kwargs["selection_seeds"], gate=kwargs["gate"],
-    )  # fmt: skip
-    root = _run_track(lambda: run_scaffold_track(options, kwargs["run_id"], kwargs["resume"]))
-    click.echo((root / "lineage.md").read_text())
-    click.echo(f"track folder: {root}  (best scaffold: {root / 'best'})")
-
-
-@track.command("memory")
-@click.argument("submission", type=click.Path(exists=True, file_okay=False))
-@click.option("--trials", default=2, show_default=True, help="Trials (decision, data, adapter, evaluation).")
-@click.option("--base-model", default="embedded", show_default=True, help="Model the trainer fine-tunes ('embedded' or a folder).")
-@click.option("--train-seeds", default="+1000", show_default=True, help="Seeds of the trace pool (+N: the report seeds shifted by N).")
-@_track_options
-def track_memory(submission: str, trials: int, base_model: str, train_seeds: str, **kwargs: Any) -> None:
-    """Outer loop 2: a meta-LLM selects verbatim memory responses; a LoRA specialist is trained."""
-    from harness.tracks.memory import MemoryTrackOptions, run_memory_track
-
-    options = MemoryTrackOptions(
-        eval=_options_from(submission, kwargs), meta_model=kwargs["meta_model"], meta_model_name=kwargs["meta_model_name"],
-        trials=trials, base_model=base_model, train_seeds=train_seeds, meta_context_tokens=kwargs["meta_context_tokens"],
-        leaderboards_dir=kwargs["leaderboards_dir"] or None, selection_seeds=kwargs["selection_seeds"], gate=kwargs["gate"],
-    )  # fmt: skip
-    root = _run_track(lambda: run_memory_track(options, kwargs["run_id"], kwargs["resume"]))
-    click.echo((root / "trials.md").read_text())
-    click.echo(f"track folder: {root}  (best: {root / 'best'})")
-
-
-def _run_track(run: Any) -> Any:
-    from harness.agent.submission import SubmissionError
-    from harness.runs.scheduler import Interrupted
-    from harness.tracks.common import TrackError
-    from harness.tracks.eval import EvalError
-
-    try:
-        return run()
-    except (SubmissionError, EvalError, TrackError, ValueError) as error:
-        raise click.ClickException(str(error)) from error
-    except Interrupted as stopped:
-        raise click.ClickException(f"{stopped} (the track resumes with --resume)") from None
 
 
 @main.command("leaderboard")
