@@ -251,3 +251,42 @@ def test_an_over_long_prompt_to_the_embedded_model_is_scored_at_the_progression_
     result = run_episode(_spec(tmp_path), Rambles, ModelRouter(ChatClient(embedded_model_url, max_retries=0)))
     assert result["error_kind"] == "request" and "context length" in result["error"] and is_scored(EpisodeRecord.model_validate(result))
     assert result["steps"] == 4
+
+
+def test_a_game_that_fails_mid_step_leaves_records_that_still_verify(tmp_path: Path, instant_model: ScriptedModelServer,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The failing step's calls and memory writes happened: they are recorded (step unplayed),
+    so episode.json, steps.jsonl and the memory folder agree and `harness verify` passes them."""
+    import harness.agent.episode as episode_module
+    from harness.envs import make_env
+    from harness.report.verify_episode import check_episode
+    from harness.runs.read import read_episode
+    from harness.runs.records import EnvPlanRecord
+
+    class Breaks:
+        def __init__(self, env: str, task: str) -> None:
+            self.game = make_env(env, task)
+            self.spec, self.steps = self.game.spec, 0
+
+        def reset(self, seed: int) -> Any:
+            return self.game.reset(seed)
+
+        def step(self, action: str) -> Any:
+            self.steps += 1
+            if self.steps == 3:
+                raise ConnectionError("the env server went away")
+            return self.game.step(action)
+
+        def close(self) -> None:
+            self.game.close()
+
+    monkeypatch.setattr(episode_module, "make_env", Breaks)
+    result = run_episode(_spec(tmp_path, steps=5), NoteTaker, _router(instant_model))
+    assert result["status"] == "errored" and result["error_kind"] == "env" and "went away" in result["error"]
+    folder = tmp_path / "episode"
+    steps = read_steps(folder)
+    assert [s.action is None for s in steps] == [False, False, True] and steps[2].memory_ops and steps[2].llm_calls
+    assert result["tokens"]["prompt"] == sum(c.prompt_tokens for s in steps for c in s.llm_calls)
+    plan = EnvPlanRecord(tasks=["MazeWalk-9x9"], seeds=[0], max_steps=5)
+    problems, replayed = check_episode(folder, read_episode(folder), steps, plan)
+    assert problems == [] and replayed == 2

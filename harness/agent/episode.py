@@ -105,6 +105,16 @@ class _Recorder:
         return calls
 
 
+def _unplayed_step(index: int, observation: str, progression: float, calls: list[dict[str, Any]],
+                   ops: list[dict[str, Any]], memory_chars: int, times: dict[str, float], started: float) -> dict[str, Any]:  # fmt: skip
+    """The record of a step whose action never reached the game (the scaffold or the game failed)."""
+    return {"index": index, "observation": observation, "action": None, "raw_action": None, "valid": False,
+            "reward": 0.0, "done": False, "progression": progression, "llm_calls": calls, "memory_ops": ops,
+            "memory_chars": memory_chars,
+            "time_s": {**{key: round(value, 6) for key, value in times.items()},
+                       "harness": round(_remainder(started, *times.values()), 6)}}  # fmt: skip
+
+
 def run_episode(
     spec: EpisodeSpec,
     scaffold_class: type[Scaffold],
@@ -187,15 +197,9 @@ def run_episode(
                 tokens["prompt"] += call["prompt_tokens"]
                 tokens["completion"] += call["completion_tokens"]
             ops_per_step.append(taken_ops)
+            times = {"env": 0.0, "model": model_time, "memory": memory_time, "scaffold": scaffold_time}
             if recorder.failure is not None or scaffold_error is not None:
-                record = {"index": index, "observation": observation, "action": None,
-                          "raw_action": None, "valid": False, "reward": 0.0, "done": False,
-                          "progression": progression, "llm_calls": calls, "memory_ops": ops,
-                          "memory_chars": memory.total_chars,
-                          "time_s": {"env": 0.0, "model": round(model_time, 6), "memory": round(memory_time, 6),
-                                     "scaffold": round(scaffold_time, 6),
-                                     "harness": round(_remainder(step_started, model_time, memory_time, scaffold_time), 6)}}  # fmt: skip
-                trace.write_step(record)
+                trace.write_step(_unplayed_step(index, observation, progression, calls, ops, memory.total_chars, times, step_started))
                 steps = index + 1
                 if recorder.failure is not None:  # the call's failure, even if the scaffold caught it
                     raise recorder.failure
@@ -215,10 +219,15 @@ def run_episode(
             phase.enter("env")
             try:
                 result = game.step(action)
-            except InvalidActionError as failure:
-                raise _EpisodeAborted("env", f"the env refused its own action {action!r}: {failure}") from failure
             except Exception as failure:
-                raise _EpisodeAborted("env", f"the game failed at step {index}: {type(failure).__name__}: {failure}") from failure
+                # The step's model calls and memory operations happened: they are recorded, with
+                # the step unplayed, so the trace, the totals and the memory folder still agree.
+                times["env"] = time.perf_counter() - env_clock
+                trace.write_step(_unplayed_step(index, observation, progression, calls, ops, memory.total_chars, times, step_started))
+                steps = index + 1
+                what = (f"the env refused its own action {action!r}" if isinstance(failure, InvalidActionError)
+                        else f"the game failed at step {index}: {type(failure).__name__}")  # fmt: skip
+                raise _EpisodeAborted("env", f"{what}: {failure}") from failure
             env_time = time.perf_counter() - env_clock
             phase.enter("harness")
             totals["env"] += env_time
