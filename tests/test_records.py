@@ -62,3 +62,12 @@ def test_keys_added_by_newer_minor_versions_are_kept(tmp_path: Path) -> None:
     path = copy / "run.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), "schema_version": "1.7", "future_key": 3}))
     assert read_run(copy).record.model_extra == {"future_key": 3}
+
+
+def test_a_run_recorded_before_sampling_was_resumes_but_another_sampling_is_refused() -> None:
+    from harness.runs.provenance import DEFAULT_SAMPLING, setup_differences
+
+    run = read_run(STORED_RUN).record.model_dump(mode="json")
+    assert setup_differences({**run, "sampling": None}, run) == []  # typed reads give None for an old run.json
+    changed = {**run, "sampling": {**DEFAULT_SAMPLING, "temperature": 0.7}}
+    assert [d.split(":")[0] for d in setup_differences(run, changed)] == ["sampling"]

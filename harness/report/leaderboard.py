@@ -21,6 +21,7 @@ from harness.report.tables import number, percent
 from harness.runs.layout import RunDir
 from harness.runs.read import read_run
 from harness.runs.stats import mean_defined
+from harness.runs.suites import seed_text
 
 FORMATS = ("md", "csv", "json", "html")
 COLUMNS = ["rank", "submission", "model", "adapter", "track", "suite", "seeds",
@@ -50,12 +51,6 @@ def check_complete(runs: list[RunDir]) -> None:
                                  "show them marked INCOMPLETE")  # fmt: skip
 
 
-def _seed_text(seeds: list[int]) -> str:
-    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}-{seeds[-1]}"
-    return ",".join(map(str, seeds))
-
-
 def row_of(run_dir: RunDir, link_base: Path | None = None) -> dict[str, Any]:
     run = read_run(run_dir.root)
     info, results = run.record, run.results
@@ -69,7 +64,7 @@ def row_of(run_dir: RunDir, link_base: Path | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {
         "submission": results.submission, "model": results.model, "adapter": results.adapter or "-",
         "track": (info.options.get("extra") or {}).get("track", "eval"), "suite": results.suite,
-        "seeds": _seed_text(seeds),
+        "seeds": seed_text(seeds),
         "overall": overall.progression_mean,
         "overall %": percent(overall.progression_mean, overall.progression_ci95),
         "memory growth chars/step": number(mean_defined([e.growth_chars_per_step for e in envs]), 1),

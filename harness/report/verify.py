@@ -13,48 +13,32 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from harness.report.verify_episode import Mismatch, check_episode, differences
+from harness.report.verify_episode import check_episode, differences, mismatch
 from harness.runs.layout import EPISODE_FILE, VERIFICATION_FILE, RunDir, atomic_write_json
 from harness.runs.read import RecordError, Run, read_episode, read_run, read_steps
-from harness.runs.records import RunRecord, VerificationRecord, validated
+from harness.runs.records import MismatchRecord, RunRecord, VerificationRecord
 from harness.runs.results import summarize
 from harness.runs.suites import rederived
 
-__all__ = ["VERIFICATION_FILE", "Mismatch", "Verification", "verify_run"]
+__all__ = ["VERIFICATION_FILE", "verify_run"]
 
 
-@dataclass
-class Verification:
-    run_id: str
-    verified: bool
-    episodes_checked: int
-    steps_replayed: int
-    mismatches: list[Mismatch] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    checked_at: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return validated(VerificationRecord, {**asdict(self), "mismatches": [asdict(m) for m in self.mismatches]})
-
-
-def verify_run(run_dir: RunDir | Path | str, write: bool = True) -> Verification:
+def verify_run(run_dir: RunDir | Path | str, write: bool = True) -> VerificationRecord:
     run = read_run(run_dir.root if isinstance(run_dir, RunDir) else run_dir)
-    report = Verification(run.dir.run_id, True, 0, 0)
+    report = VerificationRecord(run_id=run.dir.run_id, verified=True, episodes_checked=0, steps_replayed=0)
     report.mismatches += _check_suite(run.record, report.warnings)
     _check_episodes(run, report)
     report.mismatches += _check_results(run)
     report.verified = not report.mismatches and report.episodes_checked > 0
     report.checked_at = datetime.datetime.now().isoformat(timespec="seconds")
     if write:
-        atomic_write_json(run.root / VERIFICATION_FILE, report.to_json())
+        atomic_write_json(run.root / VERIFICATION_FILE, report.model_dump(mode="json"))
     return report
 
 
-def _check_suite(record: RunRecord, warnings: list[str]) -> list[Mismatch]:
+def _check_suite(record: RunRecord, warnings: list[str]) -> list[MismatchRecord]:
     """A suite edited in run.json (a seed dropped, a cap raised) no longer matches its name."""
     try:
         suite = rederived(record.suite.name, record.suite.source)
@@ -67,50 +51,50 @@ def _check_suite(record: RunRecord, warnings: list[str]) -> list[Mismatch]:
     if recorded == expected:
         return []
     changed = sorted(env for env in set(expected) | set(recorded) if expected.get(env) != recorded.get(env))
-    return [Mismatch("run.json/suite", None, f"the suite differs from {record.suite.name!r} as its file defines it, "
+    return [mismatch("run.json/suite", None, f"the suite differs from {record.suite.name!r} as its file defines it, "
                                              f"in {', '.join(changed)}: recorded {recorded}, defined {expected}")]  # fmt: skip
 
 
-def _check_episodes(run: Run, report: Verification) -> None:
+def _check_episodes(run: Run, report: VerificationRecord) -> None:
     planned = run.record.suite
     seen: Counter[str] = Counter()
     for folder in run.dir.episode_dirs():
         where = str(folder.relative_to(run.root))
         if not (folder / EPISODE_FILE).exists():
-            report.mismatches.append(Mismatch(where, None, "episode has no episode.json (incomplete)"))
+            report.mismatches.append(mismatch(where, None, "episode has no episode.json (incomplete)"))
             continue
         try:
             episode, steps = read_episode(folder), read_steps(folder)
         except RecordError as error:
-            report.mismatches.append(Mismatch(where, None, f"unreadable record: {error}"))
+            report.mismatches.append(mismatch(where, None, f"unreadable record: {error}"))
             continue
         seen[episode.key] += 1
         plan = planned.envs.get(episode.env)
         if plan is None or episode.task not in plan.tasks or episode.seed not in plan.seeds:
-            report.mismatches.append(Mismatch(episode.key, None, "this episode is not in the run's suite (env, task or seed changed)"))
+            report.mismatches.append(mismatch(episode.key, None, "this episode is not in the run's suite (env, task or seed changed)"))
             continue
         if (folder.parent.parent.name, folder.parent.name, folder.name) != (episode.env, episode.task, str(episode.seed)):
-            report.mismatches.append(Mismatch(episode.key, None, f"episode.json names another episode than its folder {where}"))
+            report.mismatches.append(mismatch(episode.key, None, f"episode.json names another episode than its folder {where}"))
         problems, replayed = check_episode(folder, episode, steps, plan)
         report.mismatches += problems
         report.episodes_checked += 1
         report.steps_replayed += replayed
     for key, count in sorted(seen.items()):
         if count > 1:
-            report.mismatches.append(Mismatch(key, None, f"the episode is recorded {count} times (duplicated)"))
+            report.mismatches.append(mismatch(key, None, f"the episode is recorded {count} times (duplicated)"))
     for key in planned.episode_keys():
         if key not in seen:
-            report.mismatches.append(Mismatch(key, None, "a planned episode has no record (missing)"))
+            report.mismatches.append(mismatch(key, None, "a planned episode has no record (missing)"))
 
 
-def _check_results(run: Run) -> list[Mismatch]:
+def _check_results(run: Run) -> list[MismatchRecord]:
     if not run.dir.results_file.exists():
-        return [Mismatch("results.json", None, "results.json is missing")]
+        return [mismatch("results.json", None, "results.json is missing")]
     try:
         stored = run.results
     except RecordError as error:
-        return [Mismatch("results.json", None, f"unreadable: {error}")]
+        return [mismatch("results.json", None, f"unreadable: {error}")]
     assert stored is not None
     expected = summarize(run).model_dump(mode="json")
-    return [Mismatch("results.json", None, f"{path.lstrip('.')} is {was}, the episodes give {value}")
+    return [mismatch("results.json", None, f"{path.lstrip('.')} is {was}, the episodes give {value}")
             for path, was, value in differences(stored.model_dump(mode="json"), expected, "")]  # fmt: skip

@@ -9,7 +9,6 @@ be what the recorded operations build; the status must agree with how the steps 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,11 @@ from harness.envs import make_env
 from harness.memory.replay import final_memory
 from harness.runs.derive import derived_totals, played
 from harness.runs.layout import MEMORY_DIR
-from harness.runs.records import EnvPlanRecord, EpisodeRecord, StepRecord
+from harness.runs.records import EnvPlanRecord, EpisodeRecord, MismatchRecord, StepRecord
 
 
-@dataclass
-class Mismatch:
-    episode: str
-    step: int | None
-    problem: str
+def mismatch(episode: str, step: int | None, problem: str) -> MismatchRecord:
+    return MismatchRecord(episode=episode, step=step, problem=problem)
 
 
 def same(a: float, b: float) -> bool:
@@ -47,18 +43,18 @@ def differences(recorded: Any, expected: Any, path: str) -> list[tuple[str, Any,
     return [] if recorded == expected else [(path, recorded, expected)]
 
 
-def check_episode(folder: Path, episode: EpisodeRecord, steps: list[StepRecord], plan: EnvPlanRecord) -> tuple[list[Mismatch], int]:
+def check_episode(folder: Path, episode: EpisodeRecord, steps: list[StepRecord], plan: EnvPlanRecord) -> tuple[list[MismatchRecord], int]:
     """Mismatches of one episode of the suite and the number of steps replayed."""
     key = episode.key
-    problems: list[Mismatch] = []
+    problems: list[MismatchRecord] = []
     if [s.index for s in steps] != list(range(len(steps))):
-        return [Mismatch(key, None, "steps.jsonl is not the full sequence of steps 0..n-1 (a step is missing)")], 0
+        return [mismatch(key, None, "steps.jsonl is not the full sequence of steps 0..n-1 (a step is missing)")], 0
     if len(steps) > plan.max_steps or episode.max_steps != plan.max_steps:
-        problems.append(Mismatch(key, None, f"the episode ran {len(steps)} steps with a cap of {episode.max_steps}; "
+        problems.append(mismatch(key, None, f"the episode ran {len(steps)} steps with a cap of {episode.max_steps}; "
                                             f"the suite's cap is {plan.max_steps}"))  # fmt: skip
     moves = played(steps)
     if any(s.action is None for s in steps[:-1]):
-        problems.append(Mismatch(key, None, "an unplayed step sits before played ones"))
+        problems.append(mismatch(key, None, "an unplayed step sits before played ones"))
     replay_problems, replayed = _replay(key, episode, moves)
     problems += replay_problems
     problems += _check_totals(key, episode, steps)
@@ -67,7 +63,7 @@ def check_episode(folder: Path, episode: EpisodeRecord, steps: list[StepRecord],
     return problems, replayed
 
 
-def _replay(key: str, episode: EpisodeRecord, moves: list[StepRecord]) -> tuple[list[Mismatch], int]:
+def _replay(key: str, episode: EpisodeRecord, moves: list[StepRecord]) -> tuple[list[MismatchRecord], int]:
     game = make_env(episode.env, episode.task)
     replayed = 0
     try:
@@ -75,53 +71,53 @@ def _replay(key: str, episode: EpisodeRecord, moves: list[StepRecord]) -> tuple[
         progression = 0.0
         for step in moves:
             if observation != step.observation:
-                return [Mismatch(key, step.index, "the observation differs from the replay (seed or earlier actions changed?)")], replayed
+                return [mismatch(key, step.index, "the observation differs from the replay (seed or earlier actions changed?)")], replayed
             assert step.action is not None
             result = game.step(step.action)
             replayed += 1
             progression = max(progression, result.progression)
             if not same(result.reward, step.reward):
-                return [Mismatch(key, step.index, f"reward {step.reward} recorded, {result.reward} on replay")], replayed
+                return [mismatch(key, step.index, f"reward {step.reward} recorded, {result.reward} on replay")], replayed
             if not same(progression, step.progression) or bool(result.done) != step.done:
-                return [Mismatch(key, step.index, f"progression/done {step.progression}/{step.done} recorded, "
+                return [mismatch(key, step.index, f"progression/done {step.progression}/{step.done} recorded, "
                                                   f"{progression}/{result.done} on replay")], replayed  # fmt: skip
             observation = result.observation.text
     finally:
         game.close()
     # salvage knows only the observation before the last action, the episode loop the one after
     if moves and not episode.salvaged and episode.final_observation not in ("", observation):
-        return [Mismatch(key, None, "the final observation differs from the replay")], replayed
+        return [mismatch(key, None, "the final observation differs from the replay")], replayed
     return [], replayed
 
 
-def _check_totals(key: str, episode: EpisodeRecord, steps: list[StepRecord]) -> list[Mismatch]:
+def _check_totals(key: str, episode: EpisodeRecord, steps: list[StepRecord]) -> list[MismatchRecord]:
     """Every number of episode.json that its steps determine."""
     recorded = episode.model_dump(mode="json")
-    return [Mismatch(key, None, f"episode.json {path.lstrip('.')} is {was}, its steps give {expected}")
+    return [mismatch(key, None, f"episode.json {path.lstrip('.')} is {was}, its steps give {expected}")
             for path, was, expected in differences(recorded, derived_totals(steps), "")]  # fmt: skip
 
 
-def _check_status(key: str, episode: EpisodeRecord, steps: list[StepRecord]) -> list[Mismatch]:
+def _check_status(key: str, episode: EpisodeRecord, steps: list[StepRecord]) -> list[MismatchRecord]:
     last = steps[-1] if steps else None
     ended_by_game = last is not None and last.action is not None and last.done
     if episode.status == "errored":
-        return [] if episode.error else [Mismatch(key, None, "an errored episode records no error")]
+        return [] if episode.error else [mismatch(key, None, "an errored episode records no error")]
     if episode.status == "completed" and not ended_by_game:
-        return [Mismatch(key, None, "episode.json says completed, but its last step did not end the game")]
+        return [mismatch(key, None, "episode.json says completed, but its last step did not end the game")]
     if episode.status == "truncated":
         if ended_by_game:
-            return [Mismatch(key, None, "episode.json says truncated, but its last step ended the game")]
+            return [mismatch(key, None, "episode.json says truncated, but its last step ended the game")]
         if len(steps) < episode.max_steps and not (last is not None and last.truncated):
-            return [Mismatch(key, None, f"a truncated episode stopped at {len(steps)} of {episode.max_steps} steps "
+            return [mismatch(key, None, f"a truncated episode stopped at {len(steps)} of {episode.max_steps} steps "
                                         "without the game truncating it")]  # fmt: skip
     return []
 
 
-def _check_memory_folder(key: str, folder: Path, steps: list[StepRecord]) -> list[Mismatch]:
+def _check_memory_folder(key: str, folder: Path, steps: list[StepRecord]) -> list[MismatchRecord]:
     rebuilt = final_memory(s.memory_ops for s in steps)
     root = folder / MEMORY_DIR
     on_disk = {p.relative_to(root).as_posix(): p.read_text(errors="replace") for p in root.rglob("*") if p.is_file()} if root.is_dir() else {}
     if on_disk == rebuilt:
         return []
     differing = sorted(set(on_disk) ^ set(rebuilt) | {p for p in set(on_disk) & set(rebuilt) if on_disk[p] != rebuilt[p]})
-    return [Mismatch(key, None, f"the memory directory differs from its recorded operations: {', '.join(differing[:5])}")]
+    return [mismatch(key, None, f"the memory directory differs from its recorded operations: {', '.join(differing[:5])}")]

@@ -42,7 +42,7 @@ def setup_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list
     differences = []
     for path in RESULT_KEYS:
         before, now = _lookup(recorded, path), _lookup(current, path)
-        if before is _ABSENT and path == "sampling":
+        if path == "sampling" and before in (_ABSENT, None):
             continue  # runs recorded before sampling was: nothing to compare against
         if before != now:
             shown_before = "(absent)" if before is _ABSENT else repr(before)

@@ -190,7 +190,7 @@ class RunRecord(Record):
     runtime: str
     machine: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
-    sampling: dict[str, Any] = Field(default_factory=dict, description="the chat defaults every call starts from")
+    sampling: dict[str, Any] | None = Field(None, description="the chat defaults every call starts from (None: recorded before it was)")
     status: RunStatus = "running"
     servers: list[dict[str, str]] = Field(default_factory=list)
     stop_reason: str | None = None

@@ -89,7 +89,7 @@ def narrow(suite: Suite, envs: tuple[str, ...] = (), seeds: tuple[int, ...] | No
     if len(plans) < len(suite.envs):
         changes.append("envs=" + ",".join(plan.env for plan in plans))
     if seeds and any(plan.seeds != tuple(seeds) for plan in suite.envs):
-        changes.append("seeds=" + _seed_text(seeds))
+        changes.append("seeds=" + seed_text(seeds))
     if seed_offset:
         changes.append(f"seeds=+{seed_offset}")
     if max_steps and any(plan.max_steps != max_steps for plan in suite.envs):
@@ -122,7 +122,8 @@ def seed_sets(suite: Suite) -> dict[str, set[int]]:
     return {plan.env: set(plan.seeds) for plan in suite.envs}
 
 
-def _seed_text(seeds: tuple[int, ...]) -> str:
+def seed_text(seeds: tuple[int, ...] | list[int]) -> str:
+    """'0-4' for a run of three or more consecutive seeds, else '1,3,7' (names and tables)."""
     ordered = sorted(seeds)
     if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
         return f"{ordered[0]}-{ordered[-1]}"
