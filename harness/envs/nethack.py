@@ -18,6 +18,7 @@ from harness.envs.progression import nethack_milestone_value
 # as here: the same rule, counted by the same code.
 NO_PROGRESS_LIMIT = 150
 GAME_STEP_LIMIT = 100_000  # BALROG's max_episode_steps
+NETHACK_VOCABULARY = nethack_vocabulary()
 
 INSTRUCTIONS = """You play NetHack, a classic roguelike: explore the dungeon, fight monsters,
 find items, and descend as deep as you can. Your character (role, race, alignment) is
@@ -46,10 +47,10 @@ class NetHackEnv(NLEGameEnv):
     spec = TaskSpec(
         env="nethack",
         name="NetHackChallenge-v0",
-        actions=tuple(a.name for a in nethack_vocabulary()),
+        actions=tuple(a.name for a in NETHACK_VOCABULARY),
         default_action="esc",
         instructions=INSTRUCTIONS.format(
-            actions=action_list_text(nethack_vocabulary())
+            actions=action_list_text(NETHACK_VOCABULARY)
         ),
     )
 
@@ -64,7 +65,7 @@ class NetHackEnv(NLEGameEnv):
         self._progression = 0.0
 
     def _vocabulary(self) -> tuple[NamedAction, ...]:
-        return nethack_vocabulary()
+        return NETHACK_VOCABULARY
 
     def _start_episode(self, observation: dict[str, np.ndarray]) -> None:
         self._deepest_level = 1

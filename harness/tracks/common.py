@@ -22,7 +22,7 @@ from harness.runs.scheduler import RunStopped
 from harness.runs.suites import Suite, load_suite, narrow, seed_sets, with_seeds
 from harness.tracks.eval import EMBEDDED, EvalOptions, run_eval
 from harness.tracks.meta import MetaModel
-from harness.tracks.records import Paired, SeedSplit, TrackRecord
+from harness.tracks.records import HeldOutReport, Paired, RunFigures, SeedSplit, TrackRecord
 
 TRACK_FILE = "track.json"
 
@@ -146,6 +146,20 @@ def paired_comparison(baseline: RunDir, candidate: RunDir) -> Paired:
     """`harness compare`'s paired per-seed delta (overall), as a track records it."""
     overall = compare(baseline, candidate).overall
     return Paired(delta_mean=overall["delta"], delta_ci95=overall["ci95"], pairs=overall["pairs"])
+
+
+def held_out_report(base: EvalOptions, root: Path, resume: bool, track: str, start: tuple[Path, dict[str, Any]],
+                    best: tuple[Path, dict[str, Any]] | None, best_round: int | None, start_id: str = "start") -> HeldOutReport:  # fmt: skip
+    """The published figures, on the report seeds: the starting point and (unless it is the
+    start itself) the chosen round, evaluated once each under root/report/, paired per seed.
+    `start`/`best` are a submission folder and the evaluation options that differ for it."""
+    start_run, start_results = evaluate(base, start[0], root / "report", start_id, resume, track, **start[1])
+    baseline = RunFigures.of(str(start_run.root), start_results)
+    if best is None:
+        return HeldOutReport(best_round=best_round, baseline=baseline, best=baseline, comparison=None)
+    best_run, best_results = evaluate(base, best[0], root / "report", "best", resume, track, **best[1])
+    return HeldOutReport(best_round=best_round, baseline=baseline, best=RunFigures.of(str(best_run.root), best_results),
+                         comparison=paired_comparison(start_run, best_run))  # fmt: skip
 
 
 def delta_text(comparison: Paired | None) -> str:

@@ -24,7 +24,7 @@ from harness.report.tables import run_leaderboard_markdown
 from harness.runs.jobs import EpisodeSpec, default_episode_timeout_s
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, new_run_id
 from harness.runs.provenance import DEFAULT_SAMPLING, setup_differences
-from harness.runs.read import read_run
+from harness.runs.read import RecordError, read_run
 from harness.runs.records import Results, RunRecord, validated
 from harness.runs.results import aggregate
 from harness.runs.scheduler import EpisodeJob, Interrupted, RunStopped, Scheduler
@@ -170,9 +170,14 @@ def _prepare_run(options: EvalOptions, submission: Submission, suite: Suite) -> 
     runs_dir = Path(options.runs_dir)
     run_id = options.run_id or (None if options.resume else new_run_id(submission.name))
     if run_id is None:  # --resume without --run-id: the latest unfinished run of this submission
-        records = {p: read_run(p.parent).record for p in runs_dir.glob("*/run.json")}
-        candidates = sorted(p for p, r in records.items()
-                            if r.submission.name == submission.name and r.status != "complete")  # fmt: skip
+        candidates = []
+        for path in sorted(runs_dir.glob("*/run.json")):
+            try:
+                record = read_run(path.parent).record
+            except RecordError:
+                continue  # a run this harness cannot read is not one it can resume
+            if record.submission.name == submission.name and record.status != "complete":
+                candidates.append(path)
         if not candidates:
             raise EvalError(f"nothing to resume: no unfinished run of {submission.name} in {runs_dir}")
         run_id = candidates[-1].parent.name

@@ -30,6 +30,7 @@ from harness.tracks.common import (
     TrackState,
     delta_text,
     evaluate,
+    held_out_report,
     meta_model,
     now,
     paired_comparison,
@@ -42,7 +43,6 @@ from harness.tracks.eval import EvalOptions
 from harness.tracks.meta import CHARS_PER_TOKEN, MetaModel, MetaReplyError, clip, parse_json_object
 from harness.tracks.records import (
     Gate,
-    HeldOutReport,
     MemoryTrackRecord,
     MemoryTrial,
     RunFigures,
@@ -215,22 +215,17 @@ def _run_trial(trial: int, folder: Path, meta: MetaModel, code: str, pool: list[
 
 def _best(trials: list[MemoryTrial]) -> MemoryTrial | None:
     """The trial that passed the gate with the highest selection progression (fewer writes per search on a tie)."""
-    passed = [t for t in trials if t.passed_gate and t.selection is not None]
-    return max(passed, key=lambda t: (t.selection.progression or 0.0 if t.selection else 0.0,
-                                      -((t.selection.write_to_search_ratio if t.selection else None) or 0.0)), default=None)  # fmt: skip
+    ranked = [(t.selection.progression or 0.0, -(t.selection.write_to_search_ratio or 0.0), t)
+              for t in trials if t.passed_gate and t.selection is not None]
+    return max(ranked, key=lambda r: r[:2])[2] if ranked else None
 
 
 def _report(state: TrackState[MemoryTrackRecord], root: Path, options: MemoryTrackOptions, submission: Path, resume: bool) -> None:
     """The published figures: no adapter and the chosen adapter, on the report seeds."""
     best = _best(state.record.rounds)
-    base_run, base = evaluate(options.eval, submission, root / "report", "baseline", resume, "memory-report", adapter=None)
-    baseline = RunFigures.of(str(base_run.root), base)
-    figures, comparison = baseline, None
-    if best is not None:
-        best_run, results = evaluate(options.eval, submission, root / "report", "best", resume, "memory-report", adapter=best.adapter)
-        figures, comparison = RunFigures.of(str(best_run.root), results), paired_comparison(base_run, best_run)
-    state.record.report = HeldOutReport(best_round=best.trial if best else None, baseline=baseline, best=figures,
-                                        comparison=comparison)  # fmt: skip
+    state.record.report = held_out_report(options.eval, root, resume, "memory-report", (submission, {"adapter": None}),
+                                          (submission, {"adapter": best.adapter}) if best else None,
+                                          best.trial if best else None, start_id="baseline")  # fmt: skip
     state.save()
 
 

@@ -29,6 +29,7 @@ from harness.tracks.common import (
     TrackState,
     delta_text,
     evaluate,
+    held_out_report,
     meta_model,
     now,
     paired_comparison,
@@ -42,7 +43,6 @@ from harness.tracks.eval import EvalOptions
 from harness.tracks.meta import CHARS_PER_TOKEN, MetaModel, MetaReplyError, clip, parse_candidate
 from harness.tracks.records import (
     Gate,
-    HeldOutReport,
     RunFigures,
     ScaffoldRound,
     ScaffoldTrackRecord,
@@ -237,13 +237,8 @@ def _report(state: TrackState[ScaffoldTrackRecord], root: Path, options: Scaffol
     """The published figures: the submission and the chosen scaffold on the report seeds."""
     rounds = state.record.rounds
     best = _best(rounds)
-    start_run, start = evaluate(options.eval, Path(rounds[0].candidate), root / "report", "start", resume, "scaffold-report")
-    baseline = RunFigures.of(str(start_run.root), start)
-    figures, comparison = baseline, None
-    if best.iteration != 0:
-        best_run, results = evaluate(options.eval, Path(best.candidate), root / "report", "best", resume, "scaffold-report")
-        figures, comparison = RunFigures.of(str(best_run.root), results), paired_comparison(start_run, best_run)
-    state.record.report = HeldOutReport(best_round=best.iteration, baseline=baseline, best=figures, comparison=comparison)
+    state.record.report = held_out_report(options.eval, root, resume, "scaffold-report", (Path(rounds[0].candidate), {}),
+                                          (Path(best.candidate), {}) if best.iteration != 0 else None, best.iteration)  # fmt: skip
     state.save()
 
 
