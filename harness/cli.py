@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from harness.cli_options import _eval_options, _options_from
+from harness.cli_options import eval_options, options_from
 from harness.cli_tracks import track
 from harness.envs import ENV_NAMES
 
@@ -21,7 +21,7 @@ main.add_command(track)
 
 @main.command("eval")
 @click.argument("submission", type=click.Path(exists=True, file_okay=False))
-@_eval_options
+@eval_options
 def eval_command(submission: str, **kwargs: Any) -> None:
     """Evaluate SUBMISSION (a folder with submission.yaml) on fixed seeds.
 
@@ -37,7 +37,7 @@ def eval_command(submission: str, **kwargs: Any) -> None:
     from harness.runs.scheduler import Interrupted, RunStopped
     from harness.tracks.eval import EvalError, run_eval
 
-    options = _options_from(submission, kwargs)
+    options = options_from(submission, kwargs)
     try:
         run, results = run_eval(options)
     except (SubmissionError, EvalError, ValueError) as error:

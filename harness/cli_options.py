@@ -9,7 +9,7 @@ import click
 from harness.envs import ENV_NAMES
 
 
-def _eval_options(function: Any) -> Any:
+def eval_options(function: Any) -> Any:
     """The evaluation options shared by `eval` and the tracks (DESIGN.md's CLI)."""
     options = [
         click.option("--suite", default="smoke", show_default=True, help="Suite name (suites/NAME.yaml) or a YAML file."),
@@ -45,7 +45,7 @@ def _eval_options(function: Any) -> Any:
     return function
 
 
-def _options_from(submission: str, kwargs: dict[str, Any]) -> Any:
+def options_from(submission: str, kwargs: dict[str, Any]) -> Any:
     from harness.tracks.eval import EvalOptions
 
     return EvalOptions(

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from harness.cli_options import _eval_options, _options_from
+from harness.cli_options import eval_options, options_from
 
 
 @click.group()
@@ -27,7 +27,7 @@ def _track_options(function: Any) -> Any:
     ]  # fmt: skip
     for option in reversed(options):
         function = option(function)
-    return _eval_options(function)
+    return eval_options(function)
 
 
 @track.command("scaffold")
@@ -43,7 +43,7 @@ def track_scaffold(submission: str, iterations: int, patience: int, repairs: int
     from harness.tracks.scaffold import ScaffoldTrackOptions, run_scaffold_track
 
     options = ScaffoldTrackOptions(
-        eval=_options_from(submission, kwargs), meta_model=kwargs["meta_model"], meta_model_name=kwargs["meta_model_name"],
+        eval=options_from(submission, kwargs), meta_model=kwargs["meta_model"], meta_model_name=kwargs["meta_model_name"],
         iterations=iterations, patience=patience, repairs=repairs, meta_context_tokens=kwargs["meta_context_tokens"],
         smoke_steps=smoke_steps, leaderboards_dir=kwargs["leaderboards_dir"] or None,
         selection_seeds=kwargs["selection_seeds"], gate=kwargs["gate"],
@@ -64,7 +64,7 @@ def track_memory(submission: str, trials: int, base_model: str, train_seeds: str
     from harness.tracks.memory import MemoryTrackOptions, run_memory_track
 
     options = MemoryTrackOptions(
-        eval=_options_from(submission, kwargs), meta_model=kwargs["meta_model"], meta_model_name=kwargs["meta_model_name"],
+        eval=options_from(submission, kwargs), meta_model=kwargs["meta_model"], meta_model_name=kwargs["meta_model_name"],
         trials=trials, base_model=base_model, train_seeds=train_seeds, meta_context_tokens=kwargs["meta_context_tokens"],
         leaderboards_dir=kwargs["leaderboards_dir"] or None, selection_seeds=kwargs["selection_seeds"], gate=kwargs["gate"],
     )  # fmt: skip

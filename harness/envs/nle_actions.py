@@ -53,7 +53,7 @@ _MEANINGS: dict[str, str] = {
     "rush2": "prefix: move until something interesting (variant)", "search": "look for hidden doors and traps around you",
     "seeamulet": "show your amulet", "seearmor": "show your armor", "seegold": "count your gold",
     "seerings": "show your rings", "seespells": "list your spells", "seetools": "show tools in use",
-    "seetrap": "identify a trap next to you", "seeweapon": "show your weapon", "shell": "(no effect here)",
+    "seetrap": "identify a trap next to you", "seeweapon": "show your weapon", "shell": "(not available in this game)",
     "sit": "sit down", "swap": "swap primary and secondary weapons", "takeoff": "take off one piece of armor",
     "takeoffall": "take off several pieces of armor", "throw": "throw an item", "tip": "empty a container",
     "turnundead": "turn undead (priests and knights)", "twoweapon": "fight with two weapons (toggle)",
