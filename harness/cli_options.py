@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from harness.envs import ENV_NAMES
+from harness.envs.base import INSTRUCTION_VARIANTS, OBSERVATION_VARIANTS
 
 
 def eval_options(function: Any) -> Any:
@@ -16,6 +17,10 @@ def eval_options(function: Any) -> Any:
         click.option("--env", "env_names", multiple=True, type=click.Choice(ENV_NAMES), help="Only these envs (repeatable)."),
         click.option("--seeds", default=None, help="Seeds instead of the suite's: 0-4, 1,3, or +500 (each env's own seeds shifted by 500)."),
         click.option("--max-steps", type=int, default=None, help="Step cap instead of the suite's."),
+        click.option("--observation", type=click.Choice(OBSERVATION_VARIANTS), default=None,
+                     help="Observation text instead of the suite's (standard: balrog, the same information as BALROG's)."),
+        click.option("--instructions", type=click.Choice(INSTRUCTION_VARIANTS), default=None,
+                     help="Instructions instead of the suite's (standard: balrog; tips adds our strategy tips)."),
         click.option("--model", default="embedded", show_default=True,
                      help="'embedded' (local CPU model, started here) or the URL of an OpenAI-compatible server."),
         click.option("--model-name", default=None, help="Model name on that server (default: its first model)."),
@@ -56,4 +61,5 @@ def options_from(submission: str, kwargs: dict[str, Any]) -> Any:
         step_timeout_s=kwargs["step_timeout_s"], model_timeout_s=kwargs["model_timeout_s"],
         env_timeout_s=kwargs["env_timeout_s"], episode_timeout_s=kwargs["episode_timeout_s"],
         max_consecutive_failures=kwargs["max_consecutive_failures"], show_progress=not kwargs["no_progress"],
+        observation=kwargs["observation"], instructions=kwargs["instructions"],
     )  # fmt: skip

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from harness.envs import GameEnv, InvalidActionError, make_env, tasks_of
+from harness.envs import GameEnv, InvalidActionError, TextVariant, make_env, tasks_of
 from harness.envs.nle_actions import RAW_KEYS
 
 
@@ -30,8 +30,8 @@ def test_crafter_has_the_17_readable_actions(crafter: GameEnv) -> None:
 def test_crafter_text_names_surroundings_facing_vitals_and_inventory(crafter: GameEnv) -> None:
     text = crafter.reset(0).text
     assert "You see:" in text and "You face" in text
-    assert "health 9/9" in text and "Inventory: empty" in text
-    assert " step" in text  # distances in steps
+    assert "- health: 9/9" in text and "Inventory: empty" in text
+    assert " steps north" in text  # offsets in steps
 
 
 def test_unknown_action_is_refused_with_the_valid_names(crafter: GameEnv) -> None:
@@ -48,7 +48,7 @@ def _offset_of(text: str, thing: str) -> tuple[int, int] | None:
         if line.startswith(f"- {thing}: "):
             dx = dy = 0
             for part in line.split(": ", 1)[1].split(" (")[0].split(", "):
-                count, direction = part.split(" ")
+                count, direction = part.split(" ")[0], part.split(" ")[-1]
                 sign = -1 if direction in ("north", "west") else 1
                 if direction in ("north", "south"):
                     dy = sign * int(count)
@@ -80,11 +80,12 @@ def test_crafter_walking_to_a_tree_described_in_the_text_collects_wood() -> None
         text = result.observation.text
     assert result is not None and "collect_wood" in result.info["achievements"]
     assert result.progression == pytest.approx(1 / 22)
-    assert "wood 1" in result.observation.text
+    assert "- wood: 1" in result.observation.text
 
 
 def test_crafter_render_does_not_change_the_game() -> None:
-    plain, rendered = make_env("crafter"), make_env("crafter")
+    rich = TextVariant(observation="rich")  # the view that says when it is night
+    plain, rendered = make_env("crafter", text=rich), make_env("crafter", text=rich)
     plain.reset(4), rendered.reset(4)
     night_seen = False
     for index in range(400):  # through nightfall, where render noise used the game RNG
@@ -102,7 +103,7 @@ def test_crafter_render_does_not_change_the_game() -> None:
 def test_every_minihack_task_plays_with_its_own_action_names(task: str) -> None:
     game = make_env("minihack", task)
     observation = game.reset(0)
-    assert "Map:" in observation.text and "@" in observation.text
+    assert "Screen:" in observation.text and "@" in observation.text
     result = game.step(game.spec.actions[0])
     assert 0.0 <= result.progression <= 1.0
     assert all(not name.isdigit() and len(name) > 1 for name in game.spec.actions)
@@ -116,10 +117,10 @@ def test_boxoban_level_follows_the_seed() -> None:
     game.close()
 
 
-def test_nethack_text_has_message_nearby_map_status_and_inventory() -> None:
+def test_nethack_text_has_message_language_view_cursor_screen_and_inventory() -> None:
     game = make_env("nethack")
     text = game.reset(0).text
-    for section in ("Message:", "Nearby:", "Map:", "Status:", "Inventory:"):
+    for section in ("Message:", "Language observation:", "Cursor:", "Screen:", "Inventory:"):
         assert section in text
     assert "Dlvl:1" in text
     assert "adjacent" in text or "near" in text

@@ -23,7 +23,7 @@ from typing import Any
 
 from harness.agent.api import Scaffold, Step, Task
 from harness.agent.clock import ScaffoldClock, StepTimeout
-from harness.envs import GameEnv, InvalidActionError, make_env
+from harness.envs import GameEnv, InvalidActionError, TextVariant, make_env
 from harness.memory import Memory, MemoryLimits, MemoryOp, memory_metrics
 from harness.models import ModelRouter, ModelUnavailableError
 from harness.models.client import ModelError
@@ -145,11 +145,12 @@ def run_episode(
         started_env = time.perf_counter()
         phase.enter("env")
         try:
+            text = TextVariant(spec.observation, spec.instructions)
             if spec.env_address:
                 from harness.envs.client import EnvClient
-                game = EnvClient(spec.env_address, spec.task)
+                game = EnvClient(spec.env_address, spec.task, text=text)
             else:
-                game = make_env(spec.env, spec.task)
+                game = make_env(spec.env, spec.task, text)
             observation = game.reset(spec.seed).text
         except Exception as failure:
             raise _EpisodeAborted("env", f"the game failed to start: {type(failure).__name__}: {failure}") from failure

@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib
 
 from harness.envs.base import (
+    STANDARD_TEXT,
     EnvError,
     GameEnv,
     InvalidActionError,
     Observation,
     StepResult,
     TaskSpec,
+    TextVariant,
 )
 
 # env name -> (module, class, tasks). Modules load lazily: NLE and crafter are heavy imports.
@@ -37,26 +39,29 @@ def tasks_of(env: str) -> tuple[str, ...]:
     return _REGISTRY[env][2]
 
 
-def make_env(env: str, task: str | None = None) -> GameEnv:
-    """A new in-process GameEnv for `env` and `task` (default: the env's first task)."""
+def make_env(env: str, task: str | None = None, text: TextVariant = STANDARD_TEXT) -> GameEnv:
+    """A new in-process GameEnv for `env` and `task` (default: the env's first task), whose
+    model-facing text is `text` (the BALROG-equivalent standard unless a variant is named)."""
     tasks = tasks_of(env)
     task = task or tasks[0]
     if task not in tasks:
         raise ValueError(f"unknown task {task!r} for {env}; tasks: {', '.join(tasks)}")
     module_name, class_name, _ = _REGISTRY[env]
     env_class = getattr(importlib.import_module(module_name), class_name)
-    game: GameEnv = env_class(task)
+    game: GameEnv = env_class(task, text=text)
     return game
 
 
 __all__ = [
     "ENV_NAMES",
+    "STANDARD_TEXT",
     "EnvError",
     "GameEnv",
     "InvalidActionError",
     "Observation",
     "StepResult",
     "TaskSpec",
+    "TextVariant",
     "make_env",
     "tasks_of",
 ]

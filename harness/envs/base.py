@@ -51,6 +51,40 @@ class StepResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+OBSERVATION_VARIANTS = ("balrog", "rich")  # "balrog": the same information as BALROG's text
+INSTRUCTION_VARIANTS = ("balrog", "tips")  # "tips": BALROG's information plus our strategy tips
+
+
+@dataclass(frozen=True)
+class TextVariant:
+    """Which text the model reads: the observation view and the instructions.
+
+    The standard (both "balrog") gives the model the same information as BALROG's prompts;
+    the others are named variants, recorded with every run and never compared with it.
+    """
+
+    observation: str = "balrog"
+    instructions: str = "balrog"
+
+    def __post_init__(self) -> None:
+        if self.observation not in OBSERVATION_VARIANTS:
+            raise ValueError(f"unknown observation variant {self.observation!r}; "
+                             f"variants: {', '.join(OBSERVATION_VARIANTS)}")  # fmt: skip
+        if self.instructions not in INSTRUCTION_VARIANTS:
+            raise ValueError(f"unknown instructions variant {self.instructions!r}; "
+                             f"variants: {', '.join(INSTRUCTION_VARIANTS)}")  # fmt: skip
+
+    @property
+    def is_standard(self) -> bool:
+        return self == STANDARD_TEXT
+
+    def to_json(self) -> dict[str, str]:
+        return {"observation": self.observation, "instructions": self.instructions}
+
+
+STANDARD_TEXT = TextVariant()
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """Static facts about one game task, published for prompts and for the run record."""
@@ -59,7 +93,7 @@ class TaskSpec:
     name: str  # e.g. "crafter", "Boxoban-Hard", "NetHackChallenge-v0"
     actions: tuple[str, ...]
     default_action: str  # played instead of an invalid action
-    instructions: str  # goal, action list with meanings, tips
+    instructions: str  # goal, action list with meanings (and tips in the "tips" variant)
 
 
 @runtime_checkable

@@ -7,11 +7,13 @@ import socket
 from typing import Any
 
 from harness.envs.base import (
+    STANDARD_TEXT,
     EnvError,
     InvalidActionError,
     Observation,
     StepResult,
     TaskSpec,
+    TextVariant,
     check_action,
 )
 from harness.envs.wire import wait_readable
@@ -32,7 +34,8 @@ class EnvClient:
     hang. Invalid actions are refused locally, before any round trip.
     """
 
-    def __init__(self, address: str, task: str | None = None, timeout_s: float = 120.0) -> None:
+    def __init__(self, address: str, task: str | None = None, timeout_s: float = 120.0,
+                 text: TextVariant = STANDARD_TEXT) -> None:  # fmt: skip
         self.address = address
         try:
             if address.startswith("unix:"):
@@ -45,7 +48,7 @@ class EnvClient:
         except OSError as error:
             raise EnvError(f"cannot reach the env server at {address}: {error}") from error
         self._reader = self._socket.makefile("rb")
-        reply = self._request({"op": "make", "task": task})
+        reply = self._request({"op": "make", "task": task, "text": text.to_json()})
         spec = reply["spec"]
         self.spec = TaskSpec(
             env=spec["env"],

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.envs.base import TaskSpec
+from harness.envs.base import STANDARD_TEXT, TaskSpec, TextVariant
 from harness.envs.nle_actions import NamedAction, action_list_text, minihack_vocabulary
 from harness.envs.nle_game import NLEGameEnv
 from harness.envs.progression import minihack_progression
@@ -30,6 +30,21 @@ BOXOBAN_LEVELS = Path(str(resources.files("harness.envs") / "data" / "boxoban-le
 _TASK_SUCCESSFUL = 2  # MiniHack's end_status on the step that solves the task
 GAME_STEP_LIMIT = 100  # BALROG's max_episode_steps: game steps, each --More-- page included
 
+# Each task's goal as BALROG states it (MazeWalk: only "get as far as you can").
+_EXPLORE = "Explore the level and reach the staircase down."
+_BOXOBAN = ("This is Boxoban, a box-pushing puzzle like Sokoban: push the boulders onto the "
+            "fountains. Walking into a boulder pushes it, unless something stands behind it.")  # fmt: skip
+_QUEST = ("Explore the level, fight monsters, and find your way through rooms and mazes to "
+          "the staircase down.")  # fmt: skip
+GOALS: dict[str, str] = {
+    "Boxoban-Hard": _BOXOBAN, "Boxoban-Medium": _BOXOBAN,
+    "MazeWalk-9x9": "Get as far as you can in the game.",
+    "MazeWalk-15x15": "Get as far as you can in the game.",
+    "Corridor-R3": _EXPLORE, "CorridorBattle-Dark": _EXPLORE,
+    "Quest-Easy": _QUEST, "Quest-Medium": _QUEST,
+}  # fmt: skip
+
+# The "tips" variant's more precise goals.
 TASKS: dict[str, str] = {
     "Boxoban-Hard": "Push the four boulders (`0`) onto the four fountains ({) in this "
     "Sokoban puzzle. Boulders move when you walk into them and cannot be pulled.",
@@ -47,17 +62,29 @@ TASKS: dict[str, str] = {
     "the lava to the staircase down (>) using the items you find.",
 }
 
-INSTRUCTIONS = """You play a MiniHack task (NetHack engine): {goal}
-The episode ends when the task is solved (success), when you die, or at the step limit.
+INSTRUCTIONS = """You are playing a MiniHack task (NetHack's engine).
 
 Actions (answer with exactly one name; the key it sends is in parentheses):
 {actions}
 
-Tips:
+Repeating one action gains nothing when nothing changes.
+
+{goal}
+"""
+
+TIPS = """
+More tips:
+- {task_goal}
+- The episode ends when the task is solved (success), when you die, or at the step limit.
 - The map uses @ for you, > for the staircase down, letters for monsters, ` or 0 for
   boulders, {{ for fountains, # for corridors, | and - for walls.
 - Keep track of where you have been: dead ends and explored areas are easy to forget.
 """
+
+
+def instructions(task: str, vocabulary: tuple[NamedAction, ...], text: TextVariant) -> str:
+    standard = INSTRUCTIONS.format(actions=action_list_text(vocabulary), goal=GOALS[task])
+    return standard + TIPS.format(task_goal=TASKS[task]) if text.instructions == "tips" else standard
 
 
 def _load_levels(directory: Path) -> list[str]:
@@ -75,7 +102,7 @@ def _load_levels(directory: Path) -> list[str]:
 class MiniHackEnv(NLEGameEnv):
     """One MiniHack task; progression 1 when solved, else 0."""
 
-    def __init__(self, task: str) -> None:
+    def __init__(self, task: str, text: TextVariant = STANDARD_TEXT) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown MiniHack task {task!r}; tasks: {', '.join(TASKS)}")
         self._task = task
@@ -84,7 +111,8 @@ class MiniHackEnv(NLEGameEnv):
             boxohack.LEVELS_PATH = str(BOXOBAN_LEVELS)  # read by the constructor below
         # BALROG's settings: a random role ("@", drawn from the seeded game RNG, so a seed still
         # gives one game), autopickup off, and 100 game steps (--More-- pages count, as there)
-        super().__init__(f"MiniHack-{task}-v0", game_step_limit=GAME_STEP_LIMIT, character="@", autopickup=False)
+        super().__init__(f"MiniHack-{task}-v0", game_step_limit=GAME_STEP_LIMIT, text=text,
+                         character="@", autopickup=False)  # fmt: skip
         if task.startswith("Boxoban"):
             subset = "hard" if task == "Boxoban-Hard" else "medium/train"
             self._boxoban_levels = _load_levels(BOXOBAN_LEVELS / subset)
@@ -95,9 +123,7 @@ class MiniHackEnv(NLEGameEnv):
             name=task,
             actions=names,
             default_action="north",  # as BALROG: every task can move north
-            instructions=INSTRUCTIONS.format(
-                goal=TASKS[task], actions=action_list_text(self.vocabulary)
-            ),
+            instructions=instructions(task, self.vocabulary, text),
         )
         self._solved = False
 

@@ -17,15 +17,23 @@ import gymnasium as gym
 import nle.nethack as nh
 import numpy as np
 
-from harness.envs.base import Observation, StepResult, TaskSpec, check_action
+from harness.envs.base import (
+    STANDARD_TEXT,
+    Observation,
+    StepResult,
+    TaskSpec,
+    TextVariant,
+    check_action,
+)
 from harness.envs.nle_actions import NamedAction
-from harness.envs.nle_text import message_text, observation_text
+from harness.envs.nle_language import terminal_message
+from harness.envs.nle_text import VIEWS
 
 OBSERVATION_KEYS = (
-    "glyphs", "chars", "blstats", "message", "tty_chars", "inv_letters", "inv_strs",
+    "glyphs", "chars", "blstats", "message", "tty_chars", "tty_cursor", "inv_letters", "inv_strs",
 )  # fmt: skip
 _MORE_KEY = ord("\r")
-_MORE_MARKER = b"--More--"
+_MORE_MARKER = "--More--"
 _MAX_AUTO_MORE = 32  # a game message chain longer than this is left for the agent to page
 
 
@@ -39,8 +47,11 @@ class NLEGameEnv(abc.ABC):
 
     spec: TaskSpec
 
-    def __init__(self, gym_id: str, game_step_limit: int | None = None, **make_kwargs: Any) -> None:
+    def __init__(self, gym_id: str, game_step_limit: int | None = None,
+                 text: TextVariant = STANDARD_TEXT, **make_kwargs: Any) -> None:  # fmt: skip
         self._gym_id = gym_id
+        self.text = text
+        self._view = VIEWS[text.observation]
         self._make_kwargs = make_kwargs
         self._env = self._make()
         if game_step_limit is not None:
@@ -104,26 +115,25 @@ class NLEGameEnv(abc.ABC):
         observation, _ = self._env.reset()
         self._observation = copy_observation(observation)
         self._start_episode(self._observation)
-        messages = [message_text(self._observation["message"])]
-        return Observation(
-            text=observation_text(self._observation, messages), raw=self._observation
-        )
+        message = terminal_message(self._observation["tty_chars"])
+        return Observation(text=self._view(self._observation, message), raw=self._observation)
 
     def step(self, action: str) -> StepResult:
         check_action(self.spec, action)
         observation, reward, done, truncated, info = self._env.step(self._index_of[action])
-        messages = [message_text(observation["message"])]
+        message = terminal_message(observation["tty_chars"])
         total_reward = float(reward)
         pages = 0
         while (
             not done
             and self._more_index is not None
             and pages < _MAX_AUTO_MORE
-            and _MORE_MARKER in observation["tty_chars"].tobytes()
+            and _MORE_MARKER in message
         ):
-            # Page through "--More--" so the agent reads the whole message in one step.
+            # Page through "--More--" so the agent reads the whole message in one step, each
+            # page's text after the last (BALROG's skip_more does the same).
             observation, reward, done, truncated, info = self._env.step(self._more_index)
-            messages.append(message_text(observation["message"]))
+            message = message.replace(_MORE_MARKER, "\n") + terminal_message(observation["tty_chars"])
             total_reward += float(reward)
             pages += 1
         # A task's own step limit comes back as a terminated game with end_status ABORTED (-1).
@@ -136,9 +146,7 @@ class NLEGameEnv(abc.ABC):
         truncated = bool(truncated) or aborted or self._truncated(self._observation)
         done = bool(done) and not aborted
         return StepResult(
-            observation=Observation(
-                text=observation_text(self._observation, messages), raw=self._observation
-            ),
+            observation=Observation(text=self._view(self._observation, message), raw=self._observation),
             reward=total_reward,
             done=bool(done),
             truncated=truncated and not done,

@@ -1,8 +1,12 @@
 """Text observations for NLE games (NetHack, MiniHack), written from NLE's own arrays.
 
-The text has five parts: the game message, a language description of nearby things
-(BALROG-style distance words and compass directions), the map rows as the terminal shows
-them, the two status lines, and the inventory.
+Two views, chosen by the suite's `observation` setting:
+- "balrog" (the standard): what BALROG's hybrid prompt gives the model: the message, the
+  language observation (`nle_language`), the cursor, the terminal rows 1-23 (map and status
+  lines; trailing blanks trimmed), and the inventory.
+- "rich": the message, the nearest few of each kind of thing with 8-way directions, the map
+  rows cropped to the part in use, the status lines, and the inventory.
+Both read the message as BALROG does, from the terminal: whole menus and text windows.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 import nle.nethack as nh
 import numpy as np
 
+from harness.envs.nle_language import cursor_text, language_view
 from harness.envs.spatial import compass_direction, distance_word
 
 _BORING_CMAP = {0, 19, 20}  # solid rock / unexplored, lit floor, dark floor
@@ -79,11 +84,6 @@ _SHOWN_PER_KIND = {_FEATURE: 1, _THING: 3}  # how many of one name the text plac
 
 def _decode(row: np.ndarray) -> str:
     return bytes(row).split(b"\0", 1)[0].decode("latin-1")
-
-
-def message_text(message: np.ndarray) -> str:
-    """The game's top-line message as text."""
-    return _decode(message).strip()
 
 
 def describe_surroundings(glyphs: np.ndarray, player_x: int, player_y: int) -> str:
@@ -160,12 +160,34 @@ def inventory_text(inv_letters: np.ndarray, inv_strs: np.ndarray) -> str:
     return "\n".join(lines) if lines else "(empty)"
 
 
-def observation_text(observation: Mapping[str, Any], messages: list[str]) -> str:
-    """The full text view from NLE arrays plus the messages gathered during the step."""
-    blstats = observation["blstats"]
-    message = " ".join(text for text in messages if text) or "(no message)"
+def terminal_rows(tty_chars: np.ndarray) -> str:
+    """Terminal rows 1-23 (the map and the two status lines), trailing blanks trimmed."""
+    return "\n".join(_screen_rows(tty_chars, 1, tty_chars.shape[0]))
+
+
+def balrog_view(observation: Mapping[str, Any], message: str) -> str:
+    """The standard view: the same information as BALROG's hybrid NetHack prompt."""
+    blstats, cursor = observation["blstats"], observation["tty_cursor"]
+    x, y = int(blstats[nh.NLE_BL_X]), int(blstats[nh.NLE_BL_Y])
     sections = [
-        f"Message: {message}",
+        f"Message:\n{message}",
+        "Language observation:\n" + language_view(observation["glyphs"], x, y),
+        f"Cursor:\n{cursor_text(observation['glyphs'], x, y, cursor)}\n"
+        f"(x={int(cursor[1])}, y={int(cursor[0])})",
+        "Screen:\n" + terminal_rows(observation["tty_chars"]),
+    ]
+    if "inv_letters" in observation:
+        sections.append(
+            "Inventory:\n" + inventory_text(observation["inv_letters"], observation["inv_strs"])
+        )
+    return "\n\n".join(sections)
+
+
+def rich_view(observation: Mapping[str, Any], message: str) -> str:
+    """The "rich" view: nearest things, cropped map, status lines, inventory."""
+    blstats = observation["blstats"]
+    sections = [
+        f"Message: {message or '(no message)'}",
         "Nearby:\n" + describe_surroundings(
             observation["glyphs"], int(blstats[nh.NLE_BL_X]), int(blstats[nh.NLE_BL_Y])
         ),
@@ -177,3 +199,6 @@ def observation_text(observation: Mapping[str, Any], messages: list[str]) -> str
             "Inventory:\n" + inventory_text(observation["inv_letters"], observation["inv_strs"])
         )
     return "\n\n".join(sections)
+
+
+VIEWS = {"balrog": balrog_view, "rich": rich_view}

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.envs import make_env, tasks_of
-from harness.envs.base import GameEnv, InvalidActionError, StepResult
+from harness.envs.base import GameEnv, InvalidActionError, StepResult, TextVariant
 from harness.envs.wire import wait_readable
 
 PROTOCOL_VERSION = 1
@@ -84,7 +84,10 @@ class _Session(socketserver.StreamRequestHandler):
             if op == "make":
                 if self.game is not None:
                     self.game.close()
-                self.game = self.server.factory(self.server.env_name, request.get("task"))
+                text = TextVariant(**request.get("text") or {})
+                # a factory of another kind (tests, benches) need not know text variants
+                extra = {} if text.is_standard else {"text": text}
+                self.game = self.server.factory(self.server.env_name, request.get("task"), **extra)
                 return {"ok": True, "spec": asdict(self.game.spec)}, True
             if op == "info":
                 return {"ok": True, **self.server.describe()}, True
@@ -108,9 +111,9 @@ class _EnvService:
     """What both server kinds share: the env they serve and how they make its games."""
 
     env_name: str
-    factory: Callable[[str, str | None], GameEnv]
+    factory: Callable[..., GameEnv]
 
-    def _setup(self, env_name: str, factory: Callable[[str, str | None], GameEnv]) -> None:
+    def _setup(self, env_name: str, factory: Callable[..., GameEnv]) -> None:
         if factory is make_env:
             tasks_of(env_name)  # fail early on an unknown env
         self.env_name, self.factory = env_name, factory

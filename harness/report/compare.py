@@ -1,7 +1,7 @@
 """`harness compare BASELINE CANDIDATE`: a paired comparison on the seeds both runs share.
 
-Pairs are episodes with the same env, task and seed. Runs whose step caps, tasks or harness
-versions differ are refused (the comparison would not be fair), with the reason. The delta
+Pairs are episodes with the same env, task and seed. Runs whose step caps, tasks, text
+variants (what the model read) or harness versions differ are refused (the comparison would not be fair), with the reason. The delta
 per env and overall (unweighted mean of envs) comes with a bootstrap 95% interval; the
 candidate is significantly worse when the interval lies wholly below -min_delta.
 """
@@ -70,6 +70,11 @@ def _check_comparable(runs: dict[str, Run], allow_incomplete: bool) -> None:
         raise CompareError(f"the runs planned different episodes (suites {base.suite.name} and {cand.suite.name}): "
                            f"only the baseline has {sorted(base_keys - cand_keys)[:5] or 'none'}, "
                            f"only the candidate {sorted(cand_keys - base_keys)[:5] or 'none'}")  # fmt: skip
+    texts = (base.suite.text, cand.suite.text)
+    if texts[0] != texts[1]:
+        shown = [t.model_dump() if t else "the text from before variants were recorded" for t in texts]
+        raise CompareError(f"the models read different text (observation and instructions variants): "
+                           f"baseline {shown[0]}, candidate {shown[1]}")  # fmt: skip
     for env in set(base.suite.envs) & set(cand.suite.envs):
         caps = base.suite.envs[env].max_steps, cand.suite.envs[env].max_steps
         if caps[0] != caps[1]:

@@ -15,6 +15,7 @@ import datetime
 from collections import Counter
 from pathlib import Path
 
+from harness.envs.base import STANDARD_TEXT, TextVariant
 from harness.report.verify_episode import check_episode, differences, mismatch
 from harness.runs.layout import EPISODE_FILE, VERIFICATION_FILE, RunDir, atomic_write_json
 from harness.runs.read import RecordError, Run, read_episode, read_run, read_steps
@@ -46,17 +47,26 @@ def _check_suite(record: RunRecord, warnings: list[str]) -> list[MismatchRecord]
         warnings.append(f"the suite {record.suite.name!r} could not be rebuilt from its file, so run.json's "
                         f"suite is unchecked: {error}")  # fmt: skip
         return []
+    problems = []
+    recorded_text = record.suite.text.model_dump(mode="json") if record.suite.text else None
+    if recorded_text is None:
+        warnings.append("run.json does not say which text variants the model read (recorded before "
+                        "variants existed): its observations are replayed as the standard text")  # fmt: skip
+    elif recorded_text != suite.text.to_json():
+        problems.append(mismatch("run.json/suite", None, f"the text variants {recorded_text} differ from "
+                                 f"{suite.text.to_json()}, which the name {record.suite.name!r} stands for"))  # fmt: skip
     expected = suite.to_json()["envs"]
     recorded = {env: plan.model_dump(mode="json") for env, plan in record.suite.envs.items()}
     if recorded == expected:
-        return []
+        return problems
     changed = sorted(env for env in set(expected) | set(recorded) if expected.get(env) != recorded.get(env))
-    return [mismatch("run.json/suite", None, f"the suite differs from {record.suite.name!r} as its file defines it, "
+    return problems + [mismatch("run.json/suite", None, f"the suite differs from {record.suite.name!r} as its file defines it, "
                                              f"in {', '.join(changed)}: recorded {recorded}, defined {expected}")]  # fmt: skip
 
 
 def _check_episodes(run: Run, report: VerificationRecord) -> None:
     planned = run.record.suite
+    text = TextVariant(**planned.text.model_dump()) if planned.text else STANDARD_TEXT
     seen: Counter[str] = Counter()
     for folder in run.dir.episode_dirs():
         where = str(folder.relative_to(run.root))
@@ -75,7 +85,7 @@ def _check_episodes(run: Run, report: VerificationRecord) -> None:
             continue
         if (folder.parent.parent.name, folder.parent.name, folder.name) != (episode.env, episode.task, str(episode.seed)):
             report.mismatches.append(mismatch(episode.key, None, f"episode.json names another episode than its folder {where}"))
-        problems, replayed = check_episode(folder, episode, steps, plan)
+        problems, replayed = check_episode(folder, episode, steps, plan, text)
         report.mismatches += problems
         report.episodes_checked += 1
         report.steps_replayed += replayed

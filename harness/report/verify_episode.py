@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.envs import make_env
+from harness.envs import STANDARD_TEXT, TextVariant, make_env
 from harness.memory.replay import final_memory
 from harness.runs.derive import derived_totals, played
 from harness.runs.layout import MEMORY_DIR
@@ -43,7 +43,8 @@ def differences(recorded: Any, expected: Any, path: str) -> list[tuple[str, Any,
     return [] if recorded == expected else [(path, recorded, expected)]
 
 
-def check_episode(folder: Path, episode: EpisodeRecord, steps: list[StepRecord], plan: EnvPlanRecord) -> tuple[list[MismatchRecord], int]:
+def check_episode(folder: Path, episode: EpisodeRecord, steps: list[StepRecord], plan: EnvPlanRecord,
+                  text: TextVariant = STANDARD_TEXT) -> tuple[list[MismatchRecord], int]:  # fmt: skip
     """Mismatches of one episode of the suite and the number of steps replayed."""
     key = episode.key
     problems: list[MismatchRecord] = []
@@ -55,7 +56,7 @@ def check_episode(folder: Path, episode: EpisodeRecord, steps: list[StepRecord],
     moves = played(steps)
     if any(s.action is None for s in steps[:-1]):
         problems.append(mismatch(key, None, "an unplayed step sits before played ones"))
-    replay_problems, replayed = _replay(key, episode, moves)
+    replay_problems, replayed = _replay(key, episode, moves, text)
     problems += replay_problems
     problems += _check_totals(key, episode, steps)
     problems += _check_status(key, episode, steps)
@@ -63,8 +64,9 @@ def check_episode(folder: Path, episode: EpisodeRecord, steps: list[StepRecord],
     return problems, replayed
 
 
-def _replay(key: str, episode: EpisodeRecord, moves: list[StepRecord]) -> tuple[list[MismatchRecord], int]:
-    game = make_env(episode.env, episode.task)
+def _replay(key: str, episode: EpisodeRecord, moves: list[StepRecord],
+            text: TextVariant) -> tuple[list[MismatchRecord], int]:  # fmt: skip
+    game = make_env(episode.env, episode.task, text)
     replayed = 0
     try:
         observation = game.reset(episode.seed).text

@@ -15,7 +15,7 @@ from harness.models.client import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE
 RESULT_KEYS = (
     "submission.hash",
     "model.endpoint", "model.name", "model.kind", "model.adapter_hash", "model.adapter_routines",
-    "suite.name", "suite.envs",
+    "suite.name", "suite.envs", "suite.text",
     "harness_version",
     "sampling",
     "options.step_timeout_s", "options.model_timeout_s", "options.env_timeout_s", "options.episode_timeout_s",

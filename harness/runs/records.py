@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: run.json suite.text (the text variants the model read)
 SCHEMA_MAJOR = 1
 
 EpisodeStatus = Literal["completed", "truncated", "errored"]
@@ -166,11 +166,19 @@ class EnvPlanRecord(Record):
     max_steps: int
 
 
+class TextRecord(Record):
+    observation: str
+    instructions: str
+
+
 class SuiteRecord(Record):
     name: str
     description: str = ""
     source: str = ""
     envs: dict[str, EnvPlanRecord]
+    text: TextRecord | None = Field(
+        None, description="the observation and instructions variants the model read "
+        "(None: recorded before variants existed, with the text of that time)")
 
     def episode_keys(self) -> list[str]:
         """Every planned episode as env/task/seed."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from harness.envs import ENV_NAMES, tasks_of
+from harness.envs import ENV_NAMES, STANDARD_TEXT, TextVariant, tasks_of
 
 SUITES_DIR = Path(__file__).resolve().parents[2] / "suites"
 
@@ -27,11 +27,13 @@ class Suite:
     description: str
     envs: tuple[EnvPlan, ...]
     source: str
+    text: TextVariant = STANDARD_TEXT  # which observation and instructions the model reads
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "source": self.source,
                 "envs": {p.env: {"tasks": list(p.tasks), "seeds": list(p.seeds), "max_steps": p.max_steps}
-                         for p in self.envs}}  # fmt: skip
+                         for p in self.envs},
+                "text": self.text.to_json()}  # fmt: skip
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -68,7 +70,11 @@ def load_suite(name_or_path: str) -> Suite:
                 raise ValueError(f"{path}: unknown {env} task {task!r}; tasks: {', '.join(tasks_of(env))}")
         seeds = parse_seeds(",".join(map(str, plan["seeds"]))) if isinstance(plan.get("seeds"), list) else parse_seeds(plan.get("seeds", "0"))
         plans.append(EnvPlan(env, tasks, seeds, int(plan["max_steps"])))
-    return Suite(str(data.get("name", path.stem)), str(data.get("description", "")), tuple(plans), str(path))
+    try:
+        text = TextVariant(str(data.get("observation", "balrog")), str(data.get("instructions", "balrog")))
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return Suite(str(data.get("name", path.stem)), str(data.get("description", "")), tuple(plans), str(path), text)
 
 
 def narrow(suite: Suite, envs: tuple[str, ...] = (), seeds: tuple[int, ...] | None = None,
@@ -94,8 +100,29 @@ def narrow(suite: Suite, envs: tuple[str, ...] = (), seeds: tuple[int, ...] | No
         changes.append(f"seeds=+{seed_offset}")
     if max_steps and any(plan.max_steps != max_steps for plan in suite.envs):
         changes.append(f"max_steps={max_steps}")
-    name = f"{suite.name}[{';'.join(changes)}]" if changes else suite.name
-    return Suite(name, suite.description, plans, suite.source)
+    return Suite(_derived_name(suite.name, changes), suite.description, plans, suite.source, suite.text)
+
+
+def _derived_name(name: str, changes: list[str]) -> str:
+    """'standard' + ['seeds=0'] -> 'standard[seeds=0]'; adds to a name already derived."""
+    if not changes:
+        return name
+    base, earlier = parse_derived_name(name)
+    parts = {**earlier, **dict(change.split("=", 1) for change in changes)}
+    ordered = sorted(parts.items(), key=lambda item: _NAME_PARTS.index(item[0]))
+    return f"{base}[{';'.join(f'{key}={value}' for key, value in ordered)}]"
+
+
+_NAME_PARTS = ("envs", "seeds", "max_steps", "observation", "instructions")  # order in a name
+
+
+def with_text(suite: Suite, observation: str | None = None, instructions: str | None = None) -> Suite:
+    """The suite whose model reads another observation or instructions variant. The name
+    says so ('standard[observation=rich]'): its numbers are not the standard's."""
+    text = TextVariant(observation or suite.text.observation, instructions or suite.text.instructions)
+    changes = [f"{key}={value}" for key, value in text.to_json().items()
+               if value != getattr(suite.text, key)]  # fmt: skip
+    return Suite(_derived_name(suite.name, changes), suite.description, suite.envs, suite.source, text)
 
 
 def seed_option(text: str | None) -> tuple[tuple[int, ...] | None, int]:
@@ -143,12 +170,13 @@ def rederived(name: str, source: str = "") -> Suite:
     """The suite a run's recorded name stands for, built again from its file: the suite file
     the run recorded if it is still there, else suites/BASE.yaml, narrowed as the name says."""
     base, changes = parse_derived_name(name)
-    unknown = set(changes) - {"envs", "seeds", "max_steps"}
+    unknown = set(changes) - set(_NAME_PARTS)
     if unknown:
         raise ValueError(f"suite name {name!r} has unknown parts: {', '.join(sorted(unknown))}")
     suite = load_suite(source) if source and Path(source).is_file() else load_suite(base)
     if suite.name != base:
         suite = load_suite(base)
     seeds, offset = seed_option(changes.get("seeds"))
-    return narrow(suite, tuple(changes["envs"].split(",")) if "envs" in changes else (), seeds,
-                  int(changes["max_steps"]) if "max_steps" in changes else None, offset)  # fmt: skip
+    narrowed = narrow(suite, tuple(changes["envs"].split(",")) if "envs" in changes else (), seeds,
+                      int(changes["max_steps"]) if "max_steps" in changes else None, offset)  # fmt: skip
+    return with_text(narrowed, changes.get("observation"), changes.get("instructions"))

@@ -19,7 +19,7 @@ from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, ne
 from harness.runs.read import RecordError, read_record
 from harness.runs.records import Results
 from harness.runs.scheduler import RunStopped
-from harness.runs.suites import Suite, load_suite, narrow, seed_sets, with_seeds
+from harness.runs.suites import Suite, load_suite, narrow, seed_sets, with_seeds, with_text
 from harness.tracks.eval import EMBEDDED, EvalOptions, run_eval
 from harness.tracks.meta import MetaModel
 from harness.tracks.records import HeldOutReport, Paired, RunFigures, SeedSplit, TrackRecord
@@ -92,7 +92,8 @@ def split_seeds(base: EvalOptions, selection: str, train: str | None = None) -> 
     """(selection suite, report suite, the split): report = the evaluation's seeds (--seeds or the
     suite's), selection = `selection` (default: each env's report seeds + 500); every env's
     selection, report and training seeds must be pairwise disjoint."""
-    planned = narrow(load_suite(base.suite), tuple(base.env), None, base.max_steps)
+    planned = with_text(narrow(load_suite(base.suite), tuple(base.env), None, base.max_steps),
+                        base.observation, base.instructions)  # fmt: skip
     report, chosen = with_seeds(planned, base.seeds), with_seeds(planned, selection)
     sets = {"report": seed_sets(report), "selection": seed_sets(chosen)}
     if train is not None:

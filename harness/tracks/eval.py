@@ -28,7 +28,7 @@ from harness.runs.read import RecordError, read_run
 from harness.runs.records import Results, RunRecord, validated
 from harness.runs.results import aggregate
 from harness.runs.scheduler import EpisodeJob, Interrupted, RunStopped, Scheduler
-from harness.runs.suites import Suite, load_suite, narrow, seed_option
+from harness.runs.suites import Suite, load_suite, narrow, seed_option, with_text
 from harness.runtime import get_runtime
 
 EMBEDDED = "embedded"
@@ -57,6 +57,8 @@ class EvalOptions:
     env_timeout_s: float = 300.0  # one game call, enforced from outside the worker
     episode_timeout_s: float | None = None  # wall clock per episode (default: 1 h or 30 s a step)
     max_consecutive_failures: int = 3  # infrastructure failures in a row before no new episode starts
+    observation: str | None = None  # text variants instead of the suite's (None: the suite's)
+    instructions: str | None = None
     show_progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in run.json (e.g. track info)
 
@@ -161,7 +163,8 @@ def _episode_jobs(run: RunDir, suite: Suite, submission: Submission, model: Mode
                 spec = EpisodeSpec(env=plan.env, task=task, seed=seed, max_steps=plan.max_steps,
                                    episode_dir=str(run.episode_dir(plan.env, task, seed).resolve()),
                                    step_timeout_s=options.step_timeout_s, env_timeout_s=options.env_timeout_s,
-                                   episode_timeout_s=episode_timeout)  # fmt: skip
+                                   episode_timeout_s=episode_timeout, observation=suite.text.observation,
+                                   instructions=suite.text.instructions)  # fmt: skip
                 jobs.append(EpisodeJob(spec, str(submission.directory), model))
     return jobs
 
@@ -194,7 +197,8 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
     """Evaluate a submission on a suite; returns the run directory and results.json."""
     submission = check_submission(options.submission)
     seeds, offset = seed_option(options.seeds)
-    suite = narrow(load_suite(options.suite), tuple(options.env), seeds, options.max_steps, offset)
+    suite = with_text(narrow(load_suite(options.suite), tuple(options.env), seeds, options.max_steps, offset),
+                      options.observation, options.instructions)  # fmt: skip
     run = _prepare_run(options, submission, suite)
     run.root.mkdir(parents=True, exist_ok=True)
     runtime = get_runtime(options.runtime, run_id=run.run_id, ray_address=options.ray_address)

@@ -1,0 +1,247 @@
+"""The standard text is BALROG's information (issue 10 parts 5-7): one test per rule, and a
+golden text per env for a fixed seed and action list.
+
+Golden files live in tests/golden/; after a deliberate change of the text, rewrite them with
+`HARNESS_WRITE_GOLDEN=1 pytest tests/test_text_views.py` and re-record the stored runs.
+"""
+
+import os
+from pathlib import Path
+
+import nle.nethack as nh
+import numpy as np
+import pytest
+
+from harness.envs import TextVariant, make_env
+from harness.envs.nle_language import (
+    cursor_text,
+    describe,
+    direction_word,
+    distance_word,
+    language_view,
+    pluralize,
+    terminal_message,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+CMAP = {"floor": 19, "vertical wall": 1, "horizontal wall": 2, "doorway": 12, "vertical closed door": 15,
+        "fountain": 31, "arrow trap": 42, "dark area": 0}  # fmt: skip
+
+
+# -- the language observation's rules ------------------------------------------------------
+@pytest.mark.parametrize("dx, dy, word", [
+    (1, 0, "adjacent"), (1, 1, "adjacent"), (2, 0, "very near"), (0, 3, "near"), (5, 5, "near"),
+    (6, 0, "far"), (19, 3, "far"), (20, 0, "very far"), (-40, 2, "very far"),
+])  # fmt: skip
+def test_distance_words_by_king_moves(dx: int, dy: int, word: str) -> None:
+    assert distance_word(dx, dy) == word
+
+
+@pytest.mark.parametrize("dx, dy, word", [
+    (0, -5, "north"), (1, -3, "northnortheast"), (2, -2, "northeast"), (3, -1, "eastnortheast"),
+    (4, 0, "east"), (3, 1, "eastsoutheast"), (2, 2, "southeast"), (1, 3, "southsoutheast"),
+    (0, 1, "south"), (-1, 3, "southsouthwest"), (-2, 2, "southwest"), (-3, 1, "westsouthwest"),
+    (-7, 0, "west"), (-3, -1, "westnorthwest"), (-1, -1, "northwest"), (-1, -3, "northnorthwest"),
+])  # fmt: skip
+def test_sixteen_directions(dx: int, dy: int, word: str) -> None:
+    assert direction_word(dx, dy) == word
+
+
+def test_lines_go_farthest_first_then_clockwise_with_plurals_for_repeats() -> None:
+    things = [("wall", 0, -2), ("wall", 2, -2), ("wall", -2, 0), ("newt", 1, 0), ("wall", 0, -2),
+              ("fountain", 10, 0), ("newt", -1, 0), ("newt", 0, 1)]  # fmt: skip
+    assert describe(things) == [
+        "fountain far east",
+        "wall very near northeast and west",
+        "walls very near north",
+        "newt adjacent east, south, and west",
+    ]
+
+
+@pytest.mark.parametrize("noun, plural", [
+    ("newt", "newts"), ("jackal", "jackals"), ("fly", "flies"), ("monkey", "monkeys"), ("dwarf", "dwarves"),
+    ("box", "boxes"), ("lich", "liches"), ("scroll labeled FOO", "scrolls labeled FOO"),
+    ("worthless piece of red glass", "worthless pieces of red glass"), ("high boots", "high boots"),
+    ("iron bars", "iron bars"), ("lava", "areas of lava"),
+    ("unknown creature causing you worry", "unknown creatures causing you worry"),
+])  # fmt: skip
+def test_plurals(noun: str, plural: str) -> None:
+    assert pluralize(noun) == plural
+
+
+def _map(player: tuple[int, int] = (40, 10)) -> np.ndarray:
+    glyphs = np.full((21, 79), nh.GLYPH_CMAP_OFF + CMAP["floor"], dtype=np.int16)
+    glyphs[player[1], player[0]] = nh.GLYPH_MON_OFF  # a monster glyph: the player's own square
+    return glyphs
+
+
+def _put(glyphs: np.ndarray, player: tuple[int, int], dx: int, dy: int, glyph: int) -> None:
+    glyphs[player[1] + dy, player[0] + dx] = glyph
+
+
+def test_walls_traps_and_doorways_only_along_the_eight_rays_up_to_nine_squares() -> None:
+    player, glyphs = (40, 10), _map()
+    cmap = {name: nh.GLYPH_CMAP_OFF + index for name, index in CMAP.items()}
+    _put(glyphs, player, 3, 0, cmap["vertical wall"])   # east: shown, ends the ray
+    _put(glyphs, player, 5, 0, cmap["vertical wall"])   # behind it: hidden
+    _put(glyphs, player, 2, 2, cmap["arrow trap"])      # southeast: a trap does not end the ray
+    _put(glyphs, player, 4, 4, cmap["horizontal wall"])  # behind the trap: shown
+    _put(glyphs, player, 0, -9, cmap["doorway"])        # north, 9 squares: shown
+    _put(glyphs, player, -2, 0, cmap["vertical closed door"])  # west: whole-map feature
+    _put(glyphs, player, -4, 0, cmap["vertical wall"])  # a closed door does not end the ray
+    _put(glyphs, player, 2, 1, cmap["vertical wall"])   # off every ray: not shown
+    _put(glyphs, player, -1, 0, cmap["floor"])
+    lines = language_view(glyphs, *player).splitlines()
+    assert lines == [
+        "doorway far north",
+        "vertical wall near east and west",
+        "horizontal wall near southeast",
+        "arrow trap very near southeast",
+        "vertical closed door very near west",
+    ]
+    glyphs[player[1] - 9, player[0]] = cmap["floor"]
+    glyphs[player[1] - 10, player[0]] = cmap["doorway"]  # 10 squares out: past the ray
+    assert "doorway" not in language_view(glyphs, *player)
+
+
+def test_dark_area_ends_a_ray_and_whole_map_things_show_anywhere() -> None:
+    player, glyphs = (40, 10), _map()
+    _put(glyphs, player, 0, 1, nh.GLYPH_CMAP_OFF + CMAP["dark area"])
+    _put(glyphs, player, 0, 3, nh.GLYPH_CMAP_OFF + CMAP["vertical wall"])  # behind the dark area
+    _put(glyphs, player, 30, 7, nh.GLYPH_CMAP_OFF + CMAP["fountain"])  # far off any ray
+    _put(glyphs, player, -25, -3, nh.GLYPH_PET_OFF + nh.glyph_to_mon(nh.GLYPH_MON_OFF + 5))
+    text = language_view(glyphs, *player)
+    pet = nh.permonst(5).mname
+    assert text.splitlines() == [
+        "fountain very far eastsoutheast",
+        f"tame {pet} very far westnorthwest",
+        "dark area adjacent south",
+    ]
+
+
+def test_objects_read_as_the_player_sees_them() -> None:
+    player, glyphs = (40, 10), _map()
+    scroll = next(i for i in range(nh.NUM_OBJECTS) if ord(nh.objclass(i).oc_class) == nh.SCROLL_CLASS
+                  and nh.OBJ_DESCR(nh.objclass(i)))  # fmt: skip
+    _put(glyphs, player, 1, 0, nh.GLYPH_OBJ_OFF + scroll)
+    assert language_view(glyphs, *player) == f"scroll labeled {nh.OBJ_DESCR(nh.objclass(scroll))} adjacent east"
+
+
+def _tty(*rows: str) -> np.ndarray:
+    screen = np.full((24, 80), ord(" "), dtype=np.uint8)
+    for index, row in enumerate(rows):
+        screen[index, : len(row)] = list(row.encode())
+    return screen
+
+
+def test_message_is_the_top_row_or_a_whole_window_down_to_its_end_marker() -> None:
+    assert terminal_message(_tty("You see here a newt corpse.", "", "  ---")) == "You see here a newt corpse."
+    menu = _tty("                    Weapons", "                    a - a mace", "", "                    (end)")
+    assert terminal_message(menu) == "Weapons\na - a mace\n(end)"
+    pages = _tty("  Things", "  a - one", "  (1 of 2)", "  later row")
+    assert terminal_message(pages) == "Things\na - one\n(1 of 2)"
+    more = _tty("You hit the newt.--More--")
+    assert terminal_message(more) == "You hit the newt.--More--"
+    assert terminal_message(_tty()) == ""
+
+
+def test_cursor_on_the_player_on_the_map_or_off_it() -> None:
+    player, glyphs = (40, 10), _map()
+    _put(glyphs, player, 3, 0, nh.GLYPH_CMAP_OFF + CMAP["fountain"])
+    me = nh.permonst(0).mname
+    assert cursor_text(glyphs, *player, np.array([11, 40])) == f"Yourself a {me}"
+    assert cursor_text(glyphs, *player, np.array([11, 43])) == "near east fountain"
+    assert cursor_text(glyphs, *player, np.array([0, 12])) == ""  # on the message row
+
+
+def test_a_menu_reaches_the_model_whole_with_its_header() -> None:
+    game = make_env("nethack")
+    game.reset(0)
+    text = game.step("inventory").observation.text
+    message = text.split("Message:\n", 1)[1].split("\n\nLanguage observation:", 1)[0]
+    assert message.splitlines()[0] == "Weapons" and message.endswith("(end)")
+    assert "a - a blessed +1 mace (weapon in hand)" in message
+    game.close()
+
+
+# -- Crafter ---------------------------------------------------------------------------------
+def _crafter_scene(layout: dict[tuple[int, int], str]) -> str:
+    """The standard text of a Crafter world made grass around the player, plus `layout`."""
+    game = make_env("crafter")
+    game.reset(0)
+    world = game._game._world  # type: ignore[attr-defined]
+    player = game._game._player  # type: ignore[attr-defined]
+    px, py = (int(v) for v in player.pos)
+    for obj in list(world.objects):
+        if obj is not player:
+            world.remove(obj)
+    for dx in range(-4, 5):
+        for dy in range(-3, 4):
+            world[(px + dx, py + dy)] = layout.get((dx, dy), "grass")
+    player.facing = (0, 1)
+    return game._view(game._game)  # type: ignore[attr-defined]
+
+
+def test_crafter_lists_one_of_each_kind_by_balrogs_leading_axis_rule() -> None:
+    text = _crafter_scene({(-4, 1): "tree", (0, -2): "tree", (0, 1): "sand", (3, 3): "stone"})
+    lines = text.splitlines()
+    # the tree 1 south and 4 west is kept over the one 2 north: BALROG ranks by the first axis
+    assert lines[:3] == ["You see:", "- tree: 1 step south, 4 steps west", "- stone: 3 steps south, 3 steps east"]
+    assert "You face nothing (south)." in lines  # sand, grass and path read as nothing
+
+
+def test_crafter_shows_water_only_at_its_edge() -> None:
+    water = {(dx, dy): "water" for dx in (1, 2, 3) for dy in (-1, 0, 1)}
+    text = _crafter_scene(water)
+    assert "- water: 1 step north, 1 step east" in text
+    inner = _crafter_scene({**{(dx, dy): "water" for dx in range(-4, 5) for dy in range(-3, 4)}, (0, 0): "grass"})
+    assert "water" in inner  # the ring next to the player's grass is an edge
+    assert "You face water (south)." in inner
+
+
+# -- instructions and variants ---------------------------------------------------------------
+def test_standard_instructions_carry_balrogs_information_and_no_tips() -> None:
+    crafter = make_env("crafter").spec.instructions
+    assert "22 achievements" in crafter and "Collect diamond" in crafter and "More tips" not in crafter
+    maze = make_env("minihack", "MazeWalk-9x9").spec.instructions
+    assert "Get as far as you can" in maze and "9x9 maze" not in maze
+    assert "push the boulders onto the fountains" in make_env("minihack", "Boxoban-Hard").spec.instructions
+    nethack = make_env("nethack").spec.instructions
+    assert "letter alone" in nethack and "Pray" not in nethack
+
+
+def test_tips_and_rich_views_are_named_variants() -> None:
+    tips = TextVariant(instructions="tips")
+    assert "More tips" in make_env("crafter", text=tips).spec.instructions
+    assert "9x9 maze" in make_env("minihack", "MazeWalk-9x9", text=tips).spec.instructions
+    rich = make_env("nethack", text=TextVariant(observation="rich")).reset(0).text
+    assert "Nearby:" in rich and "Language observation:" not in rich
+    with pytest.raises(ValueError, match="unknown observation variant"):
+        TextVariant(observation="fancy")
+
+
+# -- golden texts ----------------------------------------------------------------------------
+GOLDEN_EPISODES = {
+    "crafter": ("crafter", 0, ["Move West", "Do", "Move North", "Noop", "Do", "Move East"]),
+    "minihack": ("MazeWalk-9x9", 0, ["west", "west", "north", "south", "east", "east"]),
+    "nethack": ("NetHackChallenge-v0", 0, ["inventory", "esc", "west", "search", "drop", "a", "north"]),
+}
+
+
+def _transcript(env: str) -> str:
+    task, seed, actions = GOLDEN_EPISODES[env]
+    game = make_env(env, task)
+    parts = [f"### instructions\n{game.spec.instructions}", f"### reset({seed})\n{game.reset(seed).text}"]
+    for action in actions:
+        parts.append(f"### {action}\n{game.step(action).observation.text}")
+    game.close()
+    return "\n".join(parts) + "\n"
+
+
+@pytest.mark.parametrize("env", sorted(GOLDEN_EPISODES))
+def test_golden_standard_text(env: str) -> None:
+    path = GOLDEN / f"{env}.txt"
+    text = _transcript(env)
+    if os.environ.get("HARNESS_WRITE_GOLDEN") == "1":
+        path.write_text(text)
+    assert path.read_text() == text, f"the standard {env} text changed; see this file's docstring"
