@@ -226,3 +226,30 @@ def test_verify_cli_names_each_difference(runs: dict[str, RunDir], tmp_path: Pat
     completed = subprocess.run([sys.executable, "-m", "harness.cli", "verify", str(run.root)], capture_output=True, text=True)
     assert completed.returncode == 1
     assert "MISMATCH results.json: envs.crafter.tokens_completion is 5, the episodes give" in completed.stdout
+
+
+def test_compare_refuses_runs_whose_models_read_different_text(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    run = _copy(runs["idle"], tmp_path / "text")
+    info = read_json(run.run_file)
+    assert info["suite"]["text"] == {"observation": "balrog", "instructions": "balrog"}
+    info["suite"]["text"] = {"observation": "rich", "instructions": "balrog"}
+    run.run_file.write_text(json.dumps(info))
+    with pytest.raises(CompareError, match="read different text"):
+        compare(runs["wood"], run)
+    report = verify_run(run)  # the edit is caught: the name stands for the standard text
+    assert any("text variants" in m.problem for m in report.mismatches)
+
+
+def test_a_text_variant_run_replays_and_verifies_under_its_own_name(tmp_path: Path) -> None:
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    with ScriptedModelServer(lambda r: (r.get("structured_outputs") or {}).get("choice", ["x"])[0], owned_by="vllm") as model:
+        submission = write_submission(tmp_path / "wood", WOOD, name="wood")
+        run, _ = run_eval(EvalOptions(submission=str(submission), suite=str(tmp_path / "suite.yaml"), model=model.url,
+                                      runs_dir=str(tmp_path / "runs"), run_id="rich", env=("minihack",),
+                                      observation="rich", instructions="tips", show_progress=False))  # fmt: skip
+    info = read_json(run.run_file)
+    assert info["suite"]["name"] == "wood[envs=minihack;observation=rich;instructions=tips]"
+    assert info["suite"]["text"] == {"observation": "rich", "instructions": "tips"}
+    first = json.loads((run.episode_dir("minihack", "MazeWalk-9x9", 0) / "steps.jsonl").read_text().splitlines()[0])
+    assert first["observation"].startswith("Message: ") and "Nearby:" in first["observation"]
+    assert verify_run(run).verified

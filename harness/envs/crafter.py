@@ -300,6 +300,7 @@ class CrafterEnv:
         self._game = _DeterministicCrafter(seed=int(seed))
         self._game._length = self._length
         self._game.reset()
+        self._game.step(_ACTION_INDEX["Noop"])  # BALROG's reset plays one Noop: the same start
         self._unlocked = set()
         return Observation(text=self._view(self._game), raw=_raw(self._game))
 

@@ -1,4 +1,8 @@
-"""Context baseline: recent history in the prompt, no memory files, one call per step."""
+"""Context baseline: recent history in the prompt, no memory files, one call per step.
+
+Not BALROG's naive agent (that is `submissions/balrog-naive`): this one keeps 3 steps, cuts
+older observations to 400 characters and constrains the answer to the action names.
+"""
 
 from __future__ import annotations
 
