@@ -139,3 +139,11 @@ def test_a_track_resumes_after_its_meta_model_dies(setup: Any) -> None:
     root = run_scaffold_track(options, run_id="crash", resume=True)
     rounds = read_json(root / "lineage.json")["rounds"]
     assert [r["iteration"] for r in rounds] == [0, 1, 2, 3] and rounds[1]["kept"]
+
+
+def test_track_rows_of_a_text_variant_go_to_their_own_table() -> None:
+    from harness.tracks.common import table_name
+
+    assert table_name("scaffold", EvalOptions(submission="s", suite="smoke")) == "scaffold-smoke"
+    assert table_name("memory", EvalOptions(submission="s", suite="suites/standard.yaml", observation="rich",
+                                            instructions="tips")) == "memory-standard-observation-rich-instructions-tips"  # fmt: skip

@@ -65,6 +65,8 @@ def parse_record(model: type[R], data: Any, source: Path | str) -> R:
     if not isinstance(data, dict):
         raise RecordError(f"{source}: expected a JSON object, found {type(data).__name__}")
     check_version(data, source)
+    if "schema_version" in model.model_fields and not data.get("schema_version"):
+        data = {**data, "schema_version": "1.0"}  # written before records carried a version
     try:
         return model.model_validate(data)
     except ValidationError as error:

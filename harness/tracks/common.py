@@ -175,6 +175,14 @@ def write_table(path: Path, title: str, headers: list[str], rows: list[list[Any]
     atomic_write_text(path, text + (f"\n{note}\n" if note else ""))
 
 
+def table_name(kind: str, options: EvalOptions) -> str:
+    """The table a track's row goes to: one per track, suite and text variant, so that rows
+    whose models read different text never share a table ('scaffold-smoke-observation-rich')."""
+    variants = [f"{key}-{value}" for key, value in (("observation", options.observation),
+                                                    ("instructions", options.instructions)) if value not in (None, "balrog")]  # fmt: skip
+    return "-".join([kind, Path(options.suite).stem, *variants])
+
+
 def publish_row(leaderboards_dir: str | None, name: str, row: dict[str, Any], headers: list[str]) -> None:
     """Add (or replace, by track id) this track's row in leaderboards/tracks/<name>.md."""
     if not leaderboards_dir:

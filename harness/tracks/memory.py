@@ -36,6 +36,7 @@ from harness.tracks.common import (
     paired_comparison,
     publish_row,
     split_seeds,
+    table_name,
     track_root,
     write_table,
 )
@@ -267,7 +268,7 @@ def _finish(state: TrackState[MemoryTrackRecord], root: Path, options: MemoryTra
         _write_best_submission(root / "best", submission, best)
     record.status, record.best_round = "complete", best.trial if best else None
     state.save()
-    publish_row(options.leaderboards_dir, f"memory-{Path(options.eval.suite).stem}", {
+    publish_row(options.leaderboards_dir, table_name("memory", options.eval), {
         "track": root.name, "submission": record.options["submission_name"], "gate": record.gate,
         "trials": len(record.rounds), "best trial": best.trial if best else "none passed",
         "report no adapter %": percent(report.baseline.progression), "report best %": percent(report.best.progression),

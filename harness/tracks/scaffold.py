@@ -35,6 +35,7 @@ from harness.tracks.common import (
     paired_comparison,
     publish_row,
     split_seeds,
+    table_name,
     track_root,
     write_table,
 )
@@ -275,7 +276,7 @@ def _finish(state: TrackState[ScaffoldTrackRecord], root: Path, options: Scaffol
     record.status, record.best_round = "complete", best.iteration
     state.save()
     start_selection = record.rounds[0].selection
-    publish_row(options.leaderboards_dir, f"scaffold-{Path(options.eval.suite).stem}", {
+    publish_row(options.leaderboards_dir, table_name("scaffold", options.eval), {
         "track": root.name, "submission": record.options["submission_name"], "gate": record.gate,
         "iterations": len(record.rounds) - 1, "best iteration": best.iteration,
         "selection start -> best %": f"{percent(start_selection.progression if start_selection else None)} -> "
