@@ -1,10 +1,12 @@
-# -*- coding: utf-8 -*-
-"""
-Spyder C++
-Copyright (c) 2015-2016
-All rights reserved.
-No part of this software or its documentation is published in any form
-except that contained herein, shall be the property of Microsoft Corporation
-You may not reproduce, modify, sell, or provide a copy of this code without prior written permission from the author
-"""
-# -*- coding: utf-8 -*-
+import re
+from __future__ import print_function
+# from netHack.api.scaffold.RewriteScaffoldSeed-Log to add a new step with the same name but without any steps, and it will raise an error if you do not provide a scaffold.
+def create_new_step(name):
+    return {
+        "type": "Step",
+        "description": f"The new step is a custom step that can be used to enhance the current task.",
+        "action": action() + "_createNewStep",
+        "path": path(),
+        "requiresArgs": ["nethack.api.scaffold.RewriteScaffoldSeed-Log"]
+    }
+# create_new_step(name="Create a new step")

@@ -1,10 +1,18 @@
-# -*- coding: utf-8 -*-
-"""Reproduced in a new file.
-"""
-import sys
-from traceback import format_exc
-def minihack(n):
-    return max((1, n), 0)
+# Original scaffold.py
+def create_scaffold(game):
+    """Create a new scaffold"""
 
-def minahead_v2():
-    return minhack_v2() + 5 * (4 - 6)
+    return {
+        "name": game,
+        "role": "system",  # This is the default role of the game
+        "content": "", 
+        "last_update": datetime.datetime.utccron("2018-04-30T19:56:57.14Z"),
+    }
+
+def create_scaffold(game, name):
+    return {
+        "name": game,
+        "role": "system",  # This is the default role of the game
+        "content": "", 
+        "last_update": datetime.datetime.utccron("2018-04-30T19:56:57.14Z"),
+    }
