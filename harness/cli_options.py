@@ -8,6 +8,7 @@ import click
 
 from harness.envs import ENV_NAMES
 from harness.envs.base import INSTRUCTION_VARIANTS, OBSERVATION_VARIANTS
+from harness.models.keys import DEFAULT_API_KEY_ENV
 
 
 def eval_options(function: Any) -> Any:
@@ -24,6 +25,8 @@ def eval_options(function: Any) -> Any:
         click.option("--model", default="embedded", show_default=True,
                      help="'embedded' (local CPU model, started here) or the URL of an OpenAI-compatible server."),
         click.option("--model-name", default=None, help="Model name on that server (default: its first model)."),
+        click.option("--api-key-env", default=DEFAULT_API_KEY_ENV, show_default=True,
+                     help="Environment variable holding the server's API key (hosted APIs); the key is never recorded."),
         click.option("--adapter", default=None, type=click.Path(exists=True, file_okay=False),
                      help="PEFT LoRA folder: the memory specialist for log/recall calls."),
         click.option("--workers", default=1, show_default=True, help="Episodes run in parallel."),
@@ -61,5 +64,5 @@ def options_from(submission: str, kwargs: dict[str, Any]) -> Any:
         step_timeout_s=kwargs["step_timeout_s"], model_timeout_s=kwargs["model_timeout_s"],
         env_timeout_s=kwargs["env_timeout_s"], episode_timeout_s=kwargs["episode_timeout_s"],
         max_consecutive_failures=kwargs["max_consecutive_failures"], show_progress=not kwargs["no_progress"],
-        observation=kwargs["observation"], instructions=kwargs["instructions"],
+        observation=kwargs["observation"], instructions=kwargs["instructions"], api_key_env=kwargs["api_key_env"] or None,
     )  # fmt: skip

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from harness.cli_options import eval_options, options_from
+from harness.models.keys import DEFAULT_API_KEY_ENV
 
 
 @click.group()
@@ -18,6 +19,8 @@ def _track_options(function: Any) -> Any:
     options = [
         click.option("--meta-model", default="embedded", show_default=True, help="'embedded' or an OpenAI-compatible URL."),
         click.option("--meta-model-name", default=None, help="Model name on the meta server."),
+        click.option("--meta-api-key-env", default=DEFAULT_API_KEY_ENV, show_default=True,
+                     help="Environment variable holding the meta server's API key; the key is never recorded."),
         click.option("--meta-context-tokens", default=6000, show_default=True, help="Token budget of one meta prompt."),
         click.option("--leaderboards-dir", default="leaderboards", show_default=True, help="Where track rows are published ('' for nowhere)."),
         click.option("--selection-seeds", default="+500", show_default=True,
@@ -44,6 +47,7 @@ def track_scaffold(submission: str, iterations: int, patience: int, repairs: int
 
     options = ScaffoldTrackOptions(
         eval=options_from(submission, kwargs), meta_model=kwargs["meta_model"], meta_model_name=kwargs["meta_model_name"],
+        meta_api_key_env=kwargs["meta_api_key_env"] or None,
         iterations=iterations, patience=patience, repairs=repairs, meta_context_tokens=kwargs["meta_context_tokens"],
         smoke_steps=smoke_steps, leaderboards_dir=kwargs["leaderboards_dir"] or None,
         selection_seeds=kwargs["selection_seeds"], gate=kwargs["gate"],
@@ -65,6 +69,7 @@ def track_memory(submission: str, trials: int, base_model: str, train_seeds: str
 
     options = MemoryTrackOptions(
         eval=options_from(submission, kwargs), meta_model=kwargs["meta_model"], meta_model_name=kwargs["meta_model_name"],
+        meta_api_key_env=kwargs["meta_api_key_env"] or None,
         trials=trials, base_model=base_model, train_seeds=train_seeds, meta_context_tokens=kwargs["meta_context_tokens"],
         leaderboards_dir=kwargs["leaderboards_dir"] or None, selection_seeds=kwargs["selection_seeds"], gate=kwargs["gate"],
     )  # fmt: skip

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.models.client import ChatClient, ChatResult
+from harness.models.keys import api_key
 
 ROUTINES = ("log", "recall", "act")
 DEFAULT_ADAPTER_ROUTINES = ("log", "recall")
@@ -65,10 +66,12 @@ class ModelConfig:
     max_retries: int = 4
     base_socket: str | None = None  # reach base_url through this Unix socket (sandboxes)
     specialist_socket: str | None = None
+    api_key_env: str | None = None  # the variable holding the key (never the key: this is written to job files)
 
     def router(self) -> ModelRouter:
         base = ChatClient(self.base_url, self.model, kind=self.kind, timeout_s=self.timeout_s,
-                          max_retries=self.max_retries, unix_socket=self.base_socket)  # fmt: skip
+                          max_retries=self.max_retries, unix_socket=self.base_socket,
+                          api_key=api_key(self.api_key_env))  # fmt: skip
         specialist = None
         if self.adapter:
             client = base

@@ -53,15 +53,27 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def do_GET(self) -> None:  # noqa: N802
+        if not self._authorized():
+            return
         if self.path.rstrip("/").endswith("/models"):
             self._send(200, {"object": "list", "data": [
                 {"id": self.server.model_name, "object": "model", "owned_by": self.server.owned_by}]})  # fmt: skip
         else:
             self._send(404, {"error": {"message": f"no route {self.path}"}})
 
+    def _authorized(self) -> bool:
+        if self.server.api_key is None:
+            return True
+        if self.headers.get("Authorization") == f"Bearer {self.server.api_key}":
+            return True
+        self._send(401, {"error": {"message": "invalid API key", "code": 401}})
+        return False
+
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length", 0))
         request = json.loads(self.rfile.read(length) or b"{}")
+        if not self._authorized():
+            return
         self.server.requests.append(request)
         failure = self.server.next_failure()
         if failure:
@@ -101,9 +113,11 @@ class ScriptedModelServer(ThreadingHTTPServer):
         owned_by: str = "scripted",
         host: str = "127.0.0.1",
         port: int = 0,
+        api_key: str | None = None,
     ) -> None:
         super().__init__((host, port), _Handler)
         self.responder = responder
+        self.api_key = api_key  # when set, requests without this bearer key get 401, as a hosted API
         self.model_name = model_name
         self.owned_by = owned_by
         self.requests: list[dict[str, Any]] = []

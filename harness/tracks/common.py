@@ -14,6 +14,7 @@ from tabulate import tabulate
 
 from harness.models.client import ChatClient
 from harness.models.embedded import LlamaCppServer
+from harness.models.keys import api_key
 from harness.report.compare import compare
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, new_run_id
 from harness.runs.read import RecordError, read_record
@@ -111,10 +112,11 @@ def split_seeds(base: EvalOptions, selection: str, train: str | None = None) -> 
 
 
 @contextmanager
-def meta_model(url: str, name: str | None, max_tokens: int) -> Iterator[MetaModel]:
-    """The meta-LLM: a server given by URL, or the embedded model (valid, if weak)."""
+def meta_model(url: str, name: str | None, max_tokens: int, api_key_env: str | None = None) -> Iterator[MetaModel]:
+    """The meta-LLM: a server given by URL (with the key in `api_key_env`, if set), or the
+    embedded model (valid, if weak)."""
     if url != EMBEDDED:
-        yield MetaModel(ChatClient(url, name), max_tokens=max_tokens)
+        yield MetaModel(ChatClient(url, name, api_key=api_key(api_key_env)), max_tokens=max_tokens)
         return
     server = LlamaCppServer(alias="meta-" + "smollm2", n_ctx=8192)
     try:

@@ -19,6 +19,7 @@ from harness.agent.submission import Submission, check_submission
 from harness.models.adapters import adapter_hash, load_lora_on_vllm, served_adapter_name
 from harness.models.client import ChatClient, ModelError, ModelUnavailableError
 from harness.models.embedded import EMBEDDED_MODEL_NAME, LlamaCppServer
+from harness.models.keys import DEFAULT_API_KEY_ENV, api_key, key_is_set
 from harness.models.router import ModelConfig
 from harness.report.tables import run_leaderboard_markdown
 from harness.runs.jobs import EpisodeSpec, default_episode_timeout_s
@@ -57,6 +58,7 @@ class EvalOptions:
     env_timeout_s: float = 300.0  # one game call, enforced from outside the worker
     episode_timeout_s: float | None = None  # wall clock per episode (default: 1 h or 30 s a step)
     max_consecutive_failures: int = 3  # infrastructure failures in a row before no new episode starts
+    api_key_env: str | None = DEFAULT_API_KEY_ENV  # the variable holding a hosted server's key (its name only is kept)
     observation: str | None = None  # text variants instead of the suite's (None: the suite's)
     instructions: str | None = None
     show_progress: bool = True
@@ -99,6 +101,14 @@ def preflight(client: ChatClient, model: str | None = None) -> None:
         raise EvalError(f"the model server failed a test request before any episode started: {error}") from error
 
 
+def _key_hint(variable: str | None) -> str:
+    """Where the key came from, for a server that refused to answer (a 401 is often a key)."""
+    if not variable:
+        return " (no API key was sent: --api-key-env is empty)"
+    state = "is set" if key_is_set(variable) else "is not set, so no key was sent"
+    return f" (the API key is read from ${variable}, which {state}; choose another with --api-key-env)"
+
+
 @contextmanager
 def model_endpoint(options: EvalOptions, submission: Submission) -> Iterator[Endpoint]:
     """The model servers of an evaluation: started here for `embedded`, given by URL otherwise."""
@@ -106,11 +116,12 @@ def model_endpoint(options: EvalOptions, submission: Submission) -> Iterator[End
     routines = tuple(submission.model.adapter_routines)
     content_hash = adapter_hash(adapter) if adapter is not None else None
     if options.model != EMBEDDED:
-        client = ChatClient(options.model, options.model_name or submission.model.base, timeout_s=options.model_timeout_s)
+        client = ChatClient(options.model, options.model_name or submission.model.base, timeout_s=options.model_timeout_s,
+                            api_key=api_key(options.api_key_env))  # fmt: skip
         try:
             base_model, kind = client.model, client.kind
         except ModelUnavailableError as error:
-            raise EvalError(str(error)) from error
+            raise EvalError(f"{error}{_key_hint(options.api_key_env)}") from error
         served = None
         if adapter is not None:
             if kind != "vllm":
@@ -123,7 +134,8 @@ def model_endpoint(options: EvalOptions, submission: Submission) -> Iterator[End
         if served:
             preflight(client, served)
         config = ModelConfig(base_url=options.model, model=base_model, kind=kind, adapter=served,
-                             specialist_model=served, adapter_routines=routines, timeout_s=options.model_timeout_s)  # fmt: skip
+                             specialist_model=served, adapter_routines=routines, timeout_s=options.model_timeout_s,
+                             api_key_env=options.api_key_env if key_is_set(options.api_key_env) else None)  # fmt: skip
         yield Endpoint(config, [{"url": options.model}], [], content_hash)
         return
     servers: list[LlamaCppServer] = []
@@ -195,6 +207,9 @@ def _prepare_run(options: EvalOptions, submission: Submission, suite: Suite) -> 
 
 def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
     """Evaluate a submission on a suite; returns the run directory and results.json."""
+    if options.runtime == "docker" and options.model != EMBEDDED and key_is_set(options.api_key_env):
+        raise EvalError(f"{options.api_key_env} holds an API key, and the docker runtime never passes keys into its "
+                        "sandboxes: evaluate a keyed (hosted) server with --runtime local or ray, or unset the variable")  # fmt: skip
     submission = check_submission(options.submission)
     seeds, offset = seed_option(options.seeds)
     suite = with_text(narrow(load_suite(options.suite), tuple(options.env), seeds, options.max_steps, offset),

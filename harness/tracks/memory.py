@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from harness.agent.submission import check_submission
+from harness.models.keys import DEFAULT_API_KEY_ENV
 from harness.report.tables import number, percent
 from harness.runs.layout import RunDir, atomic_write_json, read_json
 from harness.runs.read import read_run
@@ -81,6 +82,7 @@ class MemoryTrackOptions:
     eval: EvalOptions
     meta_model: str = "embedded"
     meta_model_name: str | None = None
+    meta_api_key_env: str | None = DEFAULT_API_KEY_ENV  # the variable holding the meta server's key
     trials: int = 2
     base_model: str = "embedded"  # what the trainer fine-tunes: "embedded" or a local model folder
     train_seeds: str = "+1000"  # the trace pool: each env's report seeds + 1000
@@ -179,7 +181,7 @@ def run_memory_track(options: MemoryTrackOptions, run_id: str | None = None, res
     state.record.baseline = RunFigures.of(str(baseline_run.root), baseline)
     pool = candidates_from_runs([pool_run])
     code = (submission.directory / submission.scaffold_file).read_text()
-    with meta_model(options.meta_model, options.meta_model_name, options.meta_max_tokens) as meta:
+    with meta_model(options.meta_model, options.meta_model_name, options.meta_max_tokens, options.meta_api_key_env) as meta:
         while len(state.record.rounds) < options.trials:
             trial = len(state.record.rounds) + 1
             folder = root / "trials" / str(trial)

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from harness.agent.submission import SubmissionError, check_submission, read_submission
+from harness.models.keys import DEFAULT_API_KEY_ENV
 from harness.report.tables import number, percent
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text
 from harness.runs.read import read_run
@@ -79,6 +80,7 @@ class ScaffoldTrackOptions:
     eval: EvalOptions
     meta_model: str = "embedded"
     meta_model_name: str | None = None
+    meta_api_key_env: str | None = DEFAULT_API_KEY_ENV  # the variable holding the meta server's key
     iterations: int = 3
     patience: int = 2
     repairs: int = 2
@@ -200,7 +202,7 @@ def run_scaffold_track(options: ScaffoldTrackOptions, run_id: str | None = None,
         run, results = on_selection_seeds(root_submission.directory, root / "iterations" / "0")
         state.add_round(ScaffoldRound(iteration=0, kept=True, reason="the submission itself",
                                       candidate=str(root_submission.directory), selection=RunFigures.of(str(run.root), results)))  # fmt: skip
-    with meta_model(options.meta_model, options.meta_model_name, options.meta_max_tokens) as meta:
+    with meta_model(options.meta_model, options.meta_model_name, options.meta_max_tokens, options.meta_api_key_env) as meta:
         while len(rounds) <= options.iterations:
             best = _best(rounds)
             recent = [r.kept for r in rounds[1:]][-options.patience:]
