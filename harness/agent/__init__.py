@@ -3,7 +3,7 @@
 Submissions import `from harness.agent import Scaffold, Step` (and `Task` for type hints).
 """
 
-from harness.agent.api import Scaffold, Step, Task
+from harness.agent.api import Reply, Scaffold, Step, Task
 from harness.memory import MemoryAccessError, MemoryLimitError
 
-__all__ = ["MemoryAccessError", "MemoryLimitError", "Scaffold", "Step", "Task"]
+__all__ = ["MemoryAccessError", "MemoryLimitError", "Reply", "Scaffold", "Step", "Task"]

@@ -24,6 +24,22 @@ from harness.memory import Memory
 ChatFunction = Callable[..., str]
 
 
+class Reply(str):
+    """The model's answer. It is the answer's text (a `str`, so scaffolds that only read text
+    need nothing else), and carries the tool calls the model made (OpenAI format: `id`,
+    `type`, `function` with `name` and JSON `arguments`) and why the answer ended."""
+
+    tool_calls: list[dict[str, Any]]
+    finish_reason: str | None
+
+    def __new__(cls, text: str, tool_calls: list[dict[str, Any]] | None = None,
+                finish_reason: str | None = None) -> Reply:  # fmt: skip
+        reply = super().__new__(cls, text)
+        reply.tool_calls = list(tool_calls or [])
+        reply.finish_reason = finish_reason
+        return reply
+
+
 @dataclass(frozen=True)
 class Task:
     """The game task of an episode, as the scaffold sees it."""
@@ -65,15 +81,19 @@ class Scaffold:
         """Return the next world action: one of `step.actions`."""
         raise NotImplementedError("a scaffold must implement step(step) -> action name")
 
-    def chat(self, messages: list[dict[str, str]], routine: str = "act", **generation: Any) -> str:
-        """Ask the model. `routine` is 'log', 'recall' or 'act' (LOG, memory consultation in
+    def chat(self, messages: list[dict[str, Any]], routine: str = "act", **generation: Any) -> Reply:
+        """Ask the model; the answer is a `Reply` (its text, plus `.tool_calls` and
+        `.finish_reason`). `routine` is 'log', 'recall' or 'act' (LOG, memory consultation in
         PLAN, and the world action): with an adapter, log/recall go to the memory specialist.
-        `generation` takes max_tokens, temperature, stop, and choices=[...] (the answer is
-        constrained to one of those strings on servers that support it)."""
+        `generation` takes max_tokens, temperature, stop, tools=[...] (OpenAI format; the
+        conversation may then hold assistant messages with `tool_calls` and `tool` messages),
+        and choices=[...] (the answer is constrained to one of those strings on servers that
+        support it)."""
         chat_function = getattr(self, "_harness_chat", None)
         if chat_function is None:
             raise RuntimeError("chat() is available once the harness has bound the scaffold")
-        return str(chat_function(messages, routine, **generation))
+        answer = chat_function(messages, routine, **generation)
+        return answer if isinstance(answer, Reply) else Reply(str(answer))
 
     def _bind(self, memory: Memory, chat_function: ChatFunction) -> None:
         """Called by the harness before `reset`."""

@@ -21,12 +21,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.agent.api import Scaffold, Step, Task
+from harness.agent.api import Reply, Scaffold, Step, Task
 from harness.agent.clock import ScaffoldClock, StepTimeout
 from harness.envs import GameEnv, InvalidActionError, TextVariant, make_env
 from harness.memory import Memory, MemoryLimits, MemoryOp, memory_metrics
 from harness.models import ModelRouter, ModelUnavailableError
-from harness.models.client import ModelError
+from harness.models.client import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, ModelError
 from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import MEMORY_DIR
 from harness.runs.phase import NoPhaseMarker, PhaseMarker
@@ -79,9 +79,11 @@ class _Recorder:
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             raise TypeError("chat(messages): messages must be a list of {'role', 'content'} dicts")
         input_ref = {"messages": self.trace.messages.ids_of(messages)}
-        call: dict[str, Any] = {"routine": routine, "input": input_ref}
+        call: dict[str, Any] = {"routine": routine, "input": input_ref, "sampling": _sampling(generation)}
         if generation.get("choices"):
             call["choices"] = list(generation["choices"])
+        if generation.get("tools"):
+            call["tools"] = self.trace.messages.id_of_tools(list(generation["tools"]))
         try:
             self.phase.enter("model")
             with self.clock.paused():  # model calls have their own timeout
@@ -95,14 +97,21 @@ class _Recorder:
             raise
         finally:
             self.phase.enter("scaffold")
-        self.calls.append({**call, "model": result.model, "adapter": result.adapter, "output": result.text,
+        self.calls.append({**call, "model": result.served_model or result.model, "adapter": result.adapter,
+                           "output": result.text, "tool_calls": result.tool_calls, "finish_reason": result.finish_reason,
                            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
                            "latency_s": round(result.latency_s, 6)})  # fmt: skip
-        return result.text
+        return Reply(result.text, result.tool_calls, result.finish_reason)
 
     def take_calls(self) -> list[dict[str, Any]]:
         calls, self.calls = self.calls, []
         return calls
+
+
+def _sampling(generation: dict[str, Any]) -> dict[str, Any]:
+    """The generation parameters a call sent (defaults filled in), for its record."""
+    sent = {k: v for k, v in generation.items() if k not in ("choices", "tools")}
+    return {"max_tokens": DEFAULT_MAX_TOKENS, "temperature": DEFAULT_TEMPERATURE, **sent}
 
 
 def _unplayed_step(index: int, observation: str, progression: float, calls: list[dict[str, Any]],

@@ -71,6 +71,9 @@ class ChatResult:
     latency_s: float
     model: str
     adapter: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # OpenAI format: id, type, function {name, arguments}
+    finish_reason: str | None = None
+    served_model: str | None = None  # the model id the server says answered
 
 
 def gbnf_choice_grammar(choices: list[str]) -> str:
@@ -144,7 +147,7 @@ class ChatClient:
 
     def chat(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         *,
         model: str | None = None,
         choices: list[str] | None = None,
@@ -171,7 +174,9 @@ class ChatClient:
         except openai.OpenAIError as error:
             raise classify_failure(error, self.base_url) from error
         latency = time.perf_counter() - started
-        text = (response.choices[0].message.content or "") if response.choices else ""
+        choice = response.choices[0] if response.choices else None
+        text = (choice.message.content or "") if choice else ""
+        calls = choice.message.tool_calls if choice else None
         usage = response.usage
         return ChatResult(
             text=text,
@@ -179,4 +184,7 @@ class ChatClient:
             completion_tokens=int(usage.completion_tokens) if usage else 0,
             latency_s=latency,
             model=name,
+            tool_calls=[call.model_dump(mode="json", exclude_none=True) for call in calls] if calls else None,
+            finish_reason=str(choice.finish_reason) if choice and choice.finish_reason else None,
+            served_model=str(response.model) if getattr(response, "model", None) else None,
         )

@@ -41,7 +41,7 @@ class ModelRouter:
         self.specialist = specialist
         self.adapter_routines = tuple(adapter_routines)
 
-    def chat(self, messages: list[dict[str, str]], routine: str, **generation: Any) -> ChatResult:
+    def chat(self, messages: list[dict[str, Any]], routine: str, **generation: Any) -> ChatResult:
         if routine not in ROUTINES:
             raise ValueError(f"routine must be one of {', '.join(ROUTINES)}, got {routine!r}")
         if self.specialist is not None and routine in self.adapter_routines:

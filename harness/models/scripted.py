@@ -16,7 +16,9 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Responder = Callable[[dict[str, Any]], str]
+# A responder answers a chat request with text, or with a message dict ({"content": ...,
+# "tool_calls": [...]}) to answer with tool calls as a tool-calling server does.
+Responder = Callable[[dict[str, Any]], Any]
 
 
 def first_choice_or(text: str) -> Responder:
@@ -91,13 +93,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.server.latency_s:
             time.sleep(self.server.latency_s)
-        text = self.server.responder(request)
+        answer = self.server.responder(request)
+        message = {"role": "assistant", **answer} if isinstance(answer, dict) else {"role": "assistant", "content": answer}
+        text = str(message.get("content") or "")
         prompt_words = sum(len(str(m.get("content", "")).split()) for m in request.get("messages", []))
         self._send(200, {
             "id": f"scripted-{len(self.server.requests)}", "object": "chat.completion",
             "created": int(time.time()), "model": request.get("model", self.server.model_name),
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": text}}],
+            "choices": [{"index": 0, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
+                         "message": message}],
             "usage": {"prompt_tokens": prompt_words, "completion_tokens": len(text.split()),
                       "total_tokens": prompt_words + len(text.split())},
         })  # fmt: skip

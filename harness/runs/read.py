@@ -91,14 +91,20 @@ def read_steps(folder: Path) -> list[StepRecord]:
     return [parse_record(StepRecord, line, f"{path}:{number}") for number, line in enumerate(read_jsonl(path), 1)]
 
 
-def read_messages(folder: Path) -> dict[str, dict[str, str]]:
-    """id -> {"role", "content"}: the messages.jsonl of one episode folder."""
-    return {r["id"]: {"role": r["role"], "content": r["content"]} for r in read_jsonl(Path(folder) / MESSAGES_FILE)}
+def read_messages(folder: Path) -> dict[str, dict[str, Any]]:
+    """id -> message (role, content, and tool calls or tool call id where it has them), and
+    id -> {"tools": [...]} for tool lists: the messages.jsonl of one episode folder."""
+    return {r["id"]: {k: v for k, v in r.items() if k != "id"} for r in read_jsonl(Path(folder) / MESSAGES_FILE)}
 
 
-def call_input(call: LLMCall, messages: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+def call_input(call: LLMCall, messages: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The verbatim messages of one recorded chat call."""
     return [messages[message_id] for message_id in call.input["messages"]]
+
+
+def call_tools(call: LLMCall, messages: dict[str, dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The tools one recorded chat call offered the model (None: no tools)."""
+    return messages[call.tools]["tools"] if call.tools else None
 
 
 class Run:

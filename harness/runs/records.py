@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.1"  # 1.1: run.json suite.text (the text variants the model read)
+SCHEMA_VERSION = "1.1"  # 1.1: run.json suite.text; chat calls' tools, tool calls, finish reason, sampling
 SCHEMA_MAJOR = 1
 
 EpisodeStatus = Literal["completed", "truncated", "errored"]
@@ -47,6 +47,10 @@ class LLMCall(Record):
     choices: list[str] | None = None
     error: str | None = None
     error_kind: FailureKind | None = None
+    tools: str | None = Field(None, description="id of the tool list offered, in messages.jsonl")
+    tool_calls: list[dict[str, Any]] | None = Field(None, description="the answer's tool calls, verbatim (OpenAI format)")
+    finish_reason: str | None = None
+    sampling: dict[str, Any] | None = Field(None, description="max_tokens, temperature and other generation parameters sent")
 
 
 class MemoryOpRecord(Record):

@@ -36,27 +36,47 @@ class _AppendOnlyLines:
         os.close(self._fd)
 
 
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
 class MessageStore:
-    """Gives each distinct (role, content) message an id and stores it once."""
+    """Gives each distinct message (every field: role, content, tool calls, tool call id) an
+    id and stores it once, verbatim; tool lists ({"id": "t0", "tools": [...]}) likewise."""
 
     def __init__(self, path: Path) -> None:
-        self._ids: dict[tuple[str, str], str] = {}
+        self._ids: dict[str, str] = {}
+        self._tool_ids: dict[str, str] = {}
         for record in read_jsonl(path):  # reopened (resume): keep the ids already given
-            self._ids[(record["role"], record["content"])] = record["id"]
+            record = dict(record)
+            known = record.pop("id")
+            if "tools" in record:
+                self._tool_ids[_key(record["tools"])] = known
+            else:
+                self._ids[_key(record)] = known
         self._lines = _AppendOnlyLines(path)
         self.bytes_written = 0
 
-    def ids_of(self, messages: list[dict[str, str]]) -> list[str]:
+    def ids_of(self, messages: list[dict[str, Any]]) -> list[str]:
         ids = []
         for message in messages:
-            key = (str(message.get("role", "")), str(message.get("content", "")))
+            key = _key(message)
             known = self._ids.get(key)
             if known is None:
                 known = f"m{len(self._ids)}"
                 self._ids[key] = known
-                self.bytes_written += self._lines.write({"id": known, "role": key[0], "content": key[1]})
+                self.bytes_written += self._lines.write({"id": known, **message})
             ids.append(known)
         return ids
+
+    def id_of_tools(self, tools: list[dict[str, Any]]) -> str:
+        key = _key(tools)
+        known = self._tool_ids.get(key)
+        if known is None:
+            known = f"t{len(self._tool_ids)}"
+            self._tool_ids[key] = known
+            self.bytes_written += self._lines.write({"id": known, "tools": tools})
+        return known
 
     def close(self) -> None:
         self._lines.close()
