@@ -25,6 +25,7 @@ from harness.agent.api import Reply, Scaffold, Step, Task
 from harness.agent.clock import ScaffoldClock, StepTimeout
 from harness.envs import GameEnv, InvalidActionError, TextVariant, make_env
 from harness.memory import Memory, MemoryLimits, MemoryOp, memory_metrics
+from harness.memory.metrics import tool_call_routines
 from harness.models import ModelRouter, ModelUnavailableError
 from harness.models.client import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, ModelError
 from harness.runs.jobs import EpisodeSpec
@@ -108,6 +109,17 @@ class _Recorder:
         return calls
 
 
+def _linked_ops(ops: list[MemoryOp], calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The step's memory operations as recorded; one a tool call caused names the chat call
+    (its index in the step's llm_calls) whose answer made that tool call."""
+    maker = {tool_call.get("id"): index for index, call in enumerate(calls) for tool_call in call.get("tool_calls") or ()}
+    records = [op.to_json() for op in ops]
+    for record in records:
+        if record.get("tool_call_id") in maker:
+            record["call"] = maker[record["tool_call_id"]]
+    return records
+
+
 def _sampling(generation: dict[str, Any]) -> dict[str, Any]:
     """The generation parameters a call sent (defaults filled in), for its record."""
     sent = {k: v for k, v in generation.items() if k not in ("choices", "tools")}
@@ -145,6 +157,7 @@ def run_episode(
     totals = {"env": 0.0, "model": 0.0, "scaffold": 0.0, "memory": 0.0}
     tokens = {"prompt": 0, "completion": 0}
     ops_per_step: list[list[MemoryOp]] = []
+    routines_per_step: list[dict[str, str]] = []
     steps = invalid = 0
     reward_total = progression = 0.0
     status, error, error_kind = "truncated", None, None
@@ -199,7 +212,7 @@ def run_episode(
             model_time, memory_time, recording_time = _take_times(recorder, memory)
             scaffold_time = max(0.0, time.perf_counter() - step_clock - model_time - memory_time - recording_time)
             calls, taken_ops = recorder.take_calls(), memory.take_ops()
-            ops = [op.to_json() for op in taken_ops]
+            ops = _linked_ops(taken_ops, calls)
             totals["model"] += model_time
             totals["memory"] += memory_time
             totals["scaffold"] += scaffold_time
@@ -207,6 +220,7 @@ def run_episode(
                 tokens["prompt"] += call["prompt_tokens"]
                 tokens["completion"] += call["completion_tokens"]
             ops_per_step.append(taken_ops)
+            routines_per_step.append(tool_call_routines(calls))
             times = {"env": 0.0, "model": model_time, "memory": memory_time, "scaffold": scaffold_time}
             if recorder.failure is not None or scaffold_error is not None:
                 trace.write_step(_unplayed_step(index, observation, progression, calls, ops, memory.total_chars, times, step_started))
@@ -277,7 +291,7 @@ def run_episode(
         "env": spec.env, "task": spec.task, "seed": spec.seed, "status": status, "error": error,
         "error_kind": error_kind, "steps": steps, "max_steps": spec.max_steps,
         "progression": progression, "reward_total": reward_total, "invalid_actions": invalid,
-        "memory": memory_metrics(ops_per_step, steps, memory.total_chars, memory.file_count),
+        "memory": memory_metrics(ops_per_step, steps, memory.total_chars, memory.file_count, routines_per_step),
         "tokens": tokens,
         "time_s": {"env": round(totals["env"], 6), "model": round(totals["model"], 6),
                    "memory": round(totals["memory"], 6), "scaffold": round(totals["scaffold"], 6),

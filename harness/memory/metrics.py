@@ -8,7 +8,10 @@ operations count, refused ones are counted apart:
 Per episode (memory_metrics):
 - growth: characters in the memory directory at the end / steps played;
 - write-to-search ratio: writes / consultations (None when nothing was consulted);
-- consult-before-write: writes after consultation / writes (None when nothing was written).
+- consult-before-write: writes after consultation / writes (None when nothing was written);
+- by routine: successful operations of each kind per routine of the chat call whose answer
+  asked for them as tool calls ("scaffold" for the scaffold's own code), and model errors:
+  refused operations a tool call asked for (bad path, missing file, unknown tool).
 Across episodes (runs.results, the leaderboard, the tracks): every metric is taken per
 episode, then averaged over the episodes where it is defined, as progression is: each seed
 weighs the same, and a long episode cannot drown the others.
@@ -34,6 +37,8 @@ class RecordedOp(Protocol):
     def path(self) -> str | None: ...
     @property
     def text(self) -> str | None: ...
+    @property
+    def tool_call_id(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -73,13 +78,39 @@ def step_memory_counts(ops: Iterable[RecordedOp]) -> StepMemoryCounts:
     return StepMemoryCounts(writes, searches, reads, refused, after)
 
 
+def tool_call_routines(calls: Iterable[Any]) -> dict[str, str]:
+    """tool call id -> routine of the chat call that made it, for one step's calls (recorded
+    dicts or LLMCall records)."""
+    routines: dict[str, str] = {}
+    for call in calls:
+        get = call.get if isinstance(call, dict) else lambda key, c=call: getattr(c, key)
+        for tool_call in get("tool_calls") or ():
+            routines[str(tool_call.get("id"))] = str(get("routine"))
+    return routines
+
+
 def memory_metrics(
     ops_per_step: Iterable[Iterable[RecordedOp]],
     steps: int,
     chars_final: int,
     files_final: int,
+    routines_per_step: Iterable[dict[str, str]] = (),
 ) -> dict[str, Any]:
-    """The `memory` block of episode.json from each step's `memory_ops`."""
+    """The `memory` block of episode.json from each step's `memory_ops` (and, per step, the
+    routine behind each tool call: `tool_call_routines`)."""
+    ops_per_step = [list(ops) for ops in ops_per_step]
+    routines = list(routines_per_step)
+    by_routine: dict[str, dict[str, int]] = {}
+    model_errors = 0
+    for index, ops in enumerate(ops_per_step):
+        known = routines[index] if index < len(routines) else {}
+        for op in ops:
+            if not op.ok:
+                model_errors += op.tool_call_id is not None
+                continue
+            who = known.get(op.tool_call_id, "model") if op.tool_call_id else "scaffold"
+            kinds = by_routine.setdefault(who, {})
+            kinds[op.op] = kinds.get(op.op, 0) + 1
     counts = [step_memory_counts(ops) for ops in ops_per_step]
     writes = sum(c.writes for c in counts)
     consultations = sum(c.consultations for c in counts)
@@ -94,4 +125,6 @@ def memory_metrics(
         "write_to_search_ratio": writes / consultations if consultations else None,
         "consult_before_write": sum(c.writes_after_consultation for c in counts) / writes if writes else None,
         "refused_ops": sum(c.refused for c in counts),
+        "ops_by_routine": by_routine,
+        "model_errors": model_errors,
     }

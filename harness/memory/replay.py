@@ -14,7 +14,7 @@ def _apply(files: dict[str, str], ops: Iterable[RecordedOp]) -> None:
         path = "/".join(part for part in op.path.split("/") if part not in ("", "."))
         if op.op == "append":
             files[path] = files.get(path, "") + (op.text or "")
-        elif op.op == "write":
+        elif op.op in ("write", "create"):
             files[path] = op.text or ""
         elif op.op == "delete":
             files.pop(path, None)

@@ -39,8 +39,9 @@ class MemoryLimits:
 # Aliases: inside Memory, the name `list` is the `list` operation of the scaffold API.
 Paths = list[str]
 Ops = list["MemoryOp"]
+ToolList = list[dict[str, Any]]
 
-WRITE_OPS = ("append", "write")
+WRITE_OPS = ("append", "write", "create")
 CONSULT_OPS = ("search", "read")
 
 
@@ -56,6 +57,7 @@ class MemoryOp:
     ok: bool
     error: str | None
     text: str | None = None  # what a successful append/write wrote: the directory can be rebuilt
+    tool_call_id: str | None = None  # the model's tool call that asked for it (None: the scaffold's own code)
 
     def to_json(self) -> dict[str, Any]:
         record = {"op": self.op, "path": self.path, "pattern": self.pattern,
@@ -63,6 +65,8 @@ class MemoryOp:
                   "ok": self.ok, "error": self.error}  # fmt: skip
         if self.text is not None:
             record["text"] = self.text
+        if self.tool_call_id is not None:
+            record["tool_call_id"] = self.tool_call_id
         return record
 
 
@@ -78,6 +82,7 @@ class Memory:
         # Wraps each operation with its record; the episode loop shields them from its step
         # timer so that the directory and the recorded operations never get out of step.
         self.guard: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
+        self.tool_call_id: str | None = None  # set while a model's tool call is carried out
         self._sizes: dict[str, int] = {  # relative path -> chars, kept in step with the disk
             str(path.relative_to(self.root)): len(path.read_text(errors="replace"))
             for path in self.root.rglob("*") if path.is_file() and not path.is_symlink()
@@ -138,12 +143,39 @@ class Memory:
             self._sizes[relative] = len(text)
         self._record("write", path, None, run, written=len(text), text=text)
 
+    def create(self, path: str, text: str) -> None:
+        """A new file holding `text` (refused if the file exists)."""
+        def run() -> None:
+            target, relative = self._writable(path)
+            if relative in self._sizes:
+                raise FileExistsError(f"memory file {relative!r} exists; append to it or rewrite it")
+            self._check_size(relative, len(text))
+            target.write_text(text, encoding="utf-8")
+            self._sizes[relative] = len(text)
+        self._record("create", path, None, run, written=len(text), text=text)
+
     def delete(self, path: str) -> None:
         """Remove a file."""
         def run() -> None:
             self._existing(path).unlink()
             del self._sizes[self._normalize(path)]
         self._record("delete", path, None, run)
+
+    # -- as the model's tools --------------------------------------------------------------
+    def tools(self, *names: str) -> ToolList:
+        """OpenAI-format definitions of the memory operations `names` (default: all of list,
+        read, search, append, create, rewrite, delete), to pass as `chat(..., tools=...)`."""
+        from harness.memory.tools import tool_definitions
+
+        return tool_definitions(names)
+
+    def call_tool(self, tool_call: dict[str, Any]) -> dict[str, Any]:
+        """Carry out one tool call of the model's answer on this memory; returns the `tool`
+        message to send back. A bad call (unknown tool, bad arguments, a path outside the
+        memory, a missing file, a limit) is answered with an error and recorded, never raised."""
+        from harness.memory.tools import call_tool
+
+        return call_tool(self, tool_call)
 
     # -- for the harness -------------------------------------------------------------------
     @property
@@ -219,10 +251,17 @@ class Memory:
             try:
                 result = run()
             except Exception as error:
-                self.ops.append(MemoryOp(op, path, pattern, 0, 0, False, f"{type(error).__name__}: {error}"))
+                self.ops.append(MemoryOp(op, path, pattern, 0, 0, False, f"{type(error).__name__}: {error}",
+                                         tool_call_id=self.tool_call_id))  # fmt: skip
                 raise
             finally:
                 self.elapsed_s += time.perf_counter() - started
             chars_read = int(read(result)) if read is not None else 0
-            self.ops.append(MemoryOp(op, path, pattern, written, chars_read, True, None, text))
+            self.ops.append(MemoryOp(op, path, pattern, written, chars_read, True, None, text, self.tool_call_id))
             return result
+
+    def record_refusal(self, op: str, error: str) -> None:
+        """A tool call that named no valid operation (unknown tool, bad arguments): recorded
+        as a refused operation, so the model's mistakes are counted."""
+        with self.guard():
+            self.ops.append(MemoryOp(op, None, None, 0, 0, False, error, tool_call_id=self.tool_call_id))

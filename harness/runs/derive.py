@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.memory import memory_metrics
+from harness.memory.metrics import tool_call_routines
 from harness.memory.replay import final_memory
 from harness.runs.records import StepRecord
 
@@ -30,8 +31,8 @@ def derived_totals(steps: list[StepRecord]) -> dict[str, Any]:
         "progression": max((s.progression for s in steps), default=0.0),
         "reward_total": sum(s.reward for s in played(steps)),
         "invalid_actions": sum(not s.valid for s in played(steps)),
-        "memory": memory_metrics((s.memory_ops for s in steps), len(steps),
-                                 sum(map(len, files.values())), len(files)),  # fmt: skip
+        "memory": memory_metrics((s.memory_ops for s in steps), len(steps), sum(map(len, files.values())),
+                                 len(files), [tool_call_routines(s.llm_calls) for s in steps]),  # fmt: skip
         "tokens": {"prompt": sum(c.prompt_tokens for c in calls),
                    "completion": sum(c.completion_tokens for c in calls)},  # fmt: skip
     }

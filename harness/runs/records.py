@@ -18,7 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.1"  # 1.1: run.json suite.text; chat calls' tools, tool calls, finish reason, sampling
+# 1.1: run.json suite.text; 1.2: chat calls' tools, tool calls, finish reason and sampling,
+# memory ops' tool call and chat call, episode memory metrics by routine and model errors
+SCHEMA_VERSION = "1.2"
 SCHEMA_MAJOR = 1
 
 EpisodeStatus = Literal["completed", "truncated", "errored"]
@@ -64,6 +66,8 @@ class MemoryOpRecord(Record):
     ok: bool
     error: str | None = None
     text: str | None = None
+    tool_call_id: str | None = Field(None, description="the model's tool call that caused it (None: the scaffold's code)")
+    call: int | None = Field(None, description="index, in this step's llm_calls, of the chat call whose answer made that tool call")
 
 
 class StepTimes(Record):
@@ -103,6 +107,9 @@ class MemoryMetrics(Record):
     write_to_search_ratio: float | None
     consult_before_write: float | None
     refused_ops: int
+    ops_by_routine: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="successful operations per kind, by the routine whose tool call asked ('scaffold': its own code)")
+    model_errors: int = Field(0, description="refused operations a model's tool call asked for")
 
 
 class Tokens(Record):
