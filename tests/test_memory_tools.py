@@ -138,3 +138,39 @@ def test_memory_by_routine_is_verified_and_older_episodes_without_it_still_verif
     del episode["memory"]["ops_by_routine"], episode["memory"]["model_errors"]
     episode_file.write_text(json.dumps(episode))
     assert verify_run(run, write=False).verified
+
+
+def test_sft_data_keeps_tool_call_answers_verbatim_and_any_routine_but_act(tmp_path: Path) -> None:
+    from harness.runs.layout import RunDir
+    from harness.train.data import Composition, SelectionRules, build_sft_data, candidates_from_runs
+
+    run, _ = _play(tmp_path, ["search", "append"])
+    pool = candidates_from_runs([RunDir(run.root)])
+    assert {c.routine for c in pool} == {"log"}  # act calls are never candidates
+    out = tmp_path / "data.jsonl"
+    build_sft_data([RunDir(run.root)], SelectionRules(routines=["log"]), Composition(per_routine={"log": 100}), out)
+    examples = [json.loads(line) for line in out.read_text().splitlines()]
+    stored = read_run(run.root)
+    recorded = [(call.output, call.tool_calls) for episode in stored.episodes() for step in stored.steps(episode)
+                for call in step.llm_calls if call.routine == "log"]  # fmt: skip
+    assert examples and all((e["completion"], e.get("tool_calls")) in recorded for e in examples)
+    assert any(e.get("tool_calls") for e in examples) and all(e["tools"] for e in examples)
+    with pytest.raises(ValueError, match="never trained"):
+        SelectionRules.from_mapping({"routines": ["log", "act"]})
+    assert SelectionRules.from_mapping({"routines": ["reflect"]}).routines == ["reflect"]
+
+
+def test_routines_are_names_the_scaffold_chooses(tmp_path: Path) -> None:
+    from harness.agent.submission import SubmissionError, read_submission
+    from harness.models.router import check_routine
+
+    assert check_routine("reflect") == "reflect" and check_routine("summarize-2") == "summarize-2"
+    for bad in ("Reflect", "", "log!", "x" * 40, 3):
+        with pytest.raises(ValueError):
+            check_routine(bad)
+    config = "name: x\ndescription: y\nauthors: [a]\nscaffold: scaffold.py:Agent\nmodel:\n  adapter_routines: [{}]\n"
+    write_submission(tmp_path / "ok", TOOL_SCAFFOLD, config.format("log, reflect"))
+    assert read_submission(tmp_path / "ok").model.adapter_routines == ("log", "reflect")
+    write_submission(tmp_path / "act", TOOL_SCAFFOLD, config.format("log, act"))
+    with pytest.raises(SubmissionError, match="lists act"):
+        read_submission(tmp_path / "act")

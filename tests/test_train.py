@@ -70,3 +70,14 @@ def test_llama_cpp_serves_the_converted_adapter_and_it_changes_the_answer(adapte
 def test_a_peft_folder_given_to_llama_cpp_as_is_is_refused(adapter: Path) -> None:
     with pytest.raises(RuntimeError):
         LlamaCppServer(lora_path=adapter / "adapter_model.safetensors", n_ctx=1024).start(timeout_s=60)
+
+
+def test_a_tool_calling_answer_is_trained_on_its_tool_call(base: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    call = {"id": "c1", "type": "function", "function": {"name": "append", "arguments": '{"path": "notes.md", "text": "PINEAPPLE"}'}}
+    example = {"messages": [{"role": "user", "content": "LOG: anything new?"}], "completion": "", "tool_calls": [call]}
+    ids, labels = encode_example(tokenizer, example, 512)
+    trained = tokenizer.decode([i for i, label in zip(ids, labels) if label != -100])
+    assert "append" in trained and "PINEAPPLE" in trained and "anything new" not in trained

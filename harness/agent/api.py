@@ -83,8 +83,10 @@ class Scaffold:
 
     def chat(self, messages: list[dict[str, Any]], routine: str = "act", **generation: Any) -> Reply:
         """Ask the model; the answer is a `Reply` (its text, plus `.tool_calls` and
-        `.finish_reason`). `routine` is 'log', 'recall' or 'act' (LOG, memory consultation in
-        PLAN, and the world action): with an adapter, log/recall go to the memory specialist.
+        `.finish_reason`). `routine` names what the call is for, in the scaffold's own words
+        (AUTOMEM's are 'log', 'recall' and 'act', the world action; 'reflect' or 'summarize'
+        are as good): the submission's `adapter_routines` go to the memory specialist, the
+        memory track trains on any routine but 'act'.
         `generation` takes max_tokens, temperature, stop, tools=[...] (OpenAI format; the
         conversation may then hold assistant messages with `tool_calls` and `tool` messages),
         and choices=[...] (the answer is constrained to one of those strings on servers that

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from harness.agent.api import Scaffold
-from harness.models.router import ROUTINES
+from harness.models.router import check_routine
 
 SUBMISSION_FILE = "submission.yaml"
 REQUIRED_FIELDS = ("name", "description", "authors", "scaffold")
@@ -139,9 +139,15 @@ def _read_model(raw: Any, directory: Path, config_path: Path, line: int | None) 
             raise SubmissionError(config_path, line, f"model.adapter {raw['adapter']} holds no adapter_config.json",
                                   "point model.adapter at a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors)")  # fmt: skip
     routines = tuple(raw.get("adapter_routines") or ("log", "recall"))
-    if set(routines) - set(ROUTINES):
-        raise SubmissionError(config_path, line, f"model.adapter_routines {list(routines)} has unknown routines",
-                              f"use routines among {', '.join(ROUTINES)}")  # fmt: skip
+    try:
+        for routine in routines:
+            check_routine(routine)
+    except ValueError as error:
+        raise SubmissionError(config_path, line, f"model.adapter_routines {list(routines)}: {error}",
+                              "name the routines your scaffold passes to chat(routine=...), e.g. [log, recall]") from None  # fmt: skip
+    if "act" in routines:
+        raise SubmissionError(config_path, line, "model.adapter_routines lists act, the world action",
+                              "leave act to the base model (two-model inference); list the memory routines only")  # fmt: skip
     declared = raw.get("adapter_hash")
     if declared and adapter is not None:
         from harness.models.adapters import adapter_hash

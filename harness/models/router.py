@@ -8,14 +8,26 @@ model name; on llama.cpp the specialist is a second server started with the adap
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from harness.models.client import ChatClient, ChatResult
 from harness.models.keys import api_key
 
+# Routines are names the scaffold chooses (e.g. log, recall, reflect, summarize, act); the
+# AUTOMEM ones are conventions. `act` is the world action, which stays on the base model.
 ROUTINES = ("log", "recall", "act")
 DEFAULT_ADAPTER_ROUTINES = ("log", "recall")
+ROUTINE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+def check_routine(name: object) -> str:
+    """A routine name: lower-case letters, digits, '_' or '-', starting with a letter (<= 32)."""
+    if not isinstance(name, str) or not ROUTINE_NAME.fullmatch(name):
+        raise ValueError(f"routine names are lower-case words like 'log', 'reflect' or 'act' "
+                         f"(letters, digits, _ and -, at most 32), got {name!r}")  # fmt: skip
+    return name
 
 
 @dataclass
@@ -34,16 +46,14 @@ class ModelRouter:
         specialist: Specialist | None = None,
         adapter_routines: tuple[str, ...] = DEFAULT_ADAPTER_ROUTINES,
     ) -> None:
-        unknown = set(adapter_routines) - set(ROUTINES)
-        if unknown:
-            raise ValueError(f"unknown routines {sorted(unknown)}; routines are {', '.join(ROUTINES)}")
+        for name in adapter_routines:
+            check_routine(name)
         self.base = base
         self.specialist = specialist
         self.adapter_routines = tuple(adapter_routines)
 
     def chat(self, messages: list[dict[str, Any]], routine: str, **generation: Any) -> ChatResult:
-        if routine not in ROUTINES:
-            raise ValueError(f"routine must be one of {', '.join(ROUTINES)}, got {routine!r}")
+        check_routine(routine)
         if self.specialist is not None and routine in self.adapter_routines:
             result = self.specialist.client.chat(messages, model=self.specialist.model, **generation)
             result.adapter = self.specialist.adapter

@@ -47,6 +47,7 @@ class EvalOptions:
     model: str = EMBEDDED  # "embedded" or the URL of an OpenAI-compatible server
     model_name: str | None = None
     adapter: str | None = None
+    adapter_routines: tuple[str, ...] | None = None  # routines the adapter answers (None: the submission's)
     workers: int = 1
     runtime: str = "local"
     ray_address: str | None = None  # with runtime "ray": the cluster to run on
@@ -113,7 +114,7 @@ def _key_hint(variable: str | None) -> str:
 def model_endpoint(options: EvalOptions, submission: Submission) -> Iterator[Endpoint]:
     """The model servers of an evaluation: started here for `embedded`, given by URL otherwise."""
     adapter = Path(options.adapter).resolve() if options.adapter else submission.model.adapter
-    routines = tuple(submission.model.adapter_routines)
+    routines = tuple(options.adapter_routines or submission.model.adapter_routines)
     content_hash = adapter_hash(adapter) if adapter is not None else None
     if options.model != EMBEDDED:
         client = ChatClient(options.model, options.model_name or submission.model.base, timeout_s=options.model_timeout_s,

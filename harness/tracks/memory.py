@@ -206,8 +206,10 @@ def _run_trial(trial: int, folder: Path, meta: MetaModel, code: str, pool: list[
         return result
     adapter = folder / "adapter"
     result.training = train_adapter(folder / "data.jsonl", options.base_model, adapter, decision.lora)
+    # the adapter answers the routines it was trained on, the rest stays on the base model
     run, results = evaluate(options.eval, Path(options.eval.submission), folder, "run", False, "memory",
-                            seeds=options.selection_seeds, adapter=str(adapter))  # fmt: skip
+                            seeds=options.selection_seeds, adapter=str(adapter),
+                            adapter_routines=tuple(decision.selection.routines))  # fmt: skip
     result.adapter, result.selection = str(adapter), RunFigures.of(str(run.root), results)
     result.comparison = paired_comparison(baseline_run, run)
     assert record.baseline is not None
@@ -227,7 +229,8 @@ def _report(state: TrackState[MemoryTrackRecord], root: Path, options: MemoryTra
     """The published figures: no adapter and the chosen adapter, on the report seeds."""
     best = _best(state.record.rounds)
     state.record.report = held_out_report(options.eval, root, resume, "memory-report", (submission, {"adapter": None}),
-                                          (submission, {"adapter": best.adapter}) if best else None,
+                                          (submission, {"adapter": best.adapter, "adapter_routines": _trained_routines(best)})
+                                          if best else None,
                                           best.trial if best else None, start_id="baseline")  # fmt: skip
     state.save()
 
@@ -283,6 +286,11 @@ MEMORY_ROW_HEADERS = ["track", "submission", "gate", "trials", "best trial", "re
                       "report gain [95% CI]", "write/search before -> after"]  # fmt: skip
 
 
+def _trained_routines(trial: MemoryTrial) -> tuple[str, ...]:
+    """The routines a trial's adapter was trained on (and answers)."""
+    return tuple(trial.decision.get("selection", {}).get("routines") or ("log", "recall"))
+
+
 def _write_best_submission(folder: Path, submission: Path, best: MemoryTrial) -> None:
     """The submission with the chosen adapter, naming the base model its server really served."""
     assert best.adapter is not None and best.selection is not None
@@ -292,6 +300,6 @@ def _write_best_submission(folder: Path, submission: Path, best: MemoryTrial) ->
     config = yaml.safe_load((folder / "submission.yaml").read_text())
     served = read_run(best.selection.run).record.model
     config.update({"name": f"{config['name']}-memory-t{best.trial}", "parent": config["name"],
-                   "model": {"base": served.name, "adapter": "adapter/", "adapter_routines": ["log", "recall"],
+                   "model": {"base": served.name, "adapter": "adapter/", "adapter_routines": list(_trained_routines(best)),
                              "adapter_hash": served.adapter_hash}})  # fmt: skip
     (folder / "submission.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

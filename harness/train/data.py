@@ -1,9 +1,10 @@
 """SFT data from traces: every example is verbatim text the inner-loop model produced.
 
-Eligible examples are the recorded `log` and `recall` calls of a pool of runs: input = the
-call's full recorded messages, target = its recorded output, both exactly as stored. A
-selection (rules over recorded steps) decides which to keep, a composition how many per
-routine and env; nothing is paraphrased or written by anyone else.
+Eligible examples are the recorded calls of a pool of runs in any routine but `act` (the world
+action stays on the base model): input = the call's full recorded messages (and the tools it
+offered), target = its recorded answer: the text and, for a tool-calling answer, its tool
+calls, both exactly as stored. A selection (rules over recorded steps) decides which to keep,
+a composition how many per routine and env; nothing is paraphrased or written by anyone else.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import Any
 
 from harness.memory.metrics import step_memory_counts
 from harness.runs.layout import RunDir
-from harness.runs.read import call_input, read_run
+from harness.runs.read import call_input, call_tools, read_run
 from harness.train.fields import check_fields
 
-MEMORY_ROUTINES = ("log", "recall")
+MEMORY_ROUTINES = ("log", "recall")  # the default selection (the AUTOMEM memory routines)
+WORLD_ROUTINE = "act"  # never trained: two-model inference keeps it on the base model
 
 
 @dataclass
@@ -44,8 +46,8 @@ class SelectionRules:
     def from_mapping(cls, data: dict[str, Any]) -> SelectionRules:
         check_fields(cls, data, "selection rules")
         rules = cls(**data)
-        if set(rules.routines) - set(MEMORY_ROUTINES):
-            raise ValueError(f"only memory routines can be trained: {', '.join(MEMORY_ROUTINES)}")
+        if WORLD_ROUTINE in rules.routines:
+            raise ValueError("the world action (routine act) is never trained: two-model inference keeps it on the base model")
         if rules.exclude_output_regex:
             re.compile(rules.exclude_output_regex)
         return rules
@@ -73,7 +75,7 @@ class Candidate:
     """One recorded memory-routine call with the facts selection rules look at."""
 
     routine: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     output: str
     env: str
     task: str
@@ -85,10 +87,17 @@ class Candidate:
     consulted_before_write: bool
     memory_ops: int
     source: str  # episode folder
+    tool_calls: list[dict[str, Any]] | None = None  # the answer's tool calls, verbatim
+    tools: list[dict[str, Any]] | None = None  # the tools the call offered
 
     def example(self) -> dict[str, Any]:
-        return {"messages": self.messages, "completion": self.output, "routine": self.routine, "env": self.env,
-                "task": self.task, "seed": self.seed, "step": self.step, "source": self.source}  # fmt: skip
+        example = {"messages": self.messages, "completion": self.output, "routine": self.routine, "env": self.env,
+                   "task": self.task, "seed": self.seed, "step": self.step, "source": self.source}  # fmt: skip
+        if self.tool_calls:
+            example["tool_calls"] = self.tool_calls
+        if self.tools:
+            example["tools"] = self.tools
+        return example
 
 
 def candidates_from_runs(run_dirs: list[RunDir]) -> list[Candidate]:
@@ -103,12 +112,13 @@ def candidates_from_runs(run_dirs: list[RunDir]) -> list[Candidate]:
                 done_ops = sum(op.ok for op in step.memory_ops)
                 next_gain = next((g - step.index for g in gains if g >= step.index), None)
                 for call in step.llm_calls:
-                    if call.routine not in MEMORY_ROUTINES or call.output is None:
+                    if call.routine == WORLD_ROUTINE or call.output is None:
                         continue
                     found.append(Candidate(
                         call.routine, call_input(call, messages), call.output, episode.env, episode.task,
                         episode.seed, step.index, episode.progression, next_gain, step.valid,
-                        counts.consults_before_writing, done_ops, str(folder),
+                        counts.consults_before_writing, done_ops, str(folder), call.tool_calls,
+                        call_tools(call, messages),
                     ))  # fmt: skip
     return found
 
@@ -127,12 +137,12 @@ def select(candidates: list[Candidate], rules: SelectionRules) -> list[Candidate
             continue
         if rules.require_memory_op and c.memory_ops == 0:
             continue
-        text = c.output.strip()
+        text = c.output.strip() or json.dumps(c.tool_calls or "")  # a tool-calling answer may hold no text
         if len(text) < rules.min_output_chars or (rules.max_output_chars and len(text) > rules.max_output_chars):
             continue
         if exclude and exclude.search(c.output):
             continue
-        key = (json.dumps(c.messages), c.output)
+        key = (json.dumps(c.messages), c.output, json.dumps(c.tool_calls))
         if rules.dedupe and key in seen:
             continue
         seen.add(key)

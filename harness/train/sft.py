@@ -60,14 +60,28 @@ def read_examples(path: str | Path) -> list[dict[str, Any]]:
     return examples
 
 
+def answer_message(example: dict[str, Any]) -> dict[str, Any]:
+    """The recorded answer as the assistant message the chat template renders: its text, and
+    its tool calls verbatim when it made some."""
+    message: dict[str, Any] = {"role": "assistant", "content": example["completion"]}
+    if example.get("tool_calls"):
+        message["tool_calls"] = example["tool_calls"]
+    return message
+
+
 def encode_example(tokenizer: Any, example: dict[str, Any], max_length: int) -> tuple[list[int], list[int]]:
-    """Token ids and labels (-100 on the prompt: loss on the completion only)."""
-    prompt = tokenizer.apply_chat_template(example["messages"], add_generation_prompt=True, tokenize=False)
-    full = tokenizer.apply_chat_template(
-        example["messages"] + [{"role": "assistant", "content": example["completion"]}], tokenize=False
-    )
-    if not full.startswith(prompt):  # templates that rewrite earlier turns: fall back to appending
-        full = prompt + example["completion"] + (tokenizer.eos_token or "")
+    """Token ids and labels (-100 on the prompt: loss on the completion only). A tool-calling
+    answer is rendered in the chat template's own tool format (with the tools offered)."""
+    tools = example.get("tools") or None
+    prompt = tokenizer.apply_chat_template(example["messages"], tools=tools, add_generation_prompt=True, tokenize=False)
+    full = tokenizer.apply_chat_template(example["messages"] + [answer_message(example)], tools=tools, tokenize=False)
+    calls = example.get("tool_calls") or []
+    dropped = any(call["function"]["name"] not in full[len(prompt):] for call in calls)
+    if not full.startswith(prompt) or dropped:
+        # templates that rewrite earlier turns, or know no tool calls: the answer appended as
+        # the model would write it, the text then the calls as JSON
+        answer = example["completion"] + (json.dumps(calls) if calls else "")
+        full = prompt + answer + (tokenizer.eos_token or "")
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     full_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
     completion_ids = full_ids[len(prompt_ids):]
