@@ -98,8 +98,13 @@ class _Recorder:
             raise
         finally:
             self.phase.enter("scaffold")
+        if result.sent_messages is not None:  # the server got another form of the conversation (json tool mode)
+            call["input"] = {"messages": self.trace.messages.ids_of(result.sent_messages)}
+        if result.tool_mode:
+            call["tool_mode"] = result.tool_mode
+        output = result.raw_text if result.raw_text is not None else result.text  # the model's own words
         self.calls.append({**call, "model": result.served_model or result.model, "adapter": result.adapter,
-                           "output": result.text, "tool_calls": result.tool_calls, "finish_reason": result.finish_reason,
+                           "output": output, "tool_calls": result.tool_calls, "finish_reason": result.finish_reason,
                            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
                            "latency_s": round(result.latency_s, 6)})  # fmt: skip
         return Reply(result.text, result.tool_calls, result.finish_reason)

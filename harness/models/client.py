@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import openai
 
+from harness.models import tool_json
+
 try:  # the HTTP library openai itself uses: httpx2 from openai 3 on, httpx before
     import httpx2 as _openai_http
 except ImportError:  # pragma: no cover - older openai
@@ -74,6 +76,9 @@ class ChatResult:
     tool_calls: list[dict[str, Any]] | None = None  # OpenAI format: id, type, function {name, arguments}
     finish_reason: str | None = None
     served_model: str | None = None  # the model id the server says answered
+    tool_mode: str | None = None  # how tools were offered: "native", or "json" (schema-constrained answer)
+    sent_messages: list[dict[str, Any]] | None = None  # the messages sent, when they differ from the input
+    raw_text: str | None = None  # the model's own text, when `text` is a part of it (json tool mode)
 
 
 def gbnf_choice_grammar(choices: list[str]) -> str:
@@ -137,6 +142,12 @@ class ChatClient:
         assert self._kind is not None
         return self._kind
 
+    @property
+    def tool_mode(self) -> str:
+        """How this server takes tools: "native" (OpenAI tool calling: vLLM, hosted APIs) or
+        "json" (llama.cpp: a schema-constrained JSON answer, see models.tool_json)."""
+        return "json" if self.kind == "llamacpp" else "native"
+
     def constraint(self, choices: list[str]) -> dict[str, Any]:
         """The request fields that restrict the answer to `choices` on this kind of server."""
         if self.kind == "vllm":
@@ -160,12 +171,22 @@ class ChatClient:
         if choices:
             extra_body.update(self.constraint(list(choices)))
             max_tokens = max(max_tokens, 8)
+        tools = generation.pop("tools", None)
+        tool_mode = self.tool_mode if tools else None
+        sent = messages
+        if tool_mode == "native":
+            generation["tools"] = tools
+        elif tool_mode == "json":
+            sent = tool_json.request_messages(messages, list(tools))
+            generation["response_format"] = {"type": "json_object", "schema": tool_json.answer_schema(list(tools))}
+        elif self.tool_mode == "json" and tool_json.has_tool_turns(messages):
+            sent = tool_json.request_messages(messages, None)  # earlier tool turns, as this server reads them
         name = model or self.model
         started = time.perf_counter()
         try:
             response = self._client.chat.completions.create(
                 model=name,
-                messages=messages,  # type: ignore[arg-type]
+                messages=sent,  # type: ignore[arg-type]
                 max_tokens=max_tokens,
                 temperature=temperature,
                 extra_body=extra_body or None,
@@ -178,7 +199,12 @@ class ChatClient:
         text = (choice.message.content or "") if choice else ""
         calls = choice.message.tool_calls if choice else None
         usage = response.usage
-        return ChatResult(
+        raw_text = None
+        if tool_mode == "json":
+            raw_text = text
+            text, json_calls = tool_json.parse_answer(text, tool_json.call_prefix(text))
+            calls = None
+        result = ChatResult(
             text=text,
             prompt_tokens=int(usage.prompt_tokens) if usage else 0,
             completion_tokens=int(usage.completion_tokens) if usage else 0,
@@ -187,4 +213,8 @@ class ChatClient:
             tool_calls=[call.model_dump(mode="json", exclude_none=True) for call in calls] if calls else None,
             finish_reason=str(choice.finish_reason) if choice and choice.finish_reason else None,
             served_model=str(response.model) if getattr(response, "model", None) else None,
+            tool_mode=tool_mode, sent_messages=sent if sent is not messages else None, raw_text=raw_text,
         )
+        if tool_mode == "json":
+            result.tool_calls = json_calls
+        return result

@@ -52,6 +52,9 @@ class LLMCall(Record):
     tools: str | None = Field(None, description="id of the tool list offered, in messages.jsonl")
     tool_calls: list[dict[str, Any]] | None = Field(None, description="the answer's tool calls, verbatim (OpenAI format)")
     finish_reason: str | None = None
+    tool_mode: Literal["native", "json"] | None = Field(
+        None, description="how the tools were offered: native tool calling, or a JSON answer constrained by a schema "
+        "(then input holds the messages as sent and output the raw JSON; tool_calls are parsed from it)")
     sampling: dict[str, Any] | None = Field(None, description="max_tokens, temperature and other generation parameters sent")
 
 

@@ -117,8 +117,9 @@ def candidates_from_runs(run_dirs: list[RunDir]) -> list[Candidate]:
                     found.append(Candidate(
                         call.routine, call_input(call, messages), call.output, episode.env, episode.task,
                         episode.seed, step.index, episode.progression, next_gain, step.valid,
-                        counts.consults_before_writing, done_ops, str(folder), call.tool_calls,
-                        call_tools(call, messages),
+                        counts.consults_before_writing, done_ops, str(folder),
+                        # a JSON-mode answer is its raw text, its tools already in the sent messages
+                        *((call.tool_calls, call_tools(call, messages)) if call.tool_mode != "json" else (None, None)),
                     ))  # fmt: skip
     return found
 
