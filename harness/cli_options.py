@@ -8,7 +8,10 @@ import click
 
 from harness.envs import ENV_NAMES
 from harness.envs.base import INSTRUCTION_VARIANTS, OBSERVATION_VARIANTS
-from harness.models.keys import DEFAULT_API_KEY_ENV
+
+# models.keys.DEFAULT_API_KEY_ENV, written out: the env image's harness has no model client
+# (importing harness.models would need openai and httpx there).
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 
 
 def eval_options(function: Any) -> Any:

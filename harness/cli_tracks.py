@@ -7,7 +7,10 @@ from typing import Any
 import click
 
 from harness.cli_options import eval_options, options_from
-from harness.models.keys import DEFAULT_API_KEY_ENV
+
+# models.keys.DEFAULT_API_KEY_ENV, written out: the env image's harness has no model client
+# (importing harness.models would need openai and httpx there).
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 
 
 @click.group()

@@ -64,3 +64,16 @@ def test_the_meta_model_sends_its_own_key(monkeypatch: pytest.MonkeyPatch) -> No
         with meta_model(server.url, None, 64, "HARNESS_UNSET_KEY") as meta:
             with pytest.raises(Exception, match="401"):
                 meta.client.chat([{"role": "user", "content": "hi"}])
+
+
+def test_the_cli_default_is_the_harness_default_and_the_cli_needs_no_model_client() -> None:
+    import subprocess
+    import sys
+
+    from harness import cli_options, cli_tracks
+    from harness.models.keys import DEFAULT_API_KEY_ENV
+
+    assert cli_options.DEFAULT_API_KEY_ENV == cli_tracks.DEFAULT_API_KEY_ENV == DEFAULT_API_KEY_ENV
+    # the env image runs `harness env serve` without openai/httpx installed
+    probe = "import sys; sys.modules['httpx'] = None; sys.modules['openai'] = None; import harness.cli"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
