@@ -79,8 +79,7 @@ class _Recorder:
     def _chat(self, messages: list[dict[str, str]], routine: str, **generation: Any) -> str:
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             raise TypeError("chat(messages): messages must be a list of {'role', 'content'} dicts")
-        input_ref = {"messages": self.trace.messages.ids_of(messages)}
-        call: dict[str, Any] = {"routine": routine, "input": input_ref, "sampling": _sampling(generation)}
+        call: dict[str, Any] = {"routine": routine, "sampling": _sampling(generation)}
         if generation.get("choices"):
             call["choices"] = list(generation["choices"])
         if generation.get("tools"):
@@ -92,14 +91,16 @@ class _Recorder:
         except ModelError as error:
             kind = "model" if isinstance(error, ModelUnavailableError) else "request"
             self.failure = _EpisodeAborted(kind, str(error))
+            call["input"] = {"messages": self.trace.messages.ids_of(messages)}
             self.calls.append({**call, "model": None, "adapter": None, "output": None, "error": str(error),
                                "error_kind": kind, "prompt_tokens": 0, "completion_tokens": 0,
                                "latency_s": 0.0})  # fmt: skip
             raise
         finally:
             self.phase.enter("scaffold")
-        if result.sent_messages is not None:  # the server got another form of the conversation (json tool mode)
-            call["input"] = {"messages": self.trace.messages.ids_of(result.sent_messages)}
+        # the input as the server got it (json tool mode sends another form of the conversation)
+        sent = result.sent_messages if result.sent_messages is not None else messages
+        call["input"] = {"messages": self.trace.messages.ids_of(sent)}
         if result.tool_mode:
             call["tool_mode"] = result.tool_mode
         output = result.raw_text if result.raw_text is not None else result.text  # the model's own words

@@ -4,7 +4,8 @@ Two views, chosen by the suite's `observation` setting:
 - "balrog" (the standard): what BALROG's hybrid prompt gives the model: the message, the
   language observation (`nle_language`), the cursor, the terminal rows 1-23 (map and status
   lines; trailing blanks trimmed), and the inventory.
-- "rich": the message, the nearest few of each kind of thing with 8-way directions, the map
+- "rich": the message, the nearest few of each kind of thing (BALROG's distance words, 8-way
+  directions), the map
   rows cropped to the part in use, the status lines, and the inventory.
 Both read the message as BALROG does, from the terminal: whole menus and text windows.
 """
@@ -17,8 +18,8 @@ from typing import Any
 import nle.nethack as nh
 import numpy as np
 
-from harness.envs.nle_language import cursor_text, language_view
-from harness.envs.spatial import compass_direction, distance_word
+from harness.envs.nle_language import cursor_text, distance_word, language_view
+from harness.envs.spatial import compass_direction
 
 _BORING_CMAP = {0, 19, 20}  # solid rock / unexplored, lit floor, dark floor
 _APPEARANCE_CLASSES = {

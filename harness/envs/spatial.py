@@ -1,4 +1,4 @@
-"""Words for where a thing is relative to the player: compass directions and distances."""
+"""Words for where a thing is relative to the player: compass directions and step offsets."""
 
 from __future__ import annotations
 
@@ -17,20 +17,6 @@ def compass_direction(dx: int, dy: int) -> str:
     if abs(dy) * 2 < abs(dx):
         return horizontal
     return f"{vertical}{horizontal}"
-
-
-def distance_word(dx: int, dy: int) -> str:
-    """BALROG-style distance words, by king-move (Chebyshev) distance."""
-    distance = max(abs(dx), abs(dy))
-    if distance <= 1:
-        return "adjacent"
-    if distance <= 3:
-        return "very near"
-    if distance <= 7:
-        return "near"
-    if distance <= 15:
-        return "far"
-    return "very far"
 
 
 def step_offsets(dx: int, dy: int) -> str:
