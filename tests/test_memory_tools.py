@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.memory import Memory
-from harness.memory.tools import TOOL_NAMES
+from harness.memory.tools import PATH_PATTERN, TOOL_NAMES
 from harness.models.scripted import ScriptedModelServer
 from harness.report.verify import verify_run
 from harness.runs.read import read_run
@@ -174,3 +176,12 @@ def test_routines_are_names_the_scaffold_chooses(tmp_path: Path) -> None:
     write_submission(tmp_path / "act", TOOL_SCAFFOLD, config.format("log, act"))
     with pytest.raises(SubmissionError, match="lists act"):
         read_submission(tmp_path / "act")
+
+
+@settings(max_examples=200, deadline=None)
+@given(path=st.from_regex(PATH_PATTERN, fullmatch=True).filter(lambda p: len(p) <= 80))
+def test_every_path_the_tool_schema_allows_is_one_the_sandbox_accepts(tmp_path_factory: pytest.TempPathFactory, path: str) -> None:
+    """The schema keeps a constrained model inside the memory: what it may write, the sandbox takes."""
+    memory = Memory(tmp_path_factory.mktemp("m"))
+    reply = memory.call_tool({"id": "c", "function": {"name": "append", "arguments": json.dumps({"path": path, "text": "x"})}})
+    assert not reply["content"].startswith("error"), (path, reply)

@@ -23,7 +23,7 @@ class Agent(Scaffold):
 
 
 def test_reference_submissions_pass_the_check() -> None:
-    for name in ("automem-seed", "automem-tools", "context-baseline", "balrog-naive"):
+    for name in ("automem-seed", "automem-fixed-slots", "context-baseline", "balrog-naive"):
         submission = check_submission(Path("submissions") / name)
         assert submission.name == name and submission.scaffold_class == "Agent"
 

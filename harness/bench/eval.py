@@ -2,7 +2,7 @@
 
 Two model servers in one run: an instant scripted server (the harness's own overhead shows
 plainly) and the embedded CPU model (the share a real run pays). The reference scaffold
-automem-seed plays each game through the real eval path (worker processes, run directory).
+automem-fixed-slots (3 chat calls, 2-3 memory operations a step) plays each game through the real eval path (worker processes, run directory).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from harness.models.scripted import ScriptedModelServer, first_choice_or
 from harness.runs.read import read_run
 from harness.tracks.eval import EMBEDDED, EvalOptions, run_eval
 
-SUBMISSION = "submissions/automem-seed"
+SUBMISSION = "submissions/automem-fixed-slots"
 PARTS = ("env", "model", "memory", "scaffold", "harness")
 
 
@@ -75,7 +75,7 @@ def run_eval_benchmark(instant_steps: int = 200, embedded_steps: int = 10, write
     print(time_table + "\n\n" + trace_table)
     if write:
         note = (
-            "Scaffold: submissions/automem-seed (3 chat calls and 2-3 memory operations per step). "
+            "Scaffold: submissions/automem-fixed-slots (3 chat calls and 2-3 memory operations per step). "
             "`model` is the chat latency seen by the worker, `memory` the memory operations, "
             "`scaffold` the scaffold's own code, `harness` everything else in the worker (action "
             "checks, call recording, trace writes). Targets: harness <= 0.5 ms/step with the "

@@ -1,6 +1,6 @@
 """The cost of the docker runtime against the local one: episode start and time per step.
 
-Both runtimes play the same episodes (automem-seed, instant scripted model); the episode's
+Both runtimes play the same episodes (automem-fixed-slots, instant scripted model); the episode's
 wall time is split into the worker's start (process or containers up to the first step)
 and its steps.
 """
@@ -28,7 +28,7 @@ def _measure(runtime: str, model_url: str, steps: int, workdir: Path) -> dict[st
                      f"  crafter: {{tasks: [crafter], seeds: [0, 1], max_steps: {steps}}}\n"
                      f"  nethack: {{tasks: [NetHackChallenge-v0], seeds: [0, 1], max_steps: {steps}}}\n")  # fmt: skip
     started = time.monotonic()
-    run, _ = run_eval(EvalOptions(submission="submissions/automem-seed", suite=str(suite), model=model_url,
+    run, _ = run_eval(EvalOptions(submission="submissions/automem-fixed-slots", suite=str(suite), model=model_url,
                                   runtime=runtime, runs_dir=str(workdir / "runs"), run_id=runtime,
                                   show_progress=False))  # fmt: skip
     wall = time.monotonic() - started
@@ -57,7 +57,7 @@ def run_runtime_benchmark(steps: int = 50, write: bool = True) -> None:
     text = table + f"\n\ndocker overhead per step: {overhead:+.2f} ms"
     print(text)
     if write:
-        note = ("Episodes: crafter and NetHack, seeds 0-1, automem-seed on an instant scripted model. Episode start: "
+        note = ("Episodes: crafter and NetHack, seeds 0-1, automem-fixed-slots on an instant scripted model. Episode start: "
                 "from the job being written to the first step (a worker process; or the env container, its socket "
                 "and the agent container). Per step: env + model + memory + scaffold + recording, as the trace "
                 "measures it; with docker the game is served over a Unix socket and the model through the relay.")  # fmt: skip

@@ -162,12 +162,13 @@ class Memory:
         self._record("delete", path, None, run)
 
     # -- as the model's tools --------------------------------------------------------------
-    def tools(self, *names: str) -> ToolList:
+    def tools(self, *names: str, max_text_chars: int | None = None) -> ToolList:
         """OpenAI-format definitions of the memory operations `names` (default: all of list,
-        read, search, append, create, rewrite, delete), to pass as `chat(..., tools=...)`."""
+        read, search, append, create, rewrite, delete), to pass as `chat(..., tools=...)`;
+        `max_text_chars` bounds the text one call writes or searches for."""
         from harness.memory.tools import tool_definitions
 
-        return tool_definitions(names)
+        return tool_definitions(names, max_text_chars)
 
     def call_tool(self, tool_call: dict[str, Any]) -> dict[str, Any]:
         """Carry out one tool call of the model's answer on this memory; returns the `tool`

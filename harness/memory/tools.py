@@ -15,13 +15,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from harness.memory.sandbox import Memory
 
-_PATH = {"type": "string", "description": "a file path inside the memory, e.g. 'notes.md' or 'levels/1.md'"}
+# Paths the sandbox always accepts (relative, no '..', no hidden or odd names): a server that
+# honours schemas (llama.cpp) keeps the model's paths inside the memory.
+PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$"
+_PATH = {"type": "string", "description": "a file path inside the memory, e.g. 'notes.md' or 'levels/1.md'",
+         "pattern": PATH_PATTERN, "maxLength": 80}  # fmt: skip
 _TEXT = {"type": "string", "description": "the text"}
+_FOLDER = {"type": "string", "description": "a file or folder inside the memory", "pattern": PATH_PATTERN, "maxLength": 80}
+_FREE_TEXT = ("text", "pattern")  # the arguments max_text_chars bounds
 TOOL_SPECS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
-    "list": ("List the memory files (under a folder, if given).", {"dir": {"type": "string"}}, []),
+    "list": ("List the memory files (under a folder, if given).", {"dir": _FOLDER}, []),
     "read": ("Read a memory file whole.", {"path": _PATH}, ["path"]),
     "search": ("Search the memory for lines matching a pattern (case-insensitive); answers 'file:line: text'.",
-               {"pattern": {"type": "string"}, "path": {"type": "string", "description": "a file or folder to search in"}},
+               {"pattern": {"type": "string"}, "path": _FOLDER},
                ["pattern"]),
     "append": ("Add text at the end of a memory file (created if missing).", {"path": _PATH, "text": _TEXT}, ["path", "text"]),
     "create": ("Create a new memory file holding the text.", {"path": _PATH, "text": _TEXT}, ["path", "text"]),
@@ -31,14 +37,23 @@ TOOL_SPECS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
 TOOL_NAMES = tuple(TOOL_SPECS)
 
 
-def tool_definitions(names: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """The definitions of the named memory tools (all when none is named)."""
+def tool_definitions(names: tuple[str, ...] = (), max_text_chars: int | None = None) -> list[dict[str, Any]]:
+    """The definitions of the named memory tools (all when none is named). `max_text_chars`
+    bounds the text an answer writes or searches for (a JSON schema's maxLength: servers that
+    constrain answers by schema hold the model to it, which keeps answers short)."""
     unknown = [name for name in names if name not in TOOL_SPECS]
     if unknown:
         raise ValueError(f"no memory tool {', '.join(unknown)}; tools: {', '.join(TOOL_NAMES)}")
+    if max_text_chars is not None and max_text_chars < 1:
+        raise ValueError("max_text_chars must be at least 1")
+
+    def bounded(key: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {**spec, "maxLength": max_text_chars} if max_text_chars and key in _FREE_TEXT else dict(spec)
+
     return [{"type": "function", "function": {
         "name": name, "description": TOOL_SPECS[name][0],
-        "parameters": {"type": "object", "properties": TOOL_SPECS[name][1], "required": TOOL_SPECS[name][2]}}}
+        "parameters": {"type": "object", "properties": {key: bounded(key, spec) for key, spec in TOOL_SPECS[name][1].items()},
+                       "required": TOOL_SPECS[name][2]}}}
         for name in names or TOOL_NAMES]  # fmt: skip
 
 

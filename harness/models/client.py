@@ -168,17 +168,25 @@ class ChatClient:
     ) -> ChatResult:
         """One non-streaming chat completion (streaming loses token counts on llama.cpp)."""
         extra_body = dict(generation.pop("extra_body", {}) or {})
+        if choices and generation.get("tools") and generation.get("tool_choice") != "none":
+            raise ValueError("choices constrain a text answer: offer tools with it only as tool_choice='none'")
         if choices:
             extra_body.update(self.constraint(list(choices)))
             max_tokens = max(max_tokens, 8)
         tools = generation.pop("tools", None)
         tool_mode = self.tool_mode if tools else None
         sent = messages
+        answers_json = False
         if tool_mode == "native":
             generation["tools"] = tools
         elif tool_mode == "json":
+            tool_choice = generation.pop("tool_choice", "auto")
+            parallel = generation.pop("parallel_tool_calls", True)
             sent = tool_json.request_messages(messages, list(tools))
-            generation["response_format"] = {"type": "json_object", "schema": tool_json.answer_schema(list(tools))}
+            answers_json = tool_choice != "none"  # "none": the tools stay in the prompt, the answer is text
+            if answers_json:
+                schema = tool_json.answer_schema(list(tools), tool_choice, bool(parallel))
+                generation["response_format"] = {"type": "json_object", "schema": schema}
         elif self.tool_mode == "json" and tool_json.has_tool_turns(messages):
             sent = tool_json.request_messages(messages, None)  # earlier tool turns, as this server reads them
         name = model or self.model
@@ -200,7 +208,7 @@ class ChatClient:
         calls = choice.message.tool_calls if choice else None
         usage = response.usage
         raw_text = None
-        if tool_mode == "json":
+        if answers_json:
             raw_text = text
             text, json_calls = tool_json.parse_answer(text, tool_json.call_prefix(text))
             calls = None
@@ -215,6 +223,6 @@ class ChatClient:
             served_model=str(response.model) if getattr(response, "model", None) else None,
             tool_mode=tool_mode, sent_messages=sent if sent is not messages else None, raw_text=raw_text,
         )
-        if tool_mode == "json":
+        if answers_json:
             result.tool_calls = json_calls
         return result

@@ -18,13 +18,13 @@ import hashlib
 import json
 from typing import Any
 
-MAX_CALLS = 4  # tool calls one answer may make
+MAX_CALLS = 4  # tool calls one answer may make (1 when the call says parallel_tool_calls=False)
 
 SYSTEM_TEMPLATE = """You can use these tools:
 {tools}
 
-Answer with one JSON object only: {{"tool_calls": [{{"name": TOOL, "arguments": {{...}}}}, ...], "content": TEXT}}.
-Put the tools you want to call (at most {max_calls}) in "tool_calls", or leave it empty; put any other answer in "content"."""
+When you use tools, answer with one JSON object only: {{"tool_calls": [{{"name": TOOL, "arguments": {{...}}}}, ...]}}.
+Put the tools you want to call in "tool_calls", or leave it empty; add "content": TEXT only for another answer."""
 
 
 def _tool_line(tool: dict[str, Any]) -> str:
@@ -33,16 +33,25 @@ def _tool_line(tool: dict[str, Any]) -> str:
     return f"- {function['name']}({', '.join(parameters)}): {function.get('description', '')}"
 
 
-def answer_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
-    """The JSON schema of an answer that may call `tools`."""
+def answer_schema(tools: list[dict[str, Any]], tool_choice: Any = "auto", parallel_tool_calls: bool = True) -> dict[str, Any]:
+    """The JSON schema of an answer that may call `tools`, read as OpenAI reads `tool_choice`
+    ("auto": any number of calls up to MAX_CALLS, "required": at least one, {"type": "function",
+    "function": {"name": N}}: that tool) and `parallel_tool_calls` (False: at most one call)."""
+    if isinstance(tool_choice, dict):
+        name = tool_choice.get("function", {}).get("name")
+        tools = [tool for tool in tools if tool["function"]["name"] == name]
+        if not tools:
+            raise ValueError(f"tool_choice names {name!r}, which is not among the tools offered")
     calls = [{"type": "object",
               "properties": {"name": {"const": tool["function"]["name"]},
                              "arguments": tool["function"].get("parameters") or {"type": "object"}},
               "required": ["name", "arguments"]} for tool in tools]  # fmt: skip
-    return {"type": "object",
-            "properties": {"tool_calls": {"type": "array", "items": {"anyOf": calls}, "maxItems": MAX_CALLS},
-                           "content": {"type": "string"}},
-            "required": ["tool_calls", "content"]}  # fmt: skip
+    array: dict[str, Any] = {"type": "array", "items": {"anyOf": calls}, "maxItems": MAX_CALLS if parallel_tool_calls else 1}
+    if tool_choice == "required" or isinstance(tool_choice, dict):
+        array["minItems"] = 1
+    # "content" may be left out: an answer that only calls tools can end after its calls
+    return {"type": "object", "properties": {"tool_calls": array, "content": {"type": "string"}},
+            "required": ["tool_calls"]}  # fmt: skip
 
 
 def _as_json_turn(message: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +74,9 @@ def request_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]]
     turns = [_as_json_turn(m) for m in messages]
     if not tools:
         return turns
-    system = SYSTEM_TEMPLATE.format(tools="\n".join(_tool_line(t) for t in tools), max_calls=MAX_CALLS)
+    # the same for every call offering these tools (whatever its tool_choice), so a server's
+    # prefix cache serves the whole conversation
+    system = SYSTEM_TEMPLATE.format(tools="\n".join(_tool_line(t) for t in tools))
     return [{"role": "system", "content": system}] + turns
 
 
