@@ -60,10 +60,16 @@ The scaffold API (Python): `from harness.agent import Scaffold, Step`; the class
 and subclasses Scaffold; `reset(self, task)` gets task.env, task.name, task.instructions,
 task.actions; `step(self, step) -> str` returns one of step.actions and sees step.index,
 step.observation, step.last_action, step.last_reward, step.feedback. Memory: self.memory.list(dir=""),
-read(path), search(pattern, path=""), append(path, text), write(path, text), delete(path) on
-relative paths. Model: self.chat(messages, routine="log"|"recall"|"act", max_tokens=...,
-choices=[...]) returns text; use routine "log" for recording, "recall" for deciding what to
-consult, "act" for the world action. Only the standard library is available besides the harness.
+read(path), search(pattern, path=""), append(path, text), create(path, text), write(path, text),
+delete(path) on relative paths. Model: self.chat(messages, routine=NAME, max_tokens=...,
+choices=[...], tools=[...], tool_choice=..., parallel_tool_calls=...) returns a Reply: a str with
+.tool_calls (OpenAI format) and .finish_reason. Routine names are yours ("log" for recording,
+"recall" for consulting, "reflect", ...); "act" is the world action. Memory as the model's own
+actions: tools=self.memory.tools("append", "search", ..., max_text_chars=N) offers them,
+self.memory.call_tool(call) carries out one tool call and returns the "tool" message to append
+after the assistant message {"role": "assistant", "content": reply or None, "tool_calls": reply.tool_calls};
+bad calls come back as errors, never raised. With choices after tool turns, pass the same tools
+and tool_choice="none". Only the standard library is available besides the harness.
 
 Reply with exactly:
 DIAGNOSIS: <one line: the main failure you fix>
