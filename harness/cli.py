@@ -82,17 +82,29 @@ def train_command(data: str, base: str, out_dir: str, config_path: str | None) -
 @click.option("--format", "fmt", default="md", show_default=True, type=click.Choice(["md", "csv", "json", "html"]))
 @click.option("--title", default="Leaderboard", show_default=True)
 @click.option("--allow-incomplete", is_flag=True, help="Show incomplete runs (marked INCOMPLETE) instead of refusing them.")
-def leaderboard_command(runs: tuple[str, ...], out: str | None, fmt: str, title: str, allow_incomplete: bool) -> None:
-    """One row per RUN directory, sorted by overall score. Incomplete runs are refused."""
+@click.option("--submissions-dir", default="submissions", show_default=True, type=click.Path(file_okay=False),
+              help="The reviewed submissions: an unsandboxed run of anything else is refused.")
+@click.option("--allow-unsandboxed", is_flag=True,
+              help="Publish unsandboxed runs of unreviewed code too (their row says sandboxed: no).")
+def leaderboard_command(runs: tuple[str, ...], out: str | None, fmt: str, title: str, allow_incomplete: bool,
+                        submissions_dir: str, allow_unsandboxed: bool) -> None:  # fmt: skip
+    """One row per RUN directory, sorted by overall score. Incomplete runs are refused, and so are
+    runs of code nobody here reviewed that ran outside a container."""
     from pathlib import Path
 
-    from harness.report.leaderboard import IncompleteRunError, leaderboard_rows, render
+    from harness.report.leaderboard import (
+        IncompleteRunError,
+        UnsandboxedRunError,
+        leaderboard_rows,
+        render,
+    )
     from harness.runs.layout import RunDir, atomic_write_text
 
     base = Path(out).parent if out else None
     try:
-        rows = leaderboard_rows([RunDir(Path(run)) for run in runs], base, allow_incomplete)
-    except IncompleteRunError as error:
+        rows = leaderboard_rows([RunDir(Path(run)) for run in runs], base, allow_incomplete,
+                                None if allow_unsandboxed else Path(submissions_dir))  # fmt: skip
+    except (IncompleteRunError, UnsandboxedRunError) as error:
         raise click.ClickException(str(error)) from error
     text = render(rows, fmt, title)
     if out:

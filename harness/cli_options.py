@@ -33,8 +33,9 @@ def eval_options(function: Any) -> Any:
         click.option("--adapter", default=None, type=click.Path(exists=True, file_okay=False),
                      help="PEFT LoRA folder: the memory specialist for log/recall calls."),
         click.option("--workers", default=1, show_default=True, help="Episodes run in parallel."),
-        click.option("--runtime", default="local", show_default=True, type=click.Choice(["local", "docker", "ray"]),
-                     help="Where workers run: local processes, docker containers (sandboxed), a Ray cluster."),
+        click.option("--runtime", default=None, type=click.Choice(["local", "docker", "ray"]),
+                     help="Where workers run: local processes, docker containers (sandboxed), a Ray cluster "
+                          "[default: local; track scaffold: docker, its candidates are code nobody reviewed]."),
         click.option("--ray-address", default=None, help="With --runtime ray: the cluster's address."),
         click.option("--run-id", default=None, help="Name of the run directory (default: time + submission)."),
         click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False)),
@@ -62,7 +63,7 @@ def options_from(submission: str, kwargs: dict[str, Any]) -> Any:
     return EvalOptions(
         submission=submission, suite=kwargs["suite"], env=tuple(kwargs["env_names"]), seeds=kwargs["seeds"],
         max_steps=kwargs["max_steps"], model=kwargs["model"], model_name=kwargs["model_name"],
-        adapter=kwargs["adapter"], workers=kwargs["workers"], runtime=kwargs["runtime"], ray_address=kwargs["ray_address"],
+        adapter=kwargs["adapter"], workers=kwargs["workers"], runtime=kwargs["runtime"] or "local", ray_address=kwargs["ray_address"],
         run_id=kwargs["run_id"], runs_dir=kwargs["runs_dir"], resume=kwargs["resume"],
         step_timeout_s=kwargs["step_timeout_s"], model_timeout_s=kwargs["model_timeout_s"],
         env_timeout_s=kwargs["env_timeout_s"], episode_timeout_s=kwargs["episode_timeout_s"],

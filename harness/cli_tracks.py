@@ -42,10 +42,15 @@ def _track_options(function: Any) -> Any:
 @click.option("--patience", default=2, show_default=True, help="Stop after P candidates in a row without gain.")
 @click.option("--repairs", default=2, show_default=True, help="Repair attempts for a candidate that fails its checks.")
 @click.option("--smoke-steps", default=3, show_default=True, help="Steps of the smoke episode a candidate must survive.")
+@click.option("--allow-unsandboxed", is_flag=True,
+              help="Run the meta-LLM's candidates as local processes (or on ray) when no container engine answers "
+                   "or --runtime local|ray is given; recorded and shown on the track's row.")
 @_track_options
-def track_scaffold(submission: str, iterations: int, patience: int, repairs: int, smoke_steps: int, **kwargs: Any) -> None:
+def track_scaffold(submission: str, iterations: int, patience: int, repairs: int, smoke_steps: int,
+                   allow_unsandboxed: bool, **kwargs: Any) -> None:  # fmt: skip
     """Outer loop 1: a meta-LLM rewrites the scaffold; kept only if it passes the gate on the
-    selection seeds; the gain is published on the report seeds."""
+    selection seeds; the gain is published on the report seeds. Candidates run in containers
+    (the docker runtime) unless --allow-unsandboxed."""
     from harness.tracks.scaffold import ScaffoldTrackOptions, run_scaffold_track
 
     options = ScaffoldTrackOptions(
@@ -54,6 +59,7 @@ def track_scaffold(submission: str, iterations: int, patience: int, repairs: int
         iterations=iterations, patience=patience, repairs=repairs, meta_context_tokens=kwargs["meta_context_tokens"],
         smoke_steps=smoke_steps, leaderboards_dir=kwargs["leaderboards_dir"] or None,
         selection_seeds=kwargs["selection_seeds"], gate=kwargs["gate"],
+        runtime=kwargs["runtime"], allow_unsandboxed=allow_unsandboxed,
     )  # fmt: skip
     root = _run_track(lambda: run_scaffold_track(options, kwargs["run_id"], kwargs["resume"]))
     click.echo((root / "lineage.md").read_text())
@@ -86,10 +92,11 @@ def _run_track(run: Any) -> Any:
     from harness.runs.scheduler import Interrupted
     from harness.tracks.common import TrackError
     from harness.tracks.eval import EvalError
+    from harness.tracks.sandbox import SandboxRefused
 
     try:
         return run()
-    except (SubmissionError, EvalError, TrackError, ValueError) as error:
+    except (SubmissionError, EvalError, TrackError, SandboxRefused, ValueError) as error:
         raise click.ClickException(str(error)) from error
     except Interrupted as stopped:
         raise click.ClickException(f"{stopped} (the track resumes with --resume)") from None

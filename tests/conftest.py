@@ -42,3 +42,16 @@ def instant_model() -> Iterator[ScriptedModelServer]:
     """An instant OpenAI-compatible server: obeys choice constraints, else says 'noted'."""
     with ScriptedModelServer(first_choice_or("noted"), owned_by="vllm") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def engine() -> object:
+    """A Docker-compatible engine's client; the test is skipped, saying why, when none answers."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as error:  # no engine: say why, do not fail
+        pytest.skip(f"no container engine answers ({error}); start one: eval \"$(../shared/tools/container-engine up)\"")
+    return client

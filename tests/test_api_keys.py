@@ -49,11 +49,44 @@ def test_a_missing_key_stops_the_run_before_any_episode_and_names_the_variable(t
     assert not list((tmp_path / "runs").rglob("episode.json"))
 
 
-def test_keys_never_go_into_docker_sandboxes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+# Looks for the key everywhere the sandbox lets it look, and keeps what it saw in its memory
+# (part of the run): its environment, its processes', the files it may open.
+KEY_HUNTER = """
+import os
+from pathlib import Path
+from harness.agent import Scaffold, Step
+
+def _seen():
+    seen = [repr(dict(os.environ))]
+    for path in [Path("/proc/self/environ"), Path("/proc/1/environ"), *Path("/model").glob("*"), *Path("/env").glob("*"),
+                 *Path("/tmp").rglob("*"), *Path("/episode").glob("*.json")]:
+        try:
+            seen.append(f"{path}: {path.read_bytes()[:100000]!r}")
+        except OSError as error:
+            seen.append(f"{path}: {error}")
+    return "\\n".join(seen)
+
+class Agent(Scaffold):
+    def step(self, step: Step) -> str:
+        if step.index == 0:
+            self.memory.write("seen.txt", _seen())
+        return self.chat([{"role": "user", "content": step.observation}], routine="act", choices=list(step.actions))
+"""
+
+
+@pytest.mark.container
+def test_in_docker_the_relay_adds_the_key_and_the_sandbox_never_holds_it(engine: object, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.setenv("HARNESS_TEST_KEY", SECRET)
-    with ScriptedModelServer(first_choice_or("noted"), api_key=SECRET) as server:
-        with pytest.raises(EvalError, match="never passes keys into its sandboxes"):
-            run_eval(_options(tmp_path, server.url, runtime="docker"))
+    with ScriptedModelServer(first_choice_or("noted"), owned_by="vllm", api_key=SECRET) as server:
+        options = _options(tmp_path, server.url, runtime="docker")
+        write_submission(Path(options.submission), KEY_HUNTER)
+        run, results = run_eval(options)
+        assert results.complete and len(server.requests) == 1 + 3  # every request carried the key (else 401)
+    seen = (run.episode_dir("crafter", "crafter", 0) / "memory" / "seen.txt").read_text()
+    assert "HOME" in seen and "/proc/1/environ" in seen  # the hunt ran
+    for path in (p for p in run.root.rglob("*") if p.is_file()):
+        assert SECRET.encode() not in path.read_bytes(), path
 
 
 def test_the_meta_model_sends_its_own_key(monkeypatch: pytest.MonkeyPatch) -> None:

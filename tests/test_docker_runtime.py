@@ -23,18 +23,6 @@ SUITE = "name: two\nenvs:\n  crafter: {tasks: [crafter], seeds: [0], max_steps: 
 
 
 @pytest.fixture(scope="module")
-def engine() -> object:
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-    except Exception as error:  # no engine: say why, do not fail
-        pytest.skip(f"no container engine answers ({error}); start one: eval \"$(../shared/tools/container-engine up)\"")
-    return client
-
-
-@pytest.fixture(scope="module")
 def model() -> ScriptedModelServer:
     with ScriptedModelServer(first_choice_or("noted"), owned_by="vllm") as server:
         yield server
@@ -49,12 +37,14 @@ def _eval(tmp_path: Path, submission: str, model: ScriptedModelServer, runtime: 
 
 
 def _labelled(engine: object, run_id: str) -> list[object]:
-    return engine.containers.list(all=True, filters={"label": f"{LABEL}={run_id}"})  # type: ignore[attr-defined]
+    """The containers of the run called run_id (labelled run_id-<hash of its folder>)."""
+    every = engine.containers.list(all=True, filters={"label": LABEL})  # type: ignore[attr-defined]
+    return [c for c in every if c.labels[LABEL].rsplit("-", 1)[0] == run_id]
 
 
 def test_docker_runtime_gives_the_same_episodes_as_local(engine: object, model: ScriptedModelServer, tmp_path: Path) -> None:
-    local = _eval(tmp_path, "submissions/automem-seed", model, "local", "local")
-    docker = _eval(tmp_path, "submissions/automem-seed", model, "docker", "docker")
+    local = _eval(tmp_path, "submissions/automem-fixed-slots", model, "local", "local")
+    docker = _eval(tmp_path, "submissions/automem-fixed-slots", model, "docker", "docker")
     keys = ("index", "observation", "action", "raw_action", "valid", "reward", "done", "progression", "memory_chars")
     for env, task in (("crafter", "crafter"), ("minihack", "MazeWalk-9x9")):
         a = read_jsonl(local.episode_dir(env, task, 0) / "steps.jsonl")

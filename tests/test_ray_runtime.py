@@ -36,7 +36,7 @@ def test_ray_runtime_fills_the_same_run_directory_as_local(ray_address: str, tmp
         runs = {}
         for runtime in ("local", "ray"):
             runs[runtime], results = run_eval(EvalOptions(
-                submission="submissions/automem-seed", suite=str(tmp_path / "two.yaml"), model=model.url,
+                submission="submissions/automem-fixed-slots", suite=str(tmp_path / "two.yaml"), model=model.url,
                 runtime=runtime, ray_address=ray_address, workers=2, runs_dir=str(tmp_path / "runs"),
                 run_id=runtime, show_progress=False))  # fmt: skip
             assert results.complete and results.episodes_recorded == 3

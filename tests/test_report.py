@@ -253,3 +253,24 @@ def test_a_text_variant_run_replays_and_verifies_under_its_own_name(tmp_path: Pa
     first = json.loads((run.episode_dir("minihack", "MazeWalk-9x9", 0) / "steps.jsonl").read_text().splitlines()[0])
     assert first["observation"].startswith("Message: ") and "Nearby:" in first["observation"]
     assert verify_run(run).verified
+
+
+def test_the_leaderboard_publishes_unsandboxed_runs_only_of_reviewed_code(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    from harness.report.leaderboard import UnsandboxedRunError
+
+    reviewed = tmp_path / "submissions"
+    with pytest.raises(UnsandboxedRunError, match=r"wood ran unsandboxed \(runtime local\)"):
+        leaderboard_rows([runs["wood"]], submissions_dir=reviewed)  # nothing reviewed here yet
+    import shutil
+
+    shutil.copytree(read_json(runs["wood"].run_file)["submission"]["directory"], reviewed / "wood")
+    rows = leaderboard_rows([runs["wood"]], submissions_dir=reviewed)  # the same files, reviewed: published
+    assert rows[0]["sandboxed"] == "no"
+    (reviewed / "wood" / "scaffold.py").write_text("# changed after the run\n")
+    with pytest.raises(UnsandboxedRunError):
+        leaderboard_rows([runs["wood"]], submissions_dir=reviewed)  # the run's code is not the reviewed code
+    command = [sys.executable, "-m", "harness.cli", "leaderboard", str(runs["wood"].root), "--submissions-dir", str(reviewed)]
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode == 1 and "--allow-unsandboxed" in refused.stderr
+    allowed = subprocess.run(command + ["--allow-unsandboxed"], capture_output=True, text=True)
+    assert allowed.returncode == 0 and "| sandboxed" in allowed.stdout

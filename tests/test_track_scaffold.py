@@ -89,6 +89,7 @@ def setup(tmp_path: Path, instant_model: ScriptedModelServer) -> tuple[ScaffoldT
                          runs_dir=str(tmp_path / "runs"), show_progress=False),
         meta_model=meta.url, iterations=3, patience=5, repairs=1, smoke_steps=2,
         leaderboards_dir=str(tmp_path / "leaderboards"), selection_seeds="1",  # seed 1 has a tree in reach
+        runtime="local", allow_unsandboxed=True,  # fast; tests/test_track_sandbox.py runs candidates in containers
     )  # fmt: skip
     yield options, script, meta
     meta.stop()
@@ -123,7 +124,8 @@ def test_gate_keeps_the_better_candidate_and_rejects_the_worse_and_the_broken(se
     assert lineage.count("\n| ") == 1 + 4 and "walk to trees" in lineage  # header + 4 iterations
     assert "report seeds [0] were used for nothing else" in lineage and "+4.5 [+4.5, +4.5]" in lineage
     row = (tmp_path / "leaderboards" / "tracks" / "scaffold-wood.md").read_text()
-    assert "idle" in row and "+4.5 [+4.5, +4.5]" in row
+    assert "idle" in row and "+4.5 [+4.5, +4.5]" in row and "local, unsandboxed (--allow-unsandboxed)" in row
+    assert read_json(root / "track.json")["candidates"] == "local, unsandboxed (--allow-unsandboxed)"
 
 
 def test_a_track_resumes_after_its_meta_model_dies(setup: Any) -> None:

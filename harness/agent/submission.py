@@ -195,18 +195,25 @@ def load_scaffold_class(submission: Submission) -> type[Scaffold]:
     return scaffold_class
 
 
-def check_submission(directory: str | Path, timeout_s: float = 120.0) -> Submission:
-    """Read the config here, import the scaffold in a child process; raise SubmissionError."""
+def check_submission(directory: str | Path, timeout_s: float = 120.0, sandboxed: bool = False) -> Submission:
+    """Read the config here, import the scaffold in a child process (`sandboxed`: in an agent
+    container, for code nobody reviewed); raise SubmissionError."""
     submission = read_submission(directory)
-    completed = subprocess.run(
-        [sys.executable, "-m", "harness.agent.submission", "check", str(submission.directory)],
-        capture_output=True, text=True, timeout=timeout_s,
-    )  # fmt: skip
+    if sandboxed:
+        from harness.runtime.docker import check_in_container
+
+        stdout, stderr = check_in_container(submission.directory, timeout_s)
+    else:
+        completed = subprocess.run(
+            [sys.executable, "-m", "harness.agent.submission", "check", str(submission.directory)],
+            capture_output=True, text=True, timeout=timeout_s,
+        )  # fmt: skip
+        stdout, stderr = completed.stdout, completed.stderr
     try:
-        verdict = json.loads(completed.stdout.strip().splitlines()[-1])
+        verdict = json.loads(stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         raise SubmissionError(submission.directory / submission.scaffold_file, None,
-                              f"checking the scaffold crashed: {completed.stderr.strip()[-800:]}",
+                              f"checking the scaffold crashed: {stderr.strip()[-800:]}",
                               "run the scaffold file with python to see the error") from None  # fmt: skip
     if not verdict["ok"]:
         raise SubmissionError(verdict["file"], verdict["line"], verdict["problem"], verdict["fix"])

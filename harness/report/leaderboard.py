@@ -3,6 +3,9 @@
 Rows are built only from the run directories (run.json, results.json, verification.json).
 A run that is not complete (an episode unscored, the run stopped) has no publishable
 number: it is refused, unless explicitly allowed, and then its row says INCOMPLETE.
+A run whose scaffold ran unsandboxed (local or ray runtime) is published only for code this
+repository has reviewed: a folder of `submissions/` with the same content hash. Others are
+refused unless explicitly allowed; the `sandboxed` column says how each run ran.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from harness.agent.submission import content_hash
 from harness.envs import ENV_NAMES
 from harness.report.tables import number, percent
 from harness.runs.layout import RunDir
@@ -27,7 +31,7 @@ FORMATS = ("md", "csv", "json", "html")
 COLUMNS = ["rank", "submission", "model", "adapter", "track", "suite", "seeds",
            *(f"{env} %" for env in ENV_NAMES), "overall %", "memory growth chars/step", "write/search",
            "consult-before-write", "invalid actions %", "tokens prompt", "tokens completion", "wall time s",
-           "complete", "verified", "run", "submission hash"]  # fmt: skip
+           "complete", "verified", "sandboxed", "run", "submission hash"]  # fmt: skip
 
 
 class IncompleteRunError(ValueError):
@@ -49,6 +53,29 @@ def check_complete(runs: list[RunDir]) -> None:
         raise IncompleteRunError("incomplete runs have no publishable number:\n  " + "\n  ".join(problems) +
                                  "\ncomplete them with `harness eval ... --resume`, or pass --allow-incomplete to "
                                  "show them marked INCOMPLETE")  # fmt: skip
+
+
+class UnsandboxedRunError(ValueError):
+    """An unsandboxed run of code this repository has not reviewed was given to the leaderboard."""
+
+
+def check_sandboxed(runs: list[RunDir], submissions_dir: Path) -> None:
+    """Refuse runs whose scaffold ran outside a container unless it is a reviewed submission
+    (a folder of `submissions_dir` holding the very files the run recorded)."""
+    problems = []
+    for run in runs:
+        record = read_run(run.root).record
+        if record.runtime == "docker":
+            continue
+        folder = submissions_dir / record.submission.name
+        if folder.is_dir() and content_hash(folder) == record.submission.hash:
+            continue
+        problems.append(f"{run.root}: {record.submission.name} ran unsandboxed (runtime {record.runtime}) and is not "
+                        f"the reviewed {folder}")  # fmt: skip
+    if problems:
+        raise UnsandboxedRunError("code nobody here reviewed ran outside a sandbox:\n  " + "\n  ".join(problems) +
+                                  "\nrun it with --runtime docker, add the submission by pull request, or pass "
+                                  "--allow-unsandboxed to publish it marked sandboxed: no")  # fmt: skip
 
 
 def row_of(run_dir: RunDir, link_base: Path | None = None) -> dict[str, Any]:
@@ -76,6 +103,7 @@ def row_of(run_dir: RunDir, link_base: Path | None = None) -> dict[str, Any]:
         "wall time s": number(sum(e.time_s.get("total", 0.0) for e in envs), 0),
         "verified": "yes" if verification and verification.verified else ("FAILED" if verification else "not checked"),
         "complete": "yes" if results.complete else f"INCOMPLETE ({results.episodes_scored}/{results.episodes_planned})",
+        "sandboxed": "yes" if info.runtime == "docker" else "no",
         "run": link, "submission hash": (results.submission_hash or "")[:19],
     }  # fmt: skip
     for env in ENV_NAMES:
@@ -84,9 +112,14 @@ def row_of(run_dir: RunDir, link_base: Path | None = None) -> dict[str, Any]:
     return row
 
 
-def leaderboard_rows(runs: list[RunDir], link_base: Path | None = None, allow_incomplete: bool = False) -> list[dict[str, Any]]:
+def leaderboard_rows(runs: list[RunDir], link_base: Path | None = None, allow_incomplete: bool = False,
+                     submissions_dir: Path | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """The rows, best first; `submissions_dir` (the reviewed submissions): refuse unsandboxed
+    runs of anything else (None: publish every run, as `--allow-unsandboxed`)."""
     if not allow_incomplete:
         check_complete(runs)
+    if submissions_dir is not None:
+        check_sandboxed(runs, submissions_dir)
     rows = sorted((row_of(run, link_base) for run in runs), key=lambda r: -(r["overall"] or 0.0))
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank

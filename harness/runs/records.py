@@ -19,8 +19,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # 1.1: run.json suite.text; 1.2: chat calls' tools, tool calls, finish reason and sampling,
-# memory ops' tool call and chat call, episode memory metrics by routine and model errors
-SCHEMA_VERSION = "1.2"
+# memory ops' tool call and chat call, episode memory metrics by routine and model errors;
+# 1.3: run.json isolation (the sandbox's limits), track.json candidates (how candidates ran)
+SCHEMA_VERSION = "1.3"
 SCHEMA_MAJOR = 1
 
 EpisodeStatus = Literal["completed", "truncated", "errored"]
@@ -210,6 +211,8 @@ class RunRecord(Record):
     suite: SuiteRecord
     episodes_planned: int
     runtime: str
+    isolation: dict[str, Any] | None = Field(None, description="the sandbox the scaffolds ran in (docker: no network, "
+                                             "read-only, limits); None: unsandboxed (local, ray) or recorded before 1.3")  # fmt: skip
     machine: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
     sampling: dict[str, Any] | None = Field(None, description="the chat defaults every call starts from (None: recorded before it was)")

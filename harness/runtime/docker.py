@@ -2,8 +2,10 @@
 
 Per episode, an env container serves the game and an agent container runs the worker with
 the scaffold. Neither has any network: they talk over a Unix socket in a folder both mount,
-and the agent reaches its model only through the run's relay (a container on the host's
-network that forwards socket files to the model endpoints and nowhere else). The agent sees
+and the agent reaches its model only through the run's relay (runtime/relay.py: a container on
+the host's network that opens sockets in each episode's own folder, forwards their requests
+to the model endpoints and nowhere else, adds a hosted server's key on the way out, and
+enforces size limits and timeouts). The agent sees
 the submission read-only and the episode folder as its only writable mount (read-only root
 filesystem, /tmp in memory), with memory, CPU and process limits and no capabilities.
 Everything started carries the label `harness.run_id` and is removed at the end of the run,
@@ -18,13 +20,13 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from harness.runtime.images import ENV_IMAGE, ensure_image
+from harness.runtime.relay import KEY_VARIABLE, RelayControl
 
 LABEL = "harness.run_id"
 
@@ -48,8 +50,8 @@ def _wait_for(path: Path, container: Any, timeout_s: float = 60.0) -> None:
 class ContainerProcess:
     """A running agent container, seen by the scheduler like a child process."""
 
-    def __init__(self, agent: Any, env: Any, sockets: Path, log_path: Path) -> None:
-        self.agent, self.env, self.sockets, self.log_path = agent, env, sockets, log_path
+    def __init__(self, agent: Any, env: Any, sockets: Path, log_path: Path, on_exit: Callable[[], None] = lambda: None) -> None:
+        self.agent, self.env, self.sockets, self.log_path, self.on_exit = agent, env, sockets, log_path, on_exit
         self.returncode: int | None = None
         self.stdout = self._lines()
 
@@ -72,6 +74,7 @@ class ContainerProcess:
                     container.remove(force=True)
                 except Exception:
                     pass
+            self.on_exit()
             shutil.rmtree(self.sockets, ignore_errors=True)
         return self.returncode
 
@@ -84,6 +87,51 @@ class ContainerProcess:
     def kill(self) -> None:
         try:
             self.agent.kill()
+        except Exception:
+            pass
+
+
+def sandbox_settings(limits: SandboxLimits, labels: dict[str, str]) -> dict[str, Any]:
+    """A sandboxed container: no network, no capabilities, read-only root, memory/CPU/process limits."""
+    return {"network_mode": "none", "labels": labels, "user": f"{os.getuid()}:{os.getgid()}",
+            "mem_limit": limits.memory, "nano_cpus": int(limits.cpus * 1e9),
+            "pids_limit": limits.pids, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
+            "read_only": True, "tmpfs": {"/tmp": "size=64m"}, "detach": True}  # fmt: skip
+
+
+def engine_problem() -> str | None:
+    """None when a Docker-compatible engine answers (DOCKER_HOST or the default socket), else why not."""
+    try:
+        import docker
+
+        docker.from_env(timeout=10).ping()
+    except Exception as error:  # no SDK, no socket, a dead daemon: all mean "no sandbox here"
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def check_in_container(directory: Path, timeout_s: float = 120.0, limits: SandboxLimits | None = None) -> tuple[str, str]:
+    """Import a submission's scaffold in an agent container (no network, read-only, limited):
+    the import check of code nobody reviewed. Returns the check's (stdout, stderr)."""
+    import docker
+
+    client = docker.from_env()
+    label = f"check-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+    container = client.containers.run(
+        ensure_image(client, "agent")[0], ["-m", "harness.agent.submission", "check", "/submission"], entrypoint="python",
+        volumes={str(Path(directory).resolve()): {"bind": "/submission", "mode": "ro"}}, environment={"HOME": "/tmp"},
+        **sandbox_settings(limits or SandboxLimits(), {LABEL: label}),
+    )  # fmt: skip
+    try:
+        try:
+            container.wait(timeout=timeout_s)
+        except Exception:
+            return "", f"the import check did not finish in {timeout_s:g} s"
+        return container.logs(stdout=True, stderr=False).decode(errors="replace"), \
+            container.logs(stdout=False, stderr=True).decode(errors="replace")  # fmt: skip
+    finally:
+        try:
+            container.remove(force=True)
         except Exception:
             pass
 
@@ -101,13 +149,21 @@ class DockerRuntime:
         self.sockets = Path(tempfile.gettempdir()) / "harness-sockets" / run_id
         self._lock = threading.Lock()
         self._relay: Any = None
-        self._routes: dict[str, str] = {}  # model URL -> socket path inside containers
+        self._routes: dict[str, str] = {}  # model URL -> the relay's route name
+        self._control: Any = None  # RelayControl, once the relay runs
         self._counter = 0
         self.build_seconds = 0.0
         self.sweep()  # a run killed before could have left containers behind
 
     def _labels(self) -> dict[str, str]:
         return {LABEL: self.run_id}
+
+    @property
+    def isolation(self) -> dict[str, Any]:
+        """The sandbox every scaffold of the run ran in, for run.json."""
+        return {"network": "none (the model through the run's relay only)", "root_filesystem": "read-only",
+                "submission": "read-only", "capabilities": "none", "memory": self.limits.memory,
+                "cpus": self.limits.cpus, "pids": self.limits.pids}  # fmt: skip
 
     def sweep(self) -> None:
         """Remove every container this run started, and its socket folders."""
@@ -128,56 +184,71 @@ class DockerRuntime:
         return tag
 
     def _sandbox(self) -> dict[str, Any]:
-        return {"network_mode": "none", "labels": self._labels(), "user": f"{os.getuid()}:{os.getgid()}",
-                "mem_limit": self.limits.memory, "nano_cpus": int(self.limits.cpus * 1e9),
-                "pids_limit": self.limits.pids, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
-                "read_only": True, "tmpfs": {"/tmp": "size=64m"}, "detach": True}  # fmt: skip
+        return sandbox_settings(self.limits, self._labels())
 
-    def _relay_for(self, urls: list[str]) -> None:
-        """Start the run's relay: one socket file per model endpoint, in sockets/model/."""
+    def _relay_for(self, model: dict[str, Any]) -> None:
+        """Start the run's relay (once): a route per model endpoint, the base server's key (if
+        any) in the relay's own environment, and a control socket only the host reaches."""
         if self._relay is not None:
             return
-        folder = self.sockets / "model"
-        folder.mkdir(parents=True, exist_ok=True)
-        routes = []
-        for index, url in enumerate(urls):
-            parsed = urlparse(url)
-            self._routes[url] = f"/model/model-{index}.sock"
-            routes.append(f"/model/model-{index}.sock={parsed.hostname}:{parsed.port or 80}")
+        from harness.models.keys import key_is_set
+
+        urls = [u for u in (model["base_url"], model.get("specialist_url")) if u]
+        self._routes = {url: str(index) for index, url in enumerate(urls)}
+        keys = {KEY_VARIABLE.format(0): os.environ[model["api_key_env"]]} if key_is_set(model.get("api_key_env")) else {}
+        (self.sockets / "control").mkdir(parents=True, exist_ok=True)
         self._relay = self.client.containers.run(
-            self._image("agent"), ["-m", "harness.runtime.relay", *routes], entrypoint="python",
-            name=f"harness-{self.run_id}-relay", detach=True, network_mode="host", labels=self._labels(),
-            user=f"{os.getuid()}:{os.getgid()}",
-            read_only=True, mem_limit="256m", pids_limit=64, volumes={str(folder): {"bind": "/model", "mode": "rw"}},
+            self._image("agent"), ["-m", "harness.runtime.relay", "--control", "/sockets/control/relay.sock",
+                                   *(f"--route={index}={url}" for url, index in self._routes.items())],
+            entrypoint="python", name=f"harness-{self.run_id}-relay", detach=True, network_mode="host",
+            labels=self._labels(), user=f"{os.getuid()}:{os.getgid()}", environment=keys,
+            read_only=True, mem_limit="256m", pids_limit=64, volumes={str(self.sockets): {"bind": "/sockets", "mode": "rw"}},
         )  # fmt: skip
-        for index in range(len(urls)):
-            _wait_for(folder / f"model-{index}.sock", self._relay)
+        _wait_for(self.sockets / "control" / "relay.sock", self._relay)
+        self._control = RelayControl(self.sockets / "control" / "relay.sock")
 
     def launch(self, job_path: Path, log_path: Path) -> ContainerProcess:
         job = json.loads(job_path.read_text())
         episode, model = job["episode"], job["model"]
         with self._lock:
             self._counter += 1
-            key = f"harness-{self.run_id}-{self._counter}"
-            self._relay_for([u for u in (model["base_url"], model.get("specialist_url")) if u])
+            counter = self._counter
+            key = f"harness-{self.run_id}-{counter}"
+            self._relay_for(model)
             env_image, agent_image = self._image(ENV_IMAGE[episode["env"]]), self._image("agent")
-        sockets = self.sockets / str(self._counter)
-        sockets.mkdir(parents=True, exist_ok=True)
+        # The episode's own sockets: the game's (env/) and its model routes (model/), opened by
+        # the relay in this folder only; no other episode's container mounts it.
+        sockets = self.sockets / str(counter)
+        for part in ("env", "model"):
+            (sockets / part).mkdir(parents=True, exist_ok=True)
+        model_sockets = {url: f"model/model-{route}.sock" for url, route in self._routes.items()}
+        for url, relative in model_sockets.items():
+            self._control.listen(f"/sockets/{counter}/{relative}", self._routes[url])
         env = self.client.containers.run(env_image, ["--unix", "/sockets/env.sock", episode["env"]], name=f"{key}-env",
-                                         volumes={str(sockets): {"bind": "/sockets", "mode": "rw"}}, **self._sandbox())  # fmt: skip
-        _wait_for(sockets / "env.sock", env)
+                                         volumes={str(sockets / "env"): {"bind": "/sockets", "mode": "rw"}}, **self._sandbox())  # fmt: skip
+        _wait_for(sockets / "env" / "env.sock", env)
+        specialist = model.get("specialist_url")
         inside = {**job, "submission": "/submission",
                   "episode": {**episode, "episode_dir": "/episode", "env_address": "unix:/env/env.sock"},
-                  "model": {**model, "base_socket": self._routes[model["base_url"]],
-                            "specialist_socket": self._routes.get(model.get("specialist_url") or "")}}  # fmt: skip
+                  "model": {**model, "base_socket": "/" + model_sockets[model["base_url"]], "api_key_env": None,
+                            "specialist_socket": "/" + model_sockets[specialist] if specialist else None}}  # fmt: skip
         container_job = job_path.with_name("job.container.json")
         container_job.write_text(json.dumps(inside, indent=2))
         agent = self.client.containers.run(
             agent_image, ["/episode/job.container.json"], name=f"{key}-agent", environment={"HOME": "/tmp"},
             volumes={job["submission"]: {"bind": "/submission", "mode": "ro"},
                      episode["episode_dir"]: {"bind": "/episode", "mode": "rw"},
-                     str(sockets): {"bind": "/env", "mode": "rw"},
-                     str(self.sockets / "model"): {"bind": "/model", "mode": "rw"}},
+                     str(sockets / "env"): {"bind": "/env", "mode": "rw"},
+                     str(sockets / "model"): {"bind": "/model", "mode": "rw"}},
             **self._sandbox(),
         )  # fmt: skip
+
+        def close_routes() -> None:
+            for relative in model_sockets.values():
+                try:
+                    self._control.close(f"/sockets/{counter}/{relative}")
+                except (OSError, RuntimeError):
+                    pass  # the relay is gone already: the run is ending
+
+        return ContainerProcess(agent, env, sockets, log_path, close_routes)
         return ContainerProcess(agent, env, sockets, log_path)

@@ -5,6 +5,7 @@ the other tracks.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import platform
 import subprocess
@@ -206,18 +207,22 @@ def _prepare_run(options: EvalOptions, submission: Submission, suite: Suite) -> 
     return run
 
 
+def runtime_key(run: RunDir) -> str:
+    """The run's name for its containers and sockets: run ids repeat across folders (a track's
+    rounds are all called "run"), so the folder is part of it; two runs never sweep each other's."""
+    return f"{run.run_id}-{hashlib.sha256(str(run.root.resolve()).encode()).hexdigest()[:8]}"
+
+
 def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
     """Evaluate a submission on a suite; returns the run directory and results.json."""
-    if options.runtime == "docker" and options.model != EMBEDDED and key_is_set(options.api_key_env):
-        raise EvalError(f"{options.api_key_env} holds an API key, and the docker runtime never passes keys into its "
-                        "sandboxes: evaluate a keyed (hosted) server with --runtime local or ray, or unset the variable")  # fmt: skip
-    submission = check_submission(options.submission)
+    # in the docker runtime the scaffold is imported only inside a container, the check included
+    submission = check_submission(options.submission, sandboxed=options.runtime == "docker")
     seeds, offset = seed_option(options.seeds)
     suite = with_text(narrow(load_suite(options.suite), tuple(options.env), seeds, options.max_steps, offset),
                       options.observation, options.instructions)  # fmt: skip
     run = _prepare_run(options, submission, suite)
     run.root.mkdir(parents=True, exist_ok=True)
-    runtime = get_runtime(options.runtime, run_id=run.run_id, ray_address=options.ray_address)
+    runtime = get_runtime(options.runtime, run_id=runtime_key(run), ray_address=options.ray_address)
     with model_endpoint(options, submission) as endpoint:
         model = endpoint.config
         jobs = _episode_jobs(run, suite, submission, model, options)
@@ -236,6 +241,7 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
             "suite": suite.to_json(),
             "episodes_planned": len(jobs),
             "runtime": runtime.name,
+            "isolation": getattr(runtime, "isolation", None),
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                         "python": platform.python_version()},
             "options": {k: v for k, v in asdict(options).items() if k not in ("show_progress",)},

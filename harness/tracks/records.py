@@ -104,6 +104,8 @@ class TrackRecord(Record):
 
 class ScaffoldTrackRecord(TrackRecord):
     kind: Literal["scaffold"] = "scaffold"
+    candidates: str | None = Field(None, description="how the meta-LLM's candidates ran: 'docker (sandboxed)' or "
+                                   "an unsandboxed runtime the user allowed (None: recorded before this was)")  # fmt: skip
     rounds: list[ScaffoldRound] = Field(default_factory=list)
 
 

@@ -5,15 +5,15 @@ best scaffold's code, its run condensed to a budget (see digest.py) and the hist
 earlier candidates; the reply (a diagnosis and the complete new files) becomes a candidate
 that must load, follow the Scaffold API and survive a smoke episode (failures go back to the
 meta-LLM for a bounded number of repairs). A checked candidate plays the same seeds and is
-kept only if mean progression improves. Candidate code runs like any submission: in worker
-processes, never in the harness.
+kept only if mean progression improves. Candidate code runs like any submission, never in the
+harness, and in containers unless the user allows otherwise (see sandbox.py).
 """
 
 from __future__ import annotations
 
 import difflib
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from harness.tracks.records import (
     ScaffoldTrackRecord,
     gate_verdict,
 )
+from harness.tracks.sandbox import candidate_runtime
 
 SYSTEM_PROMPT = """You improve the scaffold of an LLM agent that plays long-horizon text games and
 keeps its memory as files. You act as a code reviewer: find where the scaffold caused failures
@@ -96,6 +97,8 @@ class ScaffoldTrackOptions:
     leaderboards_dir: str | None = "leaderboards"
     selection_seeds: str = "+500"  # where candidates are judged; --seeds (or the suite's) is where gains are reported
     gate: Gate = "mean"
+    runtime: str | None = None  # asked for; None: docker when an engine answers (the eval options' runtime is set from it)
+    allow_unsandboxed: bool = False  # let candidates run as local processes (or on ray)
 
 
 def scaffold_files(directory: Path) -> dict[str, str]:
@@ -151,7 +154,7 @@ def build_prompt(code: dict[str, str], run: RunDir, rounds: list[ScaffoldRound],
 def _smoke_check(candidate: Path, options: ScaffoldTrackOptions, selection: Suite, folder: Path, attempt: int) -> str | None:
     """None if the candidate loads and plays a short episode (on a selection seed); else what went wrong."""
     try:
-        check_submission(candidate)
+        check_submission(candidate, sandboxed=options.eval.runtime == "docker")
     except SubmissionError as error:
         return str(error)
     plan = selection.envs[0]
@@ -192,12 +195,14 @@ def _propose(meta: MetaModel, messages: list[dict[str, str]], parent: Path, fold
 
 def run_scaffold_track(options: ScaffoldTrackOptions, run_id: str | None = None, resume: bool = False) -> Path:
     """Run (or resume) the track; returns its folder."""
-    root_submission = check_submission(options.eval.submission)
+    where = candidate_runtime(options.runtime, options.allow_unsandboxed)
+    options = replace(options, eval=replace(options.eval, runtime=where.runtime))
+    root_submission = check_submission(options.eval.submission, sandboxed=where.sandboxed)
     root = track_root(options.eval.runs_dir, run_id, root_submission.name, "scaffold", resume)
     selection, _, split = split_seeds(options.eval, options.selection_seeds)
-    fresh = ScaffoldTrackRecord(created=now(), seeds=split, gate=options.gate, options={
+    fresh = ScaffoldTrackRecord(created=now(), seeds=split, gate=options.gate, candidates=where.isolation, options={
         "submission": str(root_submission.directory), "submission_name": root_submission.name,
-        "suite": options.eval.suite, "iterations": options.iterations})  # fmt: skip
+        "suite": options.eval.suite, "iterations": options.iterations, "runtime": where.runtime})  # fmt: skip
     state = TrackState(root, fresh, resume)
     rounds = state.record.rounds
 
@@ -291,8 +296,9 @@ def _finish(state: TrackState[ScaffoldTrackRecord], root: Path, options: Scaffol
                                      f"{percent(best.selection.progression if best.selection else None)}",
         "report start %": percent(report.baseline.progression), "report best %": percent(report.best.progression),
         "report gain [95% CI]": delta_text(report.comparison) if report.comparison else "+0.0 (start kept)",
+        "candidates ran": record.candidates or "local, unsandboxed (recorded before this was)",
     }, SCAFFOLD_ROW_HEADERS)  # fmt: skip
 
 
 SCAFFOLD_ROW_HEADERS = ["track", "submission", "gate", "iterations", "best iteration", "selection start -> best %",
-                        "report start %", "report best %", "report gain [95% CI]"]  # fmt: skip
+                        "report start %", "report best %", "report gain [95% CI]", "candidates ran"]  # fmt: skip
