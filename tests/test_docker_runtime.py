@@ -129,3 +129,35 @@ def test_gpu_images_and_compose_file_pass_their_static_checks() -> None:
     assert check_gpu_images() == []
     assert dockerfile_facts("model")["from"].startswith("vllm/vllm-openai:")
     assert dockerfile_facts("env-nle")["from"] == "debian:bookworm-slim"
+
+
+PROBE = """
+import glob
+from harness.agent import Scaffold, Step
+
+class Agent(Scaffold):
+    def step(self, step: Step) -> str:
+        if step.index == 0:  # every socket this container can reach
+            self.memory.write("sockets.txt", "\\n".join(sorted(glob.glob("/*/*.sock") + glob.glob("/*/*/*.sock"))))
+        if step.index == 1:  # over the relay's request limit
+            self.chat([{"role": "user", "content": "x" * 9_000_000}], routine="act")
+        return self.chat([{"role": "user", "content": step.observation}], routine="act", choices=list(step.actions))
+"""
+
+
+def test_each_episode_reaches_only_its_own_sockets_and_an_oversized_request_is_the_scaffolds_error(
+        engine: object, model: ScriptedModelServer, tmp_path: Path) -> None:  # fmt: skip
+    (tmp_path / "pair.yaml").write_text("name: pair\nenvs:\n  crafter: {tasks: [crafter], seeds: [0, 1], max_steps: 4}\n")
+    run, results = run_eval(EvalOptions(submission=str(write_submission(tmp_path / "probe", PROBE)), suite=str(tmp_path / "pair.yaml"),
+                                        model=model.url, runtime="docker", workers=2, runs_dir=str(tmp_path / "runs"),
+                                        run_id="probe", show_progress=False))  # fmt: skip
+    for seed in (0, 1):
+        folder = run.episode_dir("crafter", "crafter", seed)
+        assert (folder / "memory" / "sockets.txt").read_text().split() == ["/env/env.sock", "/model/model-0.sock"]
+        episode = read_json(folder / "episode.json")
+        assert episode["status"] == "errored" and episode["error_kind"] == "request"
+        steps = read_jsonl(folder / "steps.jsonl")
+        assert [s["action"] is None for s in steps] == [False, True]  # the second step never reached the game
+        refused = steps[-1]["llm_calls"][-1]
+        assert "relay: the request has 9000" in refused["error"] and "over the limit" in refused["error"]
+    assert results.complete and results.envs["crafter"].errored_scaffold == 2  # scored: the scaffold's fault
