@@ -149,3 +149,23 @@ def test_track_rows_of_a_text_variant_go_to_their_own_table() -> None:
     assert table_name("scaffold", EvalOptions(submission="s", suite="smoke")) == "scaffold-smoke"
     assert table_name("memory", EvalOptions(submission="s", suite="suites/standard.yaml", observation="rich",
                                             instructions="tips")) == "memory-standard-observation-rich-instructions-tips"  # fmt: skip
+
+
+def test_a_refused_meta_request_loses_one_candidate_not_the_track(setup: Any) -> None:
+    options, script, meta = setup
+    meta.failures = [400]  # e.g. a prompt over the meta server's context
+    root = run_scaffold_track(replace(options, iterations=2), run_id="refused")
+    rounds = read_json(root / "lineage.json")["rounds"]
+    assert not rounds[1]["kept"] and "the meta-LLM server refused the request" in rounds[1]["reason"]
+    assert rounds[2]["kept"]  # the next iteration asked again, and got the better scaffold
+
+
+def test_a_repair_request_stays_within_the_first_prompts_budget() -> None:
+    from harness.tracks.meta import CHARS_PER_TOKEN
+    from harness.tracks.scaffold import repair_messages
+
+    first = [{"role": "system", "content": "rules"}, {"role": "user", "content": "code and traces " * 2000}]
+    asked = repair_messages(first, "a long reply " * 3000, "SyntaxError " * 1000, budget_tokens=3000)
+    assert [m["role"] for m in asked] == ["system", "user", "assistant", "user"]
+    assert sum(len(m["content"]) for m in asked[1:3]) <= 3000 * CHARS_PER_TOKEN
+    assert len(asked[3]["content"]) < 1700 and asked[1]["content"].startswith("code and traces")

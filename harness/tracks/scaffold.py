@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from harness.agent.submission import SubmissionError, check_submission, read_submission
+from harness.models.client import ModelRequestError
 from harness.models.keys import DEFAULT_API_KEY_ENV
 from harness.report.tables import number, percent
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text
@@ -173,8 +174,13 @@ def _propose(meta: MetaModel, messages: list[dict[str, str]], parent: Path, fold
              options: ScaffoldTrackOptions, selection: Suite, log: list[dict[str, Any]]) -> tuple[Path | None, str, str]:  # fmt: skip
     """Ask, check, repair: (candidate folder or None, diagnosis, reason)."""
     diagnosis, failure = "", "no reply"
+    asked = messages
     for attempt in range(options.repairs + 1):
-        reply = meta.ask(messages)
+        try:
+            reply = meta.ask(asked)
+        except ModelRequestError as error:  # e.g. a prompt over the meta server's context: this candidate is lost, not the track
+            failure = f"the meta-LLM server refused the request: {clip(str(error), 300)}"
+            break
         log.append(meta.calls[-1].to_json())
         atomic_write_json(folder / "meta.json", log)
         try:
@@ -187,10 +193,18 @@ def _propose(meta: MetaModel, messages: list[dict[str, str]], parent: Path, fold
             failure = f"unusable reply: {error}"
         if not failure:
             return candidate, diagnosis, "passed checks"
-        messages = messages + [{"role": "assistant", "content": reply},
-                               {"role": "user", "content": f"The candidate failed its check: {failure}\n"
-                                "Reply again in the required format with every file, corrected."}]  # fmt: skip
-    return None, diagnosis, f"rejected after {options.repairs + 1} attempts: {clip(failure, 300)}"
+        asked = repair_messages(messages, reply, failure, options.meta_context_tokens)
+    return None, diagnosis, f"rejected after {attempt + 1} attempts: {clip(failure, 300)}"
+
+
+def repair_messages(messages: list[dict[str, str]], reply: str, failure: str, budget_tokens: int) -> list[dict[str, str]]:
+    """The request for a corrected candidate, within the first prompt's budget: the first prompt
+    and the failed reply, each clipped to a third, then the failure (never a growing history)."""
+    share = budget_tokens * CHARS_PER_TOKEN // 3
+    return [messages[0], {"role": "user", "content": clip(messages[1]["content"], share)},
+            {"role": "assistant", "content": clip(reply, share)},
+            {"role": "user", "content": f"The candidate failed its check: {clip(failure, 1500)}\n"
+                                        "Reply again in the required format with every file, corrected."}]  # fmt: skip
 
 
 def run_scaffold_track(options: ScaffoldTrackOptions, run_id: str | None = None, resume: bool = False) -> Path:
