@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler
@@ -39,6 +40,16 @@ _HOP_HEADERS = {"host", "connection", "keep-alive", "authorization", "content-le
                 "proxy-connection", "upgrade", "te", "trailer"}  # fmt: skip
 
 
+def tls_context() -> ssl.SSLContext:
+    """Certificate checks for hosted servers: certifi's CA bundle (the agent image, a slim
+    Debian, has no system CA store; certifi comes with httpx), else the system's."""
+    try:
+        import certifi
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class Route:
     """Where one endpoint's requests go, and the key added to them."""
 
@@ -52,7 +63,7 @@ class Route:
 
     def connect(self, timeout_s: float) -> http.client.HTTPConnection:
         if self.https:
-            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout_s)
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout_s, context=tls_context())
         connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
         connection.connect()
         # Requests go out in pieces (headers, body): without this, Nagle's algorithm and
