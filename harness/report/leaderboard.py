@@ -26,6 +26,7 @@ from harness.runs.layout import RunDir
 from harness.runs.read import read_run
 from harness.runs.stats import mean_defined
 from harness.runs.suites import seed_text
+from harness.runtime import is_sandboxed
 
 FORMATS = ("md", "csv", "json", "html")
 COLUMNS = ["rank", "submission", "model", "adapter", "track", "suite", "seeds",
@@ -65,7 +66,7 @@ def check_sandboxed(runs: list[RunDir], submissions_dir: Path) -> None:
     problems = []
     for run in runs:
         record = read_run(run.root).record
-        if record.runtime == "docker":
+        if is_sandboxed(record.runtime):
             continue
         folder = submissions_dir / record.submission.name
         if folder.is_dir() and content_hash(folder) == record.submission.hash:
@@ -103,7 +104,7 @@ def row_of(run_dir: RunDir, link_base: Path | None = None) -> dict[str, Any]:
         "wall time s": number(sum(e.time_s.get("total", 0.0) for e in envs), 0),
         "verified": "yes" if verification and verification.verified else ("FAILED" if verification else "not checked"),
         "complete": "yes" if results.complete else f"INCOMPLETE ({results.episodes_scored}/{results.episodes_planned})",
-        "sandboxed": "yes" if info.runtime == "docker" else "no",
+        "sandboxed": "yes" if is_sandboxed(info.runtime) else "no",
         "run": link, "submission hash": (results.submission_hash or "")[:19],
     }  # fmt: skip
     for env in ENV_NAMES:

@@ -6,6 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 RUNTIMES = ("local", "docker", "ray")
+SANDBOXED_RUNTIMES = ("docker",)  # the runtimes whose scaffolds run in a sandbox
+
+
+def is_sandboxed(runtime: str) -> bool:
+    return runtime in SANDBOXED_RUNTIMES
 
 
 def get_runtime(name: str, **options: Any) -> Any:

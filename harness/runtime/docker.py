@@ -191,11 +191,11 @@ class DockerRuntime:
         any) in the relay's own environment, and a control socket only the host reaches."""
         if self._relay is not None:
             return
-        from harness.models.keys import key_is_set
+        from harness.models.keys import api_key, key_is_set
 
         urls = [u for u in (model["base_url"], model.get("specialist_url")) if u]
         self._routes = {url: str(index) for index, url in enumerate(urls)}
-        keys = {KEY_VARIABLE.format(0): os.environ[model["api_key_env"]]} if key_is_set(model.get("api_key_env")) else {}
+        keys = {KEY_VARIABLE.format(0): api_key(model["api_key_env"])} if key_is_set(model.get("api_key_env")) else {}
         (self.sockets / "control").mkdir(parents=True, exist_ok=True)
         self._relay = self.client.containers.run(
             self._image("agent"), ["-m", "harness.runtime.relay", "--control", "/sockets/control/relay.sock",

@@ -31,7 +31,7 @@ from harness.runs.records import Results, RunRecord, validated
 from harness.runs.results import aggregate
 from harness.runs.scheduler import EpisodeJob, Interrupted, RunStopped, Scheduler
 from harness.runs.suites import Suite, load_suite, narrow, seed_option, with_text
-from harness.runtime import get_runtime
+from harness.runtime import get_runtime, is_sandboxed
 
 EMBEDDED = "embedded"
 
@@ -216,7 +216,7 @@ def runtime_key(run: RunDir) -> str:
 def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
     """Evaluate a submission on a suite; returns the run directory and results.json."""
     # in the docker runtime the scaffold is imported only inside a container, the check included
-    submission = check_submission(options.submission, sandboxed=options.runtime == "docker")
+    submission = check_submission(options.submission, sandboxed=is_sandboxed(options.runtime))
     seeds, offset = seed_option(options.seeds)
     suite = with_text(narrow(load_suite(options.suite), tuple(options.env), seeds, options.max_steps, offset),
                       options.observation, options.instructions)  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.runtime import is_sandboxed
 from harness.runtime.docker import engine_problem
 
 ENGINE_HINT = "start one (e.g. eval \"$(../shared/tools/container-engine up)\", or a Docker daemon)"
@@ -26,7 +27,7 @@ class CandidateRuntime:
 
     @property
     def sandboxed(self) -> bool:
-        return self.runtime == "docker"
+        return is_sandboxed(self.runtime)
 
 
 def candidate_runtime(requested: str | None, allow_unsandboxed: bool) -> CandidateRuntime:

@@ -27,6 +27,7 @@ from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text
 from harness.runs.read import read_run
 from harness.runs.records import Results
 from harness.runs.suites import Suite
+from harness.runtime import is_sandboxed
 from harness.tracks.common import (
     TrackState,
     delta_text,
@@ -155,7 +156,7 @@ def build_prompt(code: dict[str, str], run: RunDir, rounds: list[ScaffoldRound],
 def _smoke_check(candidate: Path, options: ScaffoldTrackOptions, selection: Suite, folder: Path, attempt: int) -> str | None:
     """None if the candidate loads and plays a short episode (on a selection seed); else what went wrong."""
     try:
-        check_submission(candidate, sandboxed=options.eval.runtime == "docker")
+        check_submission(candidate, sandboxed=is_sandboxed(options.eval.runtime))
     except SubmissionError as error:
         return str(error)
     plan = selection.envs[0]
