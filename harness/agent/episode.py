@@ -31,6 +31,7 @@ from harness.models.client import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Model
 from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import MEMORY_DIR
 from harness.runs.phase import NoPhaseMarker, PhaseMarker
+from harness.runs.prefix import PrefixCache, prompt_units
 from harness.runs.records import EpisodeRecord, validated
 from harness.runs.trace import EpisodeTrace
 
@@ -162,6 +163,7 @@ def run_episode(
     recorder = _Recorder(router, trace, clock, phase)
     totals = {"env": 0.0, "model": 0.0, "scaffold": 0.0, "memory": 0.0}
     tokens = {"prompt": 0, "completion": 0}
+    prefix, reusable = PrefixCache(trace.messages.record), 0.0  # what a server's prefix cache could serve
     ops_per_step: list[list[MemoryOp]] = []
     routines_per_step: list[dict[str, str]] = []
     steps = invalid = 0
@@ -225,6 +227,8 @@ def run_episode(
             for call in calls:
                 tokens["prompt"] += call["prompt_tokens"]
                 tokens["completion"] += call["completion_tokens"]
+                if call["input"]["messages"]:
+                    reusable += call["prompt_tokens"] * prefix.add(prompt_units(call.get("tools"), call["input"]["messages"]))
             ops_per_step.append(taken_ops)
             routines_per_step.append(tool_call_routines(calls))
             times = {"env": 0.0, "model": model_time, "memory": memory_time, "scaffold": scaffold_time}
@@ -298,7 +302,7 @@ def run_episode(
         "error_kind": error_kind, "steps": steps, "max_steps": spec.max_steps,
         "progression": progression, "reward_total": reward_total, "invalid_actions": invalid,
         "memory": memory_metrics(ops_per_step, steps, memory.total_chars, memory.file_count, routines_per_step),
-        "tokens": tokens,
+        "tokens": tokens | {"prompt_reusable": round(reusable)},
         "time_s": {"env": round(totals["env"], 6), "model": round(totals["model"], 6),
                    "memory": round(totals["memory"], 6), "scaffold": round(totals["scaffold"], 6),
                    "harness": round(harness_time, 6), "total": round(total, 6)},

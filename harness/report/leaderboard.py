@@ -31,7 +31,7 @@ from harness.runtime import is_sandboxed
 FORMATS = ("md", "csv", "json", "html")
 COLUMNS = ["rank", "submission", "model", "adapter", "track", "suite", "seeds",
            *(f"{env} %" for env in ENV_NAMES), "overall %", "memory growth chars/step", "write/search",
-           "consult-before-write", "invalid actions %", "tokens prompt", "tokens completion", "wall time s",
+           "consult-before-write", "invalid actions %", "tokens prompt", "prefix reuse %", "tokens completion", "wall time s",
            "complete", "verified", "sandboxed", "run", "submission hash"]  # fmt: skip
 
 
@@ -101,6 +101,7 @@ def row_of(run_dir: RunDir, link_base: Path | None = None) -> dict[str, Any]:
         "invalid actions %": percent(mean_defined([e.invalid_action_rate for e in envs])),
         "tokens prompt": sum(e.tokens_prompt for e in envs),
         "tokens completion": sum(e.tokens_completion for e in envs),
+        "prefix reuse %": percent(mean_defined([e.prefix_reuse for e in envs])),
         "wall time s": number(sum(e.time_s.get("total", 0.0) for e in envs), 0),
         "verified": "yes" if verification and verification.verified else ("FAILED" if verification else "not checked"),
         "complete": "yes" if results.complete else f"INCOMPLETE ({results.episodes_scored}/{results.episodes_planned})",

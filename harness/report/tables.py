@@ -22,7 +22,7 @@ def number(value: float | None, digits: int = 2) -> str:
 
 RUN_TABLE_HEADERS = ["env", "episodes", "progression % [95% CI]", "memory growth chars/step",
                      "write/search", "consult-before-write", "invalid actions %",
-                     "tokens prompt", "tokens completion", "time s"]  # fmt: skip
+                     "tokens prompt", "prefix reuse %", "tokens completion", "time s"]  # fmt: skip
 
 
 def incomplete_notice(results: Results) -> str:
@@ -45,13 +45,14 @@ def run_table(results: Results, tablefmt: str = "github") -> str:
             env, summary.episodes, percent(summary.progression_mean, summary.progression_ci95),
             number(summary.growth_chars_per_step, 1), number(summary.write_to_search_ratio),
             number(summary.consult_before_write), percent(summary.invalid_action_rate),
-            summary.tokens_prompt, summary.tokens_completion, number(summary.time_s.get("total"), 0),
+            summary.tokens_prompt, percent(summary.prefix_reuse), summary.tokens_completion,
+            number(summary.time_s.get("total"), 0),
         ])  # fmt: skip
     overall = results.overall
     score = (percent(overall.progression_mean, overall.progression_ci95) if results.complete
              else f"INCOMPLETE ({results.episodes_scored}/{results.episodes_planned or 0} scored)")  # fmt: skip
     rows.append(["overall (mean of envs)", sum(s.episodes for s in results.envs.values()),
-                 score, "", "", "", "", "", "", ""])  # fmt: skip
+                 score, "", "", "", "", "", "", "", ""])  # fmt: skip
     table = tabulate(rows, headers=RUN_TABLE_HEADERS, tablefmt=tablefmt, disable_numparse=True)
     notice = incomplete_notice(results)
     return f"{notice}\n\n{table}" if notice else table

@@ -16,6 +16,7 @@ from harness.envs import STANDARD_TEXT, TextVariant, make_env
 from harness.memory.replay import final_memory
 from harness.runs.derive import derived_totals, played
 from harness.runs.layout import MEMORY_DIR
+from harness.runs.read import read_messages
 from harness.runs.records import EnvPlanRecord, EpisodeRecord, MismatchRecord, StepRecord
 
 
@@ -58,7 +59,7 @@ def check_episode(folder: Path, episode: EpisodeRecord, steps: list[StepRecord],
         problems.append(mismatch(key, None, "an unplayed step sits before played ones"))
     replay_problems, replayed = _replay(key, episode, moves, text)
     problems += replay_problems
-    problems += _check_totals(key, episode, steps)
+    problems += _check_totals(key, episode, steps, read_messages(folder))
     problems += _check_status(key, episode, steps)
     problems += _check_memory_folder(key, folder, steps)
     return problems, replayed
@@ -94,7 +95,7 @@ def _replay(key: str, episode: EpisodeRecord, moves: list[StepRecord],
 
 # Numbers a later minor version added: an episode written before it does not hold them.
 FIELDS_SINCE: dict[tuple[str, str], tuple[int, int]] = {
-    ("memory", "ops_by_routine"): (1, 2), ("memory", "model_errors"): (1, 2),
+    ("memory", "ops_by_routine"): (1, 2), ("memory", "model_errors"): (1, 2), ("tokens", "prompt_reusable"): (1, 4),
 }  # fmt: skip
 
 
@@ -103,10 +104,10 @@ def _version(text: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
-def _check_totals(key: str, episode: EpisodeRecord, steps: list[StepRecord]) -> list[MismatchRecord]:
+def _check_totals(key: str, episode: EpisodeRecord, steps: list[StepRecord], messages: dict[str, dict[str, Any]]) -> list[MismatchRecord]:
     """Every number of episode.json that its steps determine (that its version records)."""
     recorded = episode.model_dump(mode="json")
-    expected = derived_totals(steps)
+    expected = derived_totals(steps, messages)
     for (block, field), since in FIELDS_SINCE.items():
         if _version(episode.schema_version) < since:
             expected[block].pop(field, None)

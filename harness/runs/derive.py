@@ -11,6 +11,7 @@ from typing import Any
 from harness.memory import memory_metrics
 from harness.memory.metrics import tool_call_routines
 from harness.memory.replay import final_memory
+from harness.runs.prefix import reusable_prompt_tokens
 from harness.runs.records import StepRecord
 
 TIME_KEYS = ("env", "model", "memory", "scaffold", "harness")
@@ -21,9 +22,10 @@ def played(steps: list[StepRecord]) -> list[StepRecord]:
     return [s for s in steps if s.action is not None]
 
 
-def derived_totals(steps: list[StepRecord]) -> dict[str, Any]:
-    """steps, progression, reward_total, invalid_actions, memory and tokens, from the steps alone
-    (memory's size from the directory its recorded operations build)."""
+def derived_totals(steps: list[StepRecord], messages: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """steps, progression, reward_total, invalid_actions, memory and tokens, from the steps and
+    messages.jsonl (memory's size from the directory its recorded operations build; the tokens
+    a prefix cache could serve from the calls' recorded inputs)."""
     files = final_memory(s.memory_ops for s in steps)
     calls = [call for step in steps for call in step.llm_calls]
     return {
@@ -34,7 +36,8 @@ def derived_totals(steps: list[StepRecord]) -> dict[str, Any]:
         "memory": memory_metrics((s.memory_ops for s in steps), len(steps), sum(map(len, files.values())),
                                  len(files), [tool_call_routines(s.llm_calls) for s in steps]),  # fmt: skip
         "tokens": {"prompt": sum(c.prompt_tokens for c in calls),
-                   "completion": sum(c.completion_tokens for c in calls)},  # fmt: skip
+                   "completion": sum(c.completion_tokens for c in calls),
+                   "prompt_reusable": reusable_prompt_tokens(calls, messages)},  # fmt: skip
     }
 
 

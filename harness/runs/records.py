@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # 1.1: run.json suite.text; 1.2: chat calls' tools, tool calls, finish reason and sampling,
 # memory ops' tool call and chat call, episode memory metrics by routine and model errors;
-# 1.3: run.json isolation (the sandbox's limits), track.json candidates (how candidates ran)
-SCHEMA_VERSION = "1.3"
+# 1.3: run.json isolation (the sandbox's limits), track.json candidates (how candidates ran);
+# 1.4: episode tokens.prompt_reusable, results prefix_reuse per env
+SCHEMA_VERSION = "1.4"
 SCHEMA_MAJOR = 1
 
 EpisodeStatus = Literal["completed", "truncated", "errored"]
@@ -119,6 +120,8 @@ class MemoryMetrics(Record):
 class Tokens(Record):
     prompt: int = 0
     completion: int = 0
+    prompt_reusable: int | None = Field(None, description="prompt tokens that repeat the start of an earlier prompt of "
+                                        "the episode: what a prefix cache could serve (runs.prefix; None: before 1.4)")  # fmt: skip
 
 
 class EpisodeTimes(StepTimes):
@@ -236,6 +239,8 @@ class EnvResults(Record):
     steps: int = 0
     tokens_prompt: int
     tokens_completion: int
+    prefix_reuse: float | None = Field(None, description="share of prompt tokens a prefix cache could serve, per episode, "
+                                       "then the mean (runs.prefix; None: recorded before 1.4)")  # fmt: skip
     time_s: dict[str, float] = Field(default_factory=dict)
 
 

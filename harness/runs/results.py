@@ -33,6 +33,9 @@ def env_summary(episodes: list[EpisodeRecord]) -> dict[str, Any]:
         "steps": sum(e.steps for e in scored),
         "tokens_prompt": sum(e.tokens.prompt for e in scored),
         "tokens_completion": sum(e.tokens.completion for e in scored),
+        "prefix_reuse": mean_defined([e.tokens.prompt_reusable / e.tokens.prompt
+                                      if e.tokens.prompt and e.tokens.prompt_reusable is not None else None
+                                      for e in scored]),  # fmt: skip
         "time_s": {key: round(sum(getattr(e.time_s, key) for e in scored), 3)
                    for key in ("env", "model", "memory", "scaffold", "harness", "total")},
     }  # fmt: skip

@@ -18,7 +18,7 @@ from harness.memory.replay import final_memory
 from harness.runs.derive import derived_totals, summed_times
 from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import MEMORY_DIR, STEPS_FILE
-from harness.runs.read import read_steps
+from harness.runs.read import read_messages, read_steps
 from harness.runs.records import EpisodeRecord, StepRecord, validated
 
 
@@ -53,7 +53,7 @@ def salvaged_episode(spec: EpisodeSpec, kind: str, message: str) -> dict[str, An
     return validated(EpisodeRecord, {
         "env": spec.env, "task": spec.task, "seed": spec.seed, "status": "errored", "error": message,
         "error_kind": kind, "max_steps": spec.max_steps,
-        **derived_totals(steps),
+        **derived_totals(steps, read_messages(directory)),
         "time_s": summed_times(steps),
         "trace_bytes": {"total": (directory / STEPS_FILE).stat().st_size if (directory / STEPS_FILE).exists() else 0,
                         "first_step": 0, "last_step": 0},

@@ -56,6 +56,7 @@ class MessageStore:
                 self._ids[_key(record)] = known
         self._lines = _AppendOnlyLines(path)
         self.bytes_written = 0
+        self._by_id: dict[str, str] | None = None
 
     def ids_of(self, messages: list[dict[str, Any]]) -> list[str]:
         ids = []
@@ -65,9 +66,18 @@ class MessageStore:
             if known is None:
                 known = f"m{len(self._ids)}"
                 self._ids[key] = known
+                if self._by_id is not None:
+                    self._by_id[known] = key
                 self.bytes_written += self._lines.write({"id": known, **message})
             ids.append(known)
         return ids
+
+    def record(self, known: str) -> dict[str, Any]:
+        """The stored record of an id given here (without the id): a message, or {"tools": [...]}."""
+        if self._by_id is None:  # built on first use, then kept up to date
+            self._by_id = {v: k for k, v in self._ids.items()} | {v: k for k, v in self._tool_ids.items()}
+        key = self._by_id[known]
+        return {"tools": json.loads(key)} if known.startswith("t") else dict(json.loads(key))
 
     def id_of_tools(self, tools: list[dict[str, Any]]) -> str:
         key = _key(tools)
@@ -75,6 +85,8 @@ class MessageStore:
         if known is None:
             known = f"t{len(self._tool_ids)}"
             self._tool_ids[key] = known
+            if self._by_id is not None:
+                self._by_id[known] = key
             self.bytes_written += self._lines.write({"id": known, "tools": tools})
         return known
 

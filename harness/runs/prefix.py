@@ -1,0 +1,99 @@
+"""Prefix-cache reuse: how much of each prompt repeats the start of an earlier prompt.
+
+A server with automatic prefix caching (vLLM, llama.cpp's slot cache) reads again only what
+follows the longest start a prompt shares with one it has seen. For each chat call of an
+episode this measures that share on the recorded input, in the order a server reads it: the
+tool list (when tools were offered), then the messages. Whole messages are compared by their
+ids (messages.jsonl stores each distinct message once); at the first message that differs, its
+common start with the latest message seen at that place counts too. The share is taken in characters and applied to the
+call's prompt tokens: an estimate of the tokens a cache could serve (templates and tokenizers
+differ; characters are what the record holds). The first call of an episode reuses nothing:
+each episode is measured on its own, as if the cache were empty when it started.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class RecordedCall(Protocol):
+    """A chat call as recorded (runs.records.LLMCall)."""
+
+    @property
+    def input(self) -> dict[str, Any]: ...
+    @property
+    def tools(self) -> str | None: ...
+    @property
+    def prompt_tokens(self) -> int: ...
+
+
+@dataclass
+class _Node:
+    children: dict[str, _Node] = field(default_factory=dict)
+    last: str | None = None  # the child added last (the previous prompt that went this way)
+
+
+Lookup = Callable[[str], dict[str, Any]]  # a message or tool-list id -> its stored record
+
+
+def _text(unit: str, lookup: Lookup) -> str:
+    return json.dumps({k: v for k, v in lookup(unit).items() if k != "id"}, sort_keys=True, ensure_ascii=False)
+
+
+def _common_start(a: str, b: str) -> int:
+    length = min(len(a), len(b))
+    index = 0
+    while index < length and a[index] == b[index]:
+        index += 1
+    return index
+
+
+class PrefixCache:
+    """The prompts of one episode so far, as a trie of their units (tool list, messages)."""
+
+    def __init__(self, lookup: Lookup) -> None:
+        self.lookup = lookup
+        self.root = _Node()
+        self._lengths: dict[str, int] = {}
+
+    def _length(self, unit: str) -> int:
+        if unit not in self._lengths:
+            self._lengths[unit] = len(_text(unit, self.lookup))
+        return self._lengths[unit]
+
+    def add(self, units: list[str]) -> float:
+        """The share (0-1) of this prompt's characters that repeat an earlier prompt's start;
+        the prompt is then remembered."""
+        total = sum(self._length(unit) for unit in units)
+        node, reused, index = self.root, 0, 0
+        while index < len(units) and units[index] in node.children:
+            reused += self._length(units[index])
+            node.last = units[index]
+            node = node.children[units[index]]
+            index += 1
+        if index < len(units) and node.last is not None:
+            # the first differing unit: its common start with the latest one seen here (a step's
+            # observation with the previous step's; comparing with every one would cost n^2)
+            reused += _common_start(_text(units[index], self.lookup), _text(node.last, self.lookup))
+        for unit in units[index:]:
+            node.last = unit
+            node = node.children.setdefault(unit, _Node())
+        return reused / total if total else 0.0
+
+
+def prompt_units(tools: str | None, message_ids: Iterable[str]) -> list[str]:
+    """What the server read, in order: the tool list's id, then the message ids."""
+    return ([tools] if tools else []) + list(message_ids)
+
+
+def reusable_prompt_tokens(calls: Iterable[RecordedCall], messages: dict[str, dict[str, Any]]) -> int:
+    """The episode's prompt tokens a prefix cache could have served (an estimate, see above),
+    from its recorded calls and messages.jsonl."""
+    cache, reusable = PrefixCache(lambda unit: messages.get(unit, {})), 0.0
+    for call in calls:
+        if call.input.get("messages"):
+            reusable += call.prompt_tokens * cache.add(prompt_units(call.tools, call.input["messages"]))
+    return round(reusable)
