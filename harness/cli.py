@@ -30,7 +30,7 @@ def eval_command(submission: str, **kwargs: Any) -> None:
     import sys
 
     from harness.agent.submission import SubmissionError
-    from harness.report.failures import failure_report
+    from harness.report.failures import failure_report, resume_summary
     from harness.report.tables import run_table
     from harness.runs import read_run
     from harness.runs.layout import RunDir
@@ -52,6 +52,9 @@ def eval_command(submission: str, **kwargs: Any) -> None:
             raise click.ClickException(str(stopped)) from None
         results = recorded
     click.echo(run_table(results))
+    resumed = resume_summary(run.root)
+    if resumed:
+        click.echo("\n" + resumed)
     click.echo(f"\nrun directory: {run.root}")
     if not results.complete:
         click.echo(failure_report(run.root), err=True)
@@ -316,6 +319,20 @@ def bench_eval(instant_steps: int, embedded_steps: int, write: bool) -> None:
     from harness.bench.eval import run_eval_benchmark
 
     run_eval_benchmark(instant_steps, embedded_steps, write)
+
+
+@bench.command("scale")
+@click.option("--games", default="crafter,nethack", show_default=True, help="Games, comma-separated.")
+@click.option("--counts", default="1,8,32,64", show_default=True, help="Episodes in parallel, comma-separated.")
+@click.option("--steps", default=60, show_default=True, help="Steps per episode.")
+@click.option("--latency", default=0.2, show_default=True, help="Seconds the simulated server takes per call.")
+@click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
+def bench_scale(games: str, counts: str, steps: int, latency: float, write: bool) -> None:
+    """N episodes in parallel against a simulated server: steps/s against the ideal, requests
+    in flight, harness CPU per step, memory per worker, start time."""
+    from harness.bench.scale import run_scale_benchmark
+
+    run_scale_benchmark(tuple(games.split(",")), tuple(int(n) for n in counts.split(",")), steps, latency, write)
 
 
 if __name__ == "__main__":

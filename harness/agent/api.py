@@ -81,6 +81,18 @@ class Scaffold:
         """Return the next world action: one of `step.actions`."""
         raise NotImplementedError("a scaffold must implement step(step) -> action name")
 
+    def state(self) -> Any:
+        """What this scaffold keeps between steps beyond its memory directory, as JSON-able data
+        (e.g. a short history), or None: no state hook (the default). The harness stores it
+        with a step's record whenever it changed, so that a killed episode can continue from
+        its last recorded step; without the hook such an episode restarts from step 0."""
+        return None
+
+    def load_state(self, state: Any) -> None:
+        """Continue from `state`, what `state()` returned after the last recorded step. Called
+        when an episode continues, after `reset(task)` (the memory directory then already holds
+        what the recorded operations built)."""
+
     def chat(self, messages: list[dict[str, Any]], routine: str = "act", **generation: Any) -> Reply:
         """Ask the model; the answer is a `Reply` (its text, plus `.tool_calls` and
         `.finish_reason`). `routine` names what the call is for, in the scaffold's own words

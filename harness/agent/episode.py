@@ -13,6 +13,7 @@ episode even if the scaffold catches the exception. Steps already recorded are n
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import traceback
@@ -23,6 +24,16 @@ from typing import Any
 
 from harness.agent.api import Reply, Scaffold, Step, Task
 from harness.agent.clock import ScaffoldClock, StepTimeout
+from harness.agent.resume import (
+    STATE_FIELD,
+    Continuation,
+    Tally,
+    continue_or_restart,
+    invalid_action_feedback,
+    keep_steps,
+    read_recorded,
+    tally_of,
+)
 from harness.envs import GameEnv, InvalidActionError, TextVariant, make_env
 from harness.memory import Memory, MemoryLimits, MemoryOp, memory_metrics
 from harness.memory.metrics import tool_call_routines
@@ -33,6 +44,7 @@ from harness.runs.layout import MEMORY_DIR
 from harness.runs.phase import NoPhaseMarker, PhaseMarker
 from harness.runs.prefix import PrefixCache, prompt_units
 from harness.runs.records import EpisodeRecord, validated
+from harness.runs.salvage import earlier_resumes
 from harness.runs.trace import EpisodeTrace
 
 # What scaffold code may raise that is its own failure (StepTimeout and sys.exit included).
@@ -155,39 +167,49 @@ def run_episode(
     started = time.perf_counter()
     phase = phase or NoPhaseMarker()
     directory = Path(spec.episode_dir)
-    shutil.rmtree(directory / MEMORY_DIR, ignore_errors=True)  # a rerun starts from nothing
-    trace = EpisodeTrace(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    recorded = read_recorded(directory)  # an earlier attempt (a killed worker): continued, see agent.resume
+    phase.enter("env")
+    started_env = time.perf_counter()
+    game, observation, aborted = _start_game(spec)
+    try:
+        continuation = continue_or_restart(directory, game, spec.seed, observation, recorded)
+    except Exception as failure:  # the game failed while replaying: keep everything, --resume tries again
+        assert recorded is not None
+        keep_steps(directory, recorded)
+        continuation = Continuation(observation, recorded, earlier_resumes(directory))
+        aborted = _EpisodeAborted("env", f"the game failed while replaying the recorded actions: "
+                                         f"{type(failure).__name__}: {failure}")  # fmt: skip
+    kept = continuation.recorded
+    if kept is None:
+        shutil.rmtree(directory / MEMORY_DIR, ignore_errors=True)  # a rerun starts from nothing
+    trace = EpisodeTrace(directory, fresh=kept is None)
     clock = ScaffoldClock(spec.step_timeout_s)
     memory = Memory(directory / MEMORY_DIR, MemoryLimits(**spec.memory_limits))
     memory.guard = clock.shielded  # a timeout never splits an operation from its record
     recorder = _Recorder(router, trace, clock, phase)
-    totals = {"env": 0.0, "model": 0.0, "scaffold": 0.0, "memory": 0.0}
-    tokens = {"prompt": 0, "completion": 0}
+    tally, last_action, last_reward, feedback = tally_of(kept, game.spec.default_action if game else "") if kept \
+        else (Tally(), None, 0.0, None)  # fmt: skip
+    totals, tokens = tally.times, tally.tokens
+    totals["env"] += time.perf_counter() - started_env  # the game's start (and the replay of kept steps)
     prefix, reusable = PrefixCache(trace.messages.record), 0.0  # what a server's prefix cache could serve
-    ops_per_step: list[list[MemoryOp]] = []
-    routines_per_step: list[dict[str, str]] = []
-    steps = invalid = 0
-    reward_total = progression = 0.0
+    for step_record in kept.steps if kept else ():
+        for past in step_record.llm_calls:
+            if past.input.get("messages"):
+                reusable += past.prompt_tokens * prefix.add(prompt_units(past.tools, past.input["messages"]))
+    trace.step_bytes = list(tally.step_bytes)
+    ops_per_step, routines_per_step = tally.ops_per_step, tally.routines_per_step
+    steps, invalid = len(kept.steps) if kept else 0, tally.invalid
+    reward_total, progression = tally.reward_total, tally.progression
     status, error, error_kind = "truncated", None, None
-    final_observation = ""
-    game: GameEnv | None = None
+    final_observation = observation = continuation.observation
+    last_state = json.dumps(kept.state, sort_keys=True) if kept and kept.has_state else None  # stored when it changes
     try:
-        started_env = time.perf_counter()
-        phase.enter("env")
-        try:
-            text = TextVariant(spec.observation, spec.instructions)
-            if spec.env_address:
-                from harness.envs.client import EnvClient
-                game = EnvClient(spec.env_address, spec.task, text=text)
-            else:
-                game = make_env(spec.env, spec.task, text)
-            observation = game.reset(spec.seed).text
-        except Exception as failure:
-            raise _EpisodeAborted("env", f"the game failed to start: {type(failure).__name__}: {failure}") from failure
-        totals["env"] += time.perf_counter() - started_env
+        if aborted is not None:
+            raise aborted
+        assert game is not None
         task = Task(spec.env, game.spec.name, game.spec.instructions, game.spec.actions,
                     game.spec.default_action, spec.max_steps)  # fmt: skip
-        final_observation = observation
         phase.enter("scaffold")
         try:
             scaffold = scaffold_class()
@@ -195,24 +217,30 @@ def run_episode(
             started_reset = time.perf_counter()
             with clock.running():
                 scaffold.reset(task)
+                if kept is not None and kept.steps:
+                    scaffold.load_state(kept.state)
             totals["scaffold"] += time.perf_counter() - started_reset
         except SCAFFOLD_FAILURES as failure:
             if recorder.failure is None:
                 raise _EpisodeAborted("scaffold", _describe(failure, "reset")) from failure
         if recorder.failure is not None:  # reset asked the model and failed
             raise recorder.failure
-        last_action: str | None = None
-        last_reward, feedback = 0.0, None
-        for index in range(spec.max_steps):
+        last = kept.steps[-1] if kept and kept.steps else None
+        ended = last is not None and (last.done or last.truncated)
+        if ended:  # the worker was killed after the episode's last step
+            status = "completed" if last.done else "truncated"  # type: ignore[union-attr]
+        for index in range(steps, 0 if ended else spec.max_steps):
             step_started = time.perf_counter()
             step = Step(index, observation, task.actions, last_action, last_reward, feedback)
             step_clock = time.perf_counter()
             answer: object = None
             scaffold_error: BaseException | None = None
             phase.enter("scaffold", index)
+            state: dict[str, Any] = {}
             try:
                 with clock.running():
                     answer = scaffold.step(step)
+                    last_state = _changed_state(scaffold, last_state, state)
             except SCAFFOLD_FAILURES as failure:  # recorded below with this step's calls and ops
                 scaffold_error = failure
             phase.enter("harness")
@@ -244,9 +272,7 @@ def run_episode(
             if action is None:
                 invalid += 1
                 action = task.default_action
-                shown = answer if isinstance(answer, str) else repr(answer)
-                feedback = (f"Your answer {str(shown)[:200]!r} is not a valid action; {action!r} was played "
-                            f"instead. Answer with exactly one of the action names.")  # fmt: skip
+                feedback = invalid_action_feedback(answer if isinstance(answer, str) else repr(answer), action)
             else:
                 feedback = None
             env_clock = time.perf_counter()
@@ -272,7 +298,7 @@ def run_episode(
                 "raw_action": answer if isinstance(answer, str) else repr(answer), "valid": valid,
                 "reward": result.reward, "done": result.done, "truncated": result.truncated,
                 "progression": progression, "llm_calls": calls, "memory_ops": ops,
-                "memory_chars": memory.total_chars,
+                "memory_chars": memory.total_chars, **state,
                 "time_s": {"env": round(env_time, 6), "model": round(model_time, 6),
                            "memory": round(memory_time, 6), "scaffold": round(scaffold_time, 6),
                            "harness": round(_remainder(step_started, env_time, model_time, memory_time, scaffold_time), 6)},
@@ -294,7 +320,7 @@ def run_episode(
                 game.close()
             except Exception:
                 pass  # a game that fails to close has nothing left to lose
-    total = time.perf_counter() - started
+    total = time.perf_counter() - started + tally.earlier_s
     harness_time = max(0.0, total - sum(totals.values()))
     trace_bytes = trace.step_bytes
     result_record = {
@@ -311,10 +337,40 @@ def run_episode(
                         "last_step": trace_bytes[-1] if trace_bytes else 0},
         "final_observation": final_observation,
         "spec": asdict(spec),
+        "resumes": continuation.resumes,
     }  # fmt: skip
     result_record = validated(EpisodeRecord, result_record)
     trace.finish(result_record)
     return result_record
+
+
+def _start_game(spec: EpisodeSpec) -> tuple[GameEnv | None, str, _EpisodeAborted | None]:
+    """The episode's game, reset on its seed: (game, observation, None), or the failure."""
+    try:
+        text = TextVariant(spec.observation, spec.instructions)
+        if spec.env_address:
+            from harness.envs.client import EnvClient
+            game: GameEnv = EnvClient(spec.env_address, spec.task, text=text)
+        else:
+            game = make_env(spec.env, spec.task, text)
+        return game, game.reset(spec.seed).text, None
+    except Exception as failure:
+        return None, "", _EpisodeAborted("env", f"the game failed to start: {type(failure).__name__}: {failure}")
+
+
+def _changed_state(scaffold: Scaffold, last: str | None, into: dict[str, Any]) -> str | None:
+    """Put the scaffold's state into `into` (the step record's field) when it differs from the
+    last one stored; returns the state's JSON text. A state that is not JSON is the scaffold's error."""
+    state = scaffold.state()
+    if state is None:
+        return last
+    try:
+        text = json.dumps(state, sort_keys=True)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"Scaffold.state() must return JSON-able data: {error}") from error
+    if text != last:
+        into[STATE_FIELD] = state
+    return text
 
 
 def _remainder(started: float, *accounted: float) -> float:

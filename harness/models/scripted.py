@@ -76,7 +76,8 @@ class _Handler(BaseHTTPRequestHandler):
         request = json.loads(self.rfile.read(length) or b"{}")
         if not self._authorized():
             return
-        self.server.requests.append(request)
+        if self.server.keep_requests:
+            self.server.requests.append(request)
         failure = self.server.next_failure()
         if failure:
             self._send(failure, {"error": {"message": "scripted failure", "code": failure}})
@@ -109,6 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class ScriptedModelServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many workers may connect at once (load tests)
 
     def __init__(
         self,
@@ -118,6 +120,7 @@ class ScriptedModelServer(ThreadingHTTPServer):
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str | None = None,
+        keep_requests: bool = True,
     ) -> None:
         super().__init__((host, port), _Handler)
         self.responder = responder
@@ -125,6 +128,7 @@ class ScriptedModelServer(ThreadingHTTPServer):
         self.model_name = model_name
         self.owned_by = owned_by
         self.requests: list[dict[str, Any]] = []
+        self.keep_requests = keep_requests  # False for load tests: thousands of requests
         self.failures: list[int] = []  # HTTP statuses to answer with, one per request, first
         self.latency_s = 0.0  # each chat answer takes this long
         self.answer_chats: int | None = None  # after this many chat answers, drop every request

@@ -43,3 +43,20 @@ def failure_report(run_root: Path) -> str:
 
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in str(text).splitlines())
+
+
+def resume_summary(run_root: Path) -> str | None:
+    """What mid-episode resumes the run's episodes went through (agent.resume), or None."""
+    episodes = [episode for episode in read_run(run_root).episodes() if episode.resumes]
+    if not episodes:
+        return None
+    continued = [e for e in episodes if e.resumes[-1].continued]
+    restarted = [e for e in episodes if not e.resumes[-1].continued]
+    lines = []
+    if continued:
+        lines.append(f"resume: continued {len(continued)} episodes from their last recorded step "
+                     f"({', '.join(f'{e.key} at step {e.resumes[-1].from_step}' for e in continued)})")  # fmt: skip
+    if restarted:
+        lines.append(f"resume: restarted {len(restarted)} episodes from step 0 "
+                     f"({'; '.join(f'{e.key}: {e.resumes[-1].reason}' for e in restarted)})")  # fmt: skip
+    return "\n".join(lines)

@@ -26,6 +26,7 @@ import jsonlines
 RUN_FILE, RESULTS_FILE, LEADERBOARD_FILE = "run.json", "results.json", "leaderboard.md"
 STEPS_FILE, MESSAGES_FILE, EPISODE_FILE, MEMORY_DIR = "steps.jsonl", "messages.jsonl", "episode.json", "memory"
 VERIFICATION_FILE = "verification.json"
+RESUMES_FILE = "resumes.jsonl"  # an episode's restarts over an earlier attempt (agent.resume)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 # 1.1: run.json suite.text; 1.2: chat calls' tools, tool calls, finish reason and sampling,
 # memory ops' tool call and chat call, episode memory metrics by routine and model errors;
 # 1.3: run.json isolation (the sandbox's limits), track.json candidates (how candidates ran);
-# 1.4: episode tokens.prompt_reusable, results prefix_reuse per env
-SCHEMA_VERSION = "1.4"
+# 1.4: episode tokens.prompt_reusable, results prefix_reuse per env;
+# 1.5: step scaffold_state, episode resumes (mid-episode resume)
+SCHEMA_VERSION = "1.5"
 SCHEMA_MAJOR = 1
 
 EpisodeStatus = Literal["completed", "truncated", "errored"]
@@ -99,6 +100,8 @@ class StepRecord(Record):
     memory_ops: list[MemoryOpRecord] = Field(default_factory=list)
     memory_chars: int = 0
     time_s: StepTimes = Field(default_factory=StepTimes)
+    scaffold_state: Any = Field(None, description="what the scaffold's state() hook returned after this step, "
+                                "stored when it changed since the last step that stored it (agent.resume)")
 
 
 # -- episode.json -----------------------------------------------------------------------------
@@ -134,6 +137,16 @@ class TraceBytes(Record):
     last_step: int = 0
 
 
+class ResumeRecord(Record):
+    """One restart of an episode's worker that found an earlier attempt's steps (agent.resume)."""
+
+    from_step: int = Field(description="the step this attempt played first (0: restarted)")
+    recorded_steps: int = Field(description="played steps the earlier attempt recorded")
+    continued: bool = Field(description="false: the earlier attempt could not be continued and was set aside")
+    reason: str
+    replay_s: float = Field(0.0, description="seconds spent restoring the game and the memory")
+
+
 class EpisodeRecord(Record):
     schema_version: str = SCHEMA_VERSION
     env: str
@@ -154,6 +167,8 @@ class EpisodeRecord(Record):
     final_observation: str = ""
     spec: dict[str, Any] = Field(default_factory=dict)
     salvaged: bool = False  # written by the scheduler from the records, not by the episode loop
+    resumes: list[ResumeRecord] = Field(default_factory=list, description="each time the episode's worker "
+                                        "started again over an earlier attempt's steps (mid-episode resume)")
 
     @property
     def key(self) -> str:

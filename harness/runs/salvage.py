@@ -17,7 +17,7 @@ from typing import Any
 from harness.memory.replay import final_memory
 from harness.runs.derive import derived_totals, summed_times
 from harness.runs.jobs import EpisodeSpec
-from harness.runs.layout import MEMORY_DIR, STEPS_FILE
+from harness.runs.layout import MEMORY_DIR, RESUMES_FILE, STEPS_FILE, read_jsonl
 from harness.runs.read import read_messages, read_steps
 from harness.runs.records import EpisodeRecord, StepRecord, validated
 
@@ -44,6 +44,11 @@ def restore_memory(directory: Path, steps: list[StepRecord]) -> dict[str, str]:
     return files
 
 
+def earlier_resumes(directory: Path) -> list[dict[str, Any]]:
+    """The episode's resumes so far (resumes.jsonl), for its episode.json."""
+    return read_jsonl(directory / RESUMES_FILE) if (directory / RESUMES_FILE).exists() else []
+
+
 def salvaged_episode(spec: EpisodeSpec, kind: str, message: str) -> dict[str, Any]:
     """episode.json for an episode that ended outside the episode loop, from its records."""
     directory = Path(spec.episode_dir)
@@ -60,4 +65,5 @@ def salvaged_episode(spec: EpisodeSpec, kind: str, message: str) -> dict[str, An
         "final_observation": steps[-1].observation if steps else "",
         "spec": asdict(spec),
         "salvaged": True,  # written by the scheduler from the records, not by the episode loop
+        "resumes": earlier_resumes(directory),
     })  # fmt: skip

@@ -97,12 +97,13 @@ class MessageStore:
 class EpisodeTrace:
     """The files of one episode folder, written as the episode runs."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, fresh: bool = True) -> None:
+        """`fresh`: start empty files; else go on appending to an earlier attempt's (agent.resume)."""
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        # An unfinished earlier attempt is replaced: an episode is rerun from its start.
-        for name in (STEPS_FILE, MESSAGES_FILE):
-            (directory / name).unlink(missing_ok=True)
+        if fresh:
+            for name in (STEPS_FILE, MESSAGES_FILE):
+                (directory / name).unlink(missing_ok=True)
         self.messages = MessageStore(directory / MESSAGES_FILE)
         self._steps = _AppendOnlyLines(directory / STEPS_FILE)
         self.step_bytes: list[int] = []  # bytes per step (steps.jsonl + new messages)

@@ -27,6 +27,14 @@ class Agent(Scaffold):
         self.system = {"role": "system", "content": task.instructions}
         self.tools = self.memory.tools(*TOOLS, max_text_chars=MAX_TEXT)
 
+    def state(self) -> dict[str, Any]:
+        """Nothing is kept between steps beyond the memory files (reset rebuilds the rest), so
+        a killed episode continues from its last recorded step."""
+        return {}
+
+    def load_state(self, state: Any) -> None:
+        pass
+
     def step(self, step: Step) -> str:
         situation = f"Step {step.index}."
         if step.last_action is not None:

@@ -7,6 +7,7 @@ older observations to 400 characters and constrains the answer to the action nam
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from harness.agent import Scaffold, Step, Task
 
@@ -19,6 +20,14 @@ class Agent(Scaffold):
         self.system = {"role": "system", "content": task.instructions}
         self.history: deque[tuple[str, str]] = deque(maxlen=HISTORY_STEPS)
         self.previous_observation: str | None = None
+
+    def state(self) -> dict[str, Any]:
+        """The recent history (bounded), so that a killed episode continues where it was."""
+        return {"history": [list(pair) for pair in self.history], "previous_observation": self.previous_observation}
+
+    def load_state(self, state: Any) -> None:
+        self.history.extend((observation, action) for observation, action in state["history"])
+        self.previous_observation = state["previous_observation"]
 
     def step(self, step: Step) -> str:
         if self.previous_observation is not None and step.last_action is not None:

@@ -1,0 +1,128 @@
+"""A simulated OpenAI-compatible server for load tests: every chat answer takes a fixed time,
+at any concurrency, and the server counts the requests it holds at once.
+
+It runs in a process of its own (so its CPU is not the harness's) and answers as a
+tool-calling vLLM server answers the seed agent: the first tool-offering call of a step with an
+`append`, the next with a `search`, a choice-constrained call with one of its options. It
+sets TCP_NODELAY (the scripted server does): without it, Nagle's algorithm and delayed ACKs
+add ~40 ms to each call and the server would measure itself.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import random
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from harness.models.scripted import ScriptedModelServer, requested_choices
+
+
+class InFlight:
+    """Requests held at once, integrated over time (mean = area / span)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now = self.peak = self.requests = 0
+        self.area = 0.0
+        self.first: float | None = None
+        self.last = 0.0
+
+    def _advance(self, moment: float) -> None:
+        if self.first is None:
+            self.first = moment
+        self.area += self.now * (moment - self.last) if self.last else 0.0
+        self.last = moment
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._advance(time.monotonic())
+            self.now += 1
+            self.requests += 1
+            self.peak = max(self.peak, self.now)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._advance(time.monotonic())
+            self.now -= 1
+
+    def summary(self) -> dict[str, float]:
+        with self._lock:
+            span = self.last - (self.first or self.last)
+            return {"requests": self.requests, "peak": self.peak, "span_s": span,
+                    "mean_in_flight": self.area / span if span > 0 else 0.0}  # fmt: skip
+
+
+def seed_like_answer(request: dict[str, Any], rng: random.Random) -> Any:
+    """What a tool-calling model might answer the seed agent (valid, varied, cheap)."""
+    choices = requested_choices(request)
+    if choices:
+        return rng.choice(choices)
+    names = [tool["function"]["name"] for tool in request.get("tools") or ()]
+    if not names or request.get("tool_choice") == "none":
+        return "ok"
+    answered = sum(1 for message in request.get("messages", []) if message.get("role") == "assistant")
+    if answered == 0 and "append" in names:
+        name, arguments = "append", {"path": "notes.md", "text": f"seen thing {rng.randrange(20)}\n"}
+    elif "search" in names:
+        name, arguments = "search", {"pattern": f"thing {rng.randrange(20)}"}
+    else:
+        return "ok"
+    call_id = f"call_{rng.randrange(10**9)}"
+    return {"content": None, "tool_calls": [{"id": call_id, "type": "function",
+                                             "function": {"name": name, "arguments": json.dumps(arguments)}}]}  # fmt: skip
+
+
+def _serve(connection: Connection, latency_s: float) -> None:
+    in_flight, rng, lock = InFlight(), random.Random(0), threading.Lock()
+
+    def respond(request: dict[str, Any]) -> Any:
+        with in_flight:
+            time.sleep(latency_s)
+            with lock:
+                return seed_like_answer(request, rng)
+
+    server = ScriptedModelServer(respond, model_name="simulated", owned_by="vllm", keep_requests=False)
+    connection.send(server.start())
+    while True:
+        command = connection.recv()
+        if command == "stats":
+            connection.send(in_flight.summary() | {"cpu_s": time.process_time()})
+        else:
+            server.stop()
+            connection.send("stopped")
+            return
+
+
+class LoadServer:
+    """`with LoadServer(0.2) as server:` a simulated server at `server.url` in a child process."""
+
+    def __init__(self, latency_s: float) -> None:
+        self.latency_s = latency_s
+        self.url = ""
+
+    def __enter__(self) -> LoadServer:
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child, self.latency_s), daemon=True)
+        self._process.start()
+        self.url = self._connection.recv()
+        return self
+
+    def stats(self) -> dict[str, float]:
+        """Requests served, mean and peak in flight, and the server process's own CPU seconds."""
+        self._connection.send("stats")
+        stats: dict[str, float] = self._connection.recv()
+        return stats
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._connection.send("stop")
+            self._connection.recv()
+        finally:
+            self._process.join(timeout=10)
+            if self._process.is_alive():
+                self._process.kill()

@@ -1,0 +1,190 @@
+"""Load benchmark: N episodes in parallel against a simulated server with a fixed latency.
+
+The seed agent (3 chat calls a step) plays N seeds of a game with N workers; the simulated
+server (bench.load_server) answers each call after `latency` seconds at any concurrency, so
+the ideal is N / (calls per step x latency) steps per second. Reported per (game, N): steps/s
+against that ideal (per step: the ideal step time over the mean step's wall time; whole run:
+steps over the wall time of the whole evaluation, start-up included), the mean number of
+requests in flight, the harness's CPU per step (every process of the harness, the game's own
+CPU excluded: it is measured by replaying the recorded actions alone), peak resident memory
+per worker, and the time from a worker's launch to its first step.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from tabulate import tabulate
+
+from harness.bench.load_server import LoadServer
+from harness.bench.report import write_section
+from harness.envs import make_env
+from harness.runs.layout import EPISODE_FILE
+from harness.runs.read import read_run
+from harness.tracks.eval import EvalOptions, run_eval
+
+SUBMISSION = "submissions/automem-seed"
+CALLS_PER_STEP = 3
+TASKS = {"crafter": "crafter", "minihack": "MazeWalk-15x15", "nethack": "NetHackChallenge-v0"}
+
+
+@dataclass
+class ScaleRow:
+    game: str
+    episodes: int
+    steps: int
+    wall_s: float
+    step_ratio: float  # ideal step time / mean step wall time
+    run_ratio: float  # achieved steps/s / ideal steps/s, whole run
+    steps_per_s: float
+    ideal_per_s: float
+    mean_in_flight: float
+    harness_cpu_ms_per_step: float
+    game_cpu_ms_per_step: float
+    rss_mb_per_worker: float
+    start_s_mean: float
+    start_s_max: float
+    env_ms_per_step: float
+
+
+class _WorkerMemory:
+    """Samples the resident memory of the harness's worker processes; keeps each one's peak."""
+
+    def __init__(self, interval_s: float = 0.25) -> None:
+        self.peaks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._interval = interval_s
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(self._interval):
+            for child in me.children(recursive=True):
+                try:
+                    if "harness.agent.worker" in " ".join(child.cmdline()):
+                        self.peaks[child.pid] = max(self.peaks.get(child.pid, 0), child.memory_info().rss)
+                except psutil.Error:
+                    continue  # ended between the listing and the reading
+
+    def __enter__(self) -> _WorkerMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _cpu_s() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _game_cpu_s(env: str, task: str, seed: int, actions: list[str]) -> float:
+    """CPU the game alone spends on an episode: make, reset and the recorded actions, replayed."""
+    started = time.process_time()
+    game = make_env(env, task)
+    game.reset(seed)
+    for action in actions:
+        game.step(action)
+    game.close()
+    return time.process_time() - started
+
+
+def _start_s(folder: Path, episode_total_s: float, reset_s: float) -> float:
+    """Launch to first step: the worker's life (job.json written to episode.json written) minus
+    the episode loop's time, plus the loop's time before its first step (game and scaffold reset)."""
+    lifetime = (folder / EPISODE_FILE).stat().st_mtime - (folder / "job.json").stat().st_mtime
+    return max(0.0, lifetime - episode_total_s + reset_s)
+
+
+def _suite(path: Path, game: str, episodes: int, steps: int) -> str:
+    seeds = ", ".join(str(seed) for seed in range(episodes))
+    path.write_text(f"name: scale\ndescription: load benchmark\nenvs:\n"
+                    f"  {game}: {{tasks: [{TASKS[game]}], seeds: [{seeds}], max_steps: {steps}}}\n")  # fmt: skip
+    return str(path)
+
+
+def measure(game: str, episodes: int, steps: int, latency_s: float, workdir: Path) -> ScaleRow:
+    label = f"{game}-{episodes}"
+    with LoadServer(latency_s) as server:
+        options = EvalOptions(submission=SUBMISSION, suite=_suite(workdir / f"{label}.yaml", game, episodes, steps),
+                              model=server.url, workers=episodes, runs_dir=str(workdir / "runs"), run_id=label,
+                              show_progress=False, step_timeout_s=120, model_timeout_s=120)  # fmt: skip
+        cpu_before, started = _cpu_s(), time.perf_counter()
+        with _WorkerMemory() as memory:
+            run, _ = run_eval(options)
+        wall, cpu = time.perf_counter() - started, _cpu_s() - cpu_before
+        served = server.stats()
+    recorded = read_run(run.root)
+    total_steps, step_walls, env_s, game_cpu, starts = 0, [], 0.0, 0.0, []
+    for episode in recorded.episodes():
+        steps_done = recorded.steps(episode)
+        total_steps += len(steps_done)
+        for step in steps_done:
+            step_walls.append(sum(getattr(step.time_s, part) for part in ("env", "model", "memory", "scaffold", "harness")))
+            env_s += step.time_s.env
+        reset_s = (episode.time_s.env - sum(s.time_s.env for s in steps_done)) + \
+            (episode.time_s.scaffold - sum(s.time_s.scaffold for s in steps_done))
+        starts.append(_start_s(recorded.episode_folder(episode), episode.time_s.total, reset_s))
+        game_cpu += _game_cpu_s(episode.env, episode.task, episode.seed, [s.action for s in steps_done if s.action])
+    ideal_step = CALLS_PER_STEP * latency_s
+    ideal_rate = episodes / ideal_step
+    harness_cpu = cpu - served["cpu_s"] - game_cpu  # the server is our child too: its CPU is not ours
+    return ScaleRow(
+        game=game, episodes=episodes, steps=total_steps, wall_s=wall,
+        step_ratio=ideal_step / statistics.mean(step_walls), run_ratio=(total_steps / wall) / ideal_rate,
+        steps_per_s=total_steps / wall, ideal_per_s=ideal_rate, mean_in_flight=served["mean_in_flight"],
+        harness_cpu_ms_per_step=1e3 * harness_cpu / total_steps, game_cpu_ms_per_step=1e3 * game_cpu / total_steps,
+        rss_mb_per_worker=statistics.mean(memory.peaks.values()) / 2**20 if memory.peaks else 0.0,
+        start_s_mean=statistics.mean(starts), start_s_max=max(starts), env_ms_per_step=1e3 * env_s / total_steps,
+    )  # fmt: skip
+
+
+HEADERS = ["game", "N", "steps", "wall s", "per step / ideal", "whole run / ideal", "steps/s", "ideal steps/s",
+           "requests in flight", "harness CPU ms/step", "game CPU ms/step", "game wall ms/step",
+           "RSS MB/worker", "start s (mean)", "start s (max)"]  # fmt: skip
+
+
+def _cells(row: ScaleRow) -> list[object]:
+    return [row.game, row.episodes, row.steps, f"{row.wall_s:.1f}", f"{row.step_ratio:.2f}", f"{row.run_ratio:.2f}",
+            f"{row.steps_per_s:.1f}", f"{row.ideal_per_s:.1f}", f"{row.mean_in_flight:.1f}",
+            f"{row.harness_cpu_ms_per_step:.1f}", f"{row.game_cpu_ms_per_step:.1f}", f"{row.env_ms_per_step:.1f}",
+            f"{row.rss_mb_per_worker:.0f}", f"{row.start_s_mean:.1f}", f"{row.start_s_max:.1f}"]  # fmt: skip
+
+
+def run_scale_benchmark(games: tuple[str, ...] = ("crafter", "nethack"), counts: tuple[int, ...] = (1, 8, 32, 64),
+                        steps: int = 60, latency_s: float = 0.2, write: bool = True) -> list[ScaleRow]:  # fmt: skip
+    rows: list[ScaleRow] = []
+    with tempfile.TemporaryDirectory(prefix="harness-scale-") as scratch:
+        for game in games:
+            for count in counts:
+                row = measure(game, count, steps, latency_s, Path(scratch))
+                rows.append(row)
+                print(json.dumps(row.__dict__), flush=True)
+    table = tabulate([_cells(row) for row in rows], headers=HEADERS, tablefmt="github")
+    print(table)
+    if write:
+        command = (f"harness bench scale --games {','.join(games)} --counts {','.join(map(str, counts))} "
+                   f"--steps {steps} --latency {latency_s}")  # fmt: skip
+        note = (f"Seed agent ({SUBMISSION}, {CALLS_PER_STEP} chat calls a step) against a simulated "
+                f"server answering each call after {latency_s * 1e3:.0f} ms at any concurrency "
+                "(its own process, TCP_NODELAY). Ideal = N / (calls per step x latency). "
+                "`per step / ideal`: ideal step time over the mean step's wall time; `whole run / ideal`: "
+                "steps over the evaluation's whole wall time (submission check, worker start-up and "
+                "the last episodes' tail included). Requests in flight: the server's mean over the "
+                "span from first to last request. Harness CPU: every process of the harness "
+                "(scheduler and workers), less the server's CPU and the game's own CPU, which is "
+                "measured by replaying the recorded actions alone. RSS: each worker's peak, averaged. "
+                "Start: from a worker's launch to its first step (imports, game and scaffold reset). "
+                "Target: whole run >= 0.9 of the ideal at N = 32.")  # fmt: skip
+        print(f"written to {write_section('scale', command, table + chr(10) * 2 + note)}")
+    return rows

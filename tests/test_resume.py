@@ -1,0 +1,215 @@
+"""Mid-episode resume (issue 13 part 4): a killed run continues each episode from its last
+recorded step (the game replayed on its seed, the memory rebuilt from the recorded operations,
+the scaffold's state restored), and the finished trace equals an uninterrupted run's."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from harness.models.scripted import ScriptedModelServer, requested_choices
+from harness.runs.layout import EPISODE_FILE, STEPS_FILE
+from harness.runs.read import read_run
+
+from conftest import write_submission
+
+SEED = "submissions/automem-seed"
+STEPS = 10
+# Times and latencies differ from run to run; everything else of a step must be equal.
+UNTIMED = ("time_s", "latency_s")
+
+
+def _deterministic(request: dict[str, Any]) -> Any:
+    """Answers that depend only on the request: a resumed episode asks the same questions."""
+    if request.get("max_tokens") == 1:
+        return "ok"
+    digest = int(hashlib.sha256(json.dumps(request["messages"], sort_keys=True).encode()).hexdigest(), 16)
+    choices = requested_choices(request)
+    if choices:
+        return choices[digest % len(choices)]
+    asked = [m for m in request["messages"] if m["role"] == "user"][-1]["content"]
+    if asked.startswith("LOG"):
+        arguments = {"path": f"notes{digest % 2}.md", "text": f"saw {digest % 97}\n"}
+        name = "append"
+    elif asked.startswith("RECALL"):
+        name, arguments = "search", {"pattern": str(digest % 10)}
+    else:
+        return "ok"
+    return {"content": None, "tool_calls": [{"id": f"call-{digest % 10**8}", "type": "function",
+                                             "function": {"name": name, "arguments": json.dumps(arguments)}}]}  # fmt: skip
+
+
+def _eval(runs: Path, url: str, submission: str, *extra: str, steps: int = STEPS) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "harness.cli", "eval", submission, "--suite", "smoke", "--max-steps", str(steps),
+               "--model", url, "--runs-dir", str(runs), "--run-id", "run", "--workers", "3", "--no-progress", *extra]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _kill_midway(process: subprocess.Popen[str], runs: Path, at_least: int, episodes: int = 3) -> None:
+    """SIGKILL the harness and every worker once each episode recorded `at_least` steps."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        counts = [len(p.read_text().splitlines()) for p in (runs / "run" / "episodes").glob(f"*/*/*/{STEPS_FILE}")]
+        if len(counts) == episodes and min(counts) >= at_least:
+            break
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        time.sleep(0.05)
+    else:
+        pytest.fail("the episodes did not get under way")
+    family = [process.pid] + [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
+    for pid in family:
+        os.kill(pid, signal.SIGKILL)
+    process.wait()
+    for pid in family[1:]:
+        psutil.wait_procs([p for p in psutil.process_iter() if p.pid == pid], timeout=10)
+
+
+def _untimed(record: Any) -> Any:
+    if isinstance(record, dict):
+        return {k: _untimed(v) for k, v in record.items() if k not in UNTIMED}
+    if isinstance(record, list):
+        return [_untimed(v) for v in record]
+    return record
+
+
+def _trace(folder: Path) -> tuple[list[Any], str, dict[str, str]]:
+    steps = [_untimed(json.loads(line)) for line in (folder / STEPS_FILE).read_text().splitlines()]
+    memory = {p.relative_to(folder / "memory").as_posix(): p.read_text() for p in (folder / "memory").rglob("*") if p.is_file()}
+    return steps, (folder / "messages.jsonl").read_text(), memory
+
+
+def _finish(process: subprocess.Popen[str]) -> str:
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    return output
+
+
+@pytest.mark.slow
+def test_a_killed_run_continues_every_episode_and_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    with ScriptedModelServer(_deterministic, owned_by="vllm") as server:
+        server.latency_s = 0.05  # a step takes ~0.15 s: the kill lands in the middle of episodes
+        _finish(_eval(tmp_path / "whole", server.url, SEED))
+        interrupted = _eval(tmp_path / "killed", server.url, SEED)
+        _kill_midway(interrupted, tmp_path / "killed", at_least=3)
+        killed_at = {p.parent.relative_to(tmp_path / "killed").as_posix(): len(p.read_text().splitlines())
+                     for p in (tmp_path / "killed" / "run" / "episodes").glob(f"*/*/*/{STEPS_FILE}")}  # fmt: skip
+        assert not list((tmp_path / "killed" / "run" / "episodes").glob(f"*/*/*/{EPISODE_FILE}"))
+        output = _finish(_eval(tmp_path / "killed", server.url, SEED, "--resume"))
+    whole, resumed = read_run(tmp_path / "whole" / "run"), read_run(tmp_path / "killed" / "run")
+    assert resumed.results is not None and resumed.results.complete
+    for episode in resumed.episodes():
+        folder = resumed.episode_folder(episode)
+        twin = whole.episode_folder(next(e for e in whole.episodes() if e.key == episode.key))
+        assert _trace(folder) == _trace(twin), episode.key
+        (resume,) = episode.resumes
+        assert resume.continued and resume.from_step >= 3 and resume.from_step <= killed_at[
+            folder.relative_to(tmp_path / "killed").as_posix()], resume
+        assert episode.progression == next(e for e in whole.episodes() if e.key == episode.key).progression
+    assert "continued 3 episodes" in output, output
+    verify = subprocess.run([sys.executable, "-m", "harness.cli", "verify", str(tmp_path / "killed" / "run")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+NO_HOOK = """
+from harness.agent import Scaffold
+
+class Agent(Scaffold):
+    def reset(self, task):
+        self.seen = 0
+
+    def step(self, step):
+        self.seen += 1
+        return self.chat([{"role": "user", "content": step.observation}], choices=list(step.actions), max_tokens=4)
+"""
+
+
+@pytest.mark.slow
+def test_a_scaffold_without_a_state_hook_restarts_its_episode_and_keeps_the_earlier_attempt(tmp_path: Path) -> None:
+    submission = write_submission(tmp_path / "no-hook", NO_HOOK)
+    with ScriptedModelServer(_deterministic, owned_by="vllm") as server:
+        server.latency_s = 0.1  # one call a step
+        # (MiniHack's maze ends at once here: the answers lead onto its stairs)
+        games = ("--env", "crafter", "--env", "nethack")
+        interrupted = _eval(tmp_path / "runs", server.url, str(submission), *games, steps=20)
+        _kill_midway(interrupted, tmp_path / "runs", at_least=3, episodes=2)
+        assert not list((tmp_path / "runs" / "run" / "episodes").glob(f"*/*/*/{EPISODE_FILE}"))
+        output = _finish(_eval(tmp_path / "runs", server.url, str(submission), *games, "--resume", steps=20))
+    run = read_run(tmp_path / "runs" / "run")
+    for episode in run.episodes():
+        (resume,) = episode.resumes
+        assert not resume.continued and resume.from_step == 0 and resume.recorded_steps >= 3
+        assert "no state hook" in resume.reason
+        folder = run.episode_folder(episode)
+        earlier = folder / "attempts" / "1" / STEPS_FILE
+        assert len(earlier.read_text().splitlines()) >= resume.recorded_steps  # set aside, not deleted
+        assert [s.index for s in run.steps(episode)] == list(range(episode.steps))
+    assert len(run.episodes()) == 2
+    assert "restarted 2 episodes from step 0" in output, output
+
+
+def _cut_to(folder: Path, kept: int, edit: Any = None) -> None:
+    """Make the folder look like a worker killed after `kept` steps, in the middle of the next
+    one (its record written as unplayed, then a torn line); `edit` may change a kept record."""
+    lines = (folder / STEPS_FILE).read_text().splitlines()
+    records = [json.loads(line) for line in lines[:kept]]
+    if edit:
+        edit(records)
+    unplayed = {**json.loads(lines[kept]), "action": None, "valid": False}
+    text = "".join(json.dumps(r) + "\n" for r in [*records, unplayed]) + '{"index": 99, "obs'
+    (folder / STEPS_FILE).write_text(text)
+    (folder / EPISODE_FILE).unlink()
+
+
+def _run_in_process(tmp_path: Path, url: str, submission: str, resume: bool = False) -> Any:
+    from harness.tracks.eval import EvalOptions, run_eval
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: tiny\nenvs:\n  crafter: {seeds: [0], max_steps: 6}\n")
+    run, _ = run_eval(EvalOptions(submission=submission, suite=str(suite), model=url, runs_dir=str(tmp_path / "runs"),
+                                  run_id="run", show_progress=False, resume=resume))  # fmt: skip
+    recorded = read_run(run.root)
+    (episode,) = recorded.episodes()
+    return recorded, episode
+
+
+def test_state_is_stored_when_it_changes_and_restored_with_the_game_and_memory(tmp_path: Path) -> None:
+    with ScriptedModelServer(_deterministic, owned_by="vllm") as server:
+        run, episode = _run_in_process(tmp_path, server.url, "submissions/context-baseline")
+        folder = run.episode_folder(episode)
+        whole = _trace(folder)
+        states = [s.scaffold_state for s in run.steps(episode)]
+        assert states[0] == {"history": [], "previous_observation": run.steps(episode)[0].observation}
+        assert all(state is not None for state in states)  # the history changes every step
+        _cut_to(folder, 3)
+        run, episode = _run_in_process(tmp_path, server.url, "submissions/context-baseline", resume=True)
+    assert _trace(folder) == whole
+    (resume,) = episode.resumes
+    assert (resume.from_step, resume.recorded_steps, resume.continued) == (3, 3, True)
+    discarded = (folder / "discarded-steps.jsonl").read_text().splitlines()
+    assert len(discarded) == 1 and json.loads(discarded[0])["action"] is None  # the unplayed step, kept aside
+
+
+def test_a_replay_that_differs_from_the_trace_restarts_the_episode_and_says_where(tmp_path: Path) -> None:
+    def tamper(records: list[dict[str, Any]]) -> None:
+        records[2]["observation"] += " (edited)"
+
+    with ScriptedModelServer(_deterministic, owned_by="vllm") as server:
+        run, episode = _run_in_process(tmp_path, server.url, SEED)
+        folder = run.episode_folder(episode)
+        whole = _trace(folder)
+        assert [s.scaffold_state for s in run.steps(episode)] == [{}] + [None] * 5  # stored once: it never changes
+        _cut_to(folder, 4, tamper)
+        run, episode = _run_in_process(tmp_path, server.url, SEED, resume=True)
+    (resume,) = episode.resumes
+    assert not resume.continued and "before step 2 differs from the trace" in resume.reason
+    assert _trace(folder) == whole  # played again from step 0
+    assert "(edited)" in (folder / "attempts" / "1" / STEPS_FILE).read_text()
