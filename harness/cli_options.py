@@ -37,6 +37,9 @@ def eval_options(function: Any) -> Any:
                      help="Where workers run: local processes, docker containers (sandboxed), a Ray cluster "
                           "[default: local; track scaffold: docker, its candidates are code nobody reviewed]."),
         click.option("--ray-address", default=None, help="With --runtime ray: the cluster's address."),
+        click.option("--worker-start", default="fork", show_default=True, type=click.Choice(["fork", "spawn"]),
+                     help="With --runtime local: fork workers from a server that imported the harness and the "
+                          "games once (fast), or start each as a new Python process."),
         click.option("--run-id", default=None, help="Name of the run directory (default: time + submission)."),
         click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False)),
         click.option("--resume", is_flag=True, help="Continue a run: only missing episodes are played."),
@@ -64,6 +67,7 @@ def options_from(submission: str, kwargs: dict[str, Any]) -> Any:
         submission=submission, suite=kwargs["suite"], env=tuple(kwargs["env_names"]), seeds=kwargs["seeds"],
         max_steps=kwargs["max_steps"], model=kwargs["model"], model_name=kwargs["model_name"],
         adapter=kwargs["adapter"], workers=kwargs["workers"], runtime=kwargs["runtime"] or "local", ray_address=kwargs["ray_address"],
+        worker_start=kwargs["worker_start"],
         run_id=kwargs["run_id"], runs_dir=kwargs["runs_dir"], resume=kwargs["resume"],
         step_timeout_s=kwargs["step_timeout_s"], model_timeout_s=kwargs["model_timeout_s"],
         env_timeout_s=kwargs["env_timeout_s"], episode_timeout_s=kwargs["episode_timeout_s"],

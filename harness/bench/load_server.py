@@ -109,19 +109,28 @@ class LoadServer:
         self._connection, child = context.Pipe()
         self._process = context.Process(target=_serve, args=(child, self.latency_s), daemon=True)
         self._process.start()
-        self.url = self._connection.recv()
+        self.url = self._receive(timeout_s=60)
         return self
+
+    def _receive(self, timeout_s: float) -> Any:
+        """The server's next answer; a server that died or hangs is an error, not a hang."""
+        if not self._connection.poll(timeout_s):
+            alive = self._process.is_alive()
+            self._process.kill()
+            raise RuntimeError(f"the simulated server {'did not answer' if alive else 'exited'} "
+                               f"(exit code {self._process.exitcode})")  # fmt: skip
+        return self._connection.recv()
 
     def stats(self) -> dict[str, float]:
         """Requests served, mean and peak in flight, and the server process's own CPU seconds."""
         self._connection.send("stats")
-        stats: dict[str, float] = self._connection.recv()
+        stats: dict[str, float] = self._receive(timeout_s=30)
         return stats
 
     def __exit__(self, *exc: object) -> None:
         try:
             self._connection.send("stop")
-            self._connection.recv()
+            self._receive(timeout_s=30)
         finally:
             self._process.join(timeout=10)
             if self._process.is_alive():

@@ -13,12 +13,13 @@ per worker, and the time from a worker's launch to its first step.
 from __future__ import annotations
 
 import json
-import resource
 import statistics
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import psutil
@@ -39,6 +40,7 @@ TASKS = {"crafter": "crafter", "minihack": "MazeWalk-15x15", "nethack": "NetHack
 @dataclass
 class ScaleRow:
     game: str
+    start: str  # how workers start: fork (from a preloaded server) or spawn (a new interpreter)
     episodes: int
     steps: int
     wall_s: float
@@ -49,28 +51,42 @@ class ScaleRow:
     mean_in_flight: float
     harness_cpu_ms_per_step: float
     game_cpu_ms_per_step: float
+    server_cpu_ms_per_step: float  # the simulated server's own CPU (not the harness's): small, or it measures itself
     rss_mb_per_worker: float
+    uss_mb_per_worker: float
     start_s_mean: float
     start_s_max: float
     env_ms_per_step: float
 
 
 class _WorkerMemory:
-    """Samples the resident memory of the harness's worker processes; keeps each one's peak."""
+    """Samples the memory of the harness's worker processes (spawned: `harness.agent.worker`
+    on their command line; forked: children of the fork server); keeps each one's peak RSS
+    and USS (the pages no other process shares: a forked worker shares its imports)."""
 
-    def __init__(self, interval_s: float = 0.25) -> None:
-        self.peaks: dict[int, int] = {}
+    def __init__(self, interval_s: float = 0.5) -> None:
+        self.rss: dict[int, int] = {}
+        self.uss: dict[int, int] = {}
         self._stop = threading.Event()
         self._interval = interval_s
         self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def _is_worker(process: psutil.Process) -> bool:
+        if "harness.agent.worker" in " ".join(process.cmdline()):
+            return True
+        parent = process.parent()
+        return parent is not None and "forkserver" in " ".join(parent.cmdline())
 
     def _sample(self) -> None:
         me = psutil.Process()
         while not self._stop.wait(self._interval):
             for child in me.children(recursive=True):
                 try:
-                    if "harness.agent.worker" in " ".join(child.cmdline()):
-                        self.peaks[child.pid] = max(self.peaks.get(child.pid, 0), child.memory_info().rss)
+                    if self._is_worker(child):
+                        memory = child.memory_full_info()
+                        self.rss[child.pid] = max(self.rss.get(child.pid, 0), memory.rss)
+                        self.uss[child.pid] = max(self.uss.get(child.pid, 0), memory.uss)
                 except psutil.Error:
                     continue  # ended between the listing and the reading
 
@@ -83,9 +99,17 @@ class _WorkerMemory:
         self._thread.join()
 
 
-def _cpu_s() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+def _tree_cpu_s() -> float:
+    """CPU seconds of this process and all its descendants, live ones and reaped ones (a forked
+    worker is reaped by the fork server: its CPU is in the server's children times)."""
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:4])  # user, system, children_user, children_system
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:4])
+        except psutil.Error:
+            continue
+    return total
 
 
 def _game_cpu_s(env: str, task: str, seed: int, actions: list[str]) -> float:
@@ -113,17 +137,20 @@ def _suite(path: Path, game: str, episodes: int, steps: int) -> str:
     return str(path)
 
 
-def measure(game: str, episodes: int, steps: int, latency_s: float, workdir: Path) -> ScaleRow:
-    label = f"{game}-{episodes}"
+def measure(game: str, episodes: int, steps: int, latency_s: float, workdir: Path, start: str = "fork") -> ScaleRow:
+    """One configuration; run it in a fresh process (`measured`): the fork server's one-time
+    start and the CPU totals then belong to this configuration alone."""
+    label = f"{game}-{episodes}-{start}"
     with LoadServer(latency_s) as server:
         options = EvalOptions(submission=SUBMISSION, suite=_suite(workdir / f"{label}.yaml", game, episodes, steps),
                               model=server.url, workers=episodes, runs_dir=str(workdir / "runs"), run_id=label,
-                              show_progress=False, step_timeout_s=120, model_timeout_s=120)  # fmt: skip
-        cpu_before, started = _cpu_s(), time.perf_counter()
+                              show_progress=False, step_timeout_s=120, model_timeout_s=120, worker_start=start)  # fmt: skip
+        cpu_before, started = _tree_cpu_s(), time.perf_counter()
         with _WorkerMemory() as memory:
             run, _ = run_eval(options)
-        wall, cpu = time.perf_counter() - started, _cpu_s() - cpu_before
+        wall = time.perf_counter() - started
         served = server.stats()
+        cpu = _tree_cpu_s() - cpu_before
     recorded = read_run(run.root)
     total_steps, step_walls, env_s, game_cpu, starts = 0, [], 0.0, 0.0, []
     for episode in recorded.episodes():
@@ -140,41 +167,51 @@ def measure(game: str, episodes: int, steps: int, latency_s: float, workdir: Pat
     ideal_rate = episodes / ideal_step
     harness_cpu = cpu - served["cpu_s"] - game_cpu  # the server is our child too: its CPU is not ours
     return ScaleRow(
-        game=game, episodes=episodes, steps=total_steps, wall_s=wall,
+        game=game, start=start, episodes=episodes, steps=total_steps, wall_s=wall,
         step_ratio=ideal_step / statistics.mean(step_walls), run_ratio=(total_steps / wall) / ideal_rate,
         steps_per_s=total_steps / wall, ideal_per_s=ideal_rate, mean_in_flight=served["mean_in_flight"],
         harness_cpu_ms_per_step=1e3 * harness_cpu / total_steps, game_cpu_ms_per_step=1e3 * game_cpu / total_steps,
-        rss_mb_per_worker=statistics.mean(memory.peaks.values()) / 2**20 if memory.peaks else 0.0,
+        server_cpu_ms_per_step=1e3 * served["cpu_s"] / total_steps,
+        rss_mb_per_worker=statistics.mean(memory.rss.values()) / 2**20 if memory.rss else 0.0,
+        uss_mb_per_worker=statistics.mean(memory.uss.values()) / 2**20 if memory.uss else 0.0,
         start_s_mean=statistics.mean(starts), start_s_max=max(starts), env_ms_per_step=1e3 * env_s / total_steps,
     )  # fmt: skip
 
 
-HEADERS = ["game", "N", "steps", "wall s", "per step / ideal", "whole run / ideal", "steps/s", "ideal steps/s",
-           "requests in flight", "harness CPU ms/step", "game CPU ms/step", "game wall ms/step",
-           "RSS MB/worker", "start s (mean)", "start s (max)"]  # fmt: skip
+HEADERS = ["game", "workers", "N", "steps", "wall s", "per step / ideal", "whole run / ideal", "steps/s", "ideal steps/s",
+           "requests in flight", "harness CPU ms/step", "game CPU ms/step", "game wall ms/step", "server CPU ms/step",
+           "RSS MB/worker", "USS MB/worker", "start s (mean)", "start s (max)"]  # fmt: skip
 
 
 def _cells(row: ScaleRow) -> list[object]:
-    return [row.game, row.episodes, row.steps, f"{row.wall_s:.1f}", f"{row.step_ratio:.2f}", f"{row.run_ratio:.2f}",
+    return [row.game, row.start, row.episodes, row.steps, f"{row.wall_s:.1f}", f"{row.step_ratio:.2f}", f"{row.run_ratio:.2f}",
             f"{row.steps_per_s:.1f}", f"{row.ideal_per_s:.1f}", f"{row.mean_in_flight:.1f}",
-            f"{row.harness_cpu_ms_per_step:.1f}", f"{row.game_cpu_ms_per_step:.1f}", f"{row.env_ms_per_step:.1f}",
-            f"{row.rss_mb_per_worker:.0f}", f"{row.start_s_mean:.1f}", f"{row.start_s_max:.1f}"]  # fmt: skip
+            f"{row.harness_cpu_ms_per_step:.1f}", f"{row.game_cpu_ms_per_step:.1f}", f"{row.env_ms_per_step:.1f}", f"{row.server_cpu_ms_per_step:.1f}",
+            f"{row.rss_mb_per_worker:.0f}", f"{row.uss_mb_per_worker:.0f}", f"{row.start_s_mean:.1f}", f"{row.start_s_max:.1f}"]  # fmt: skip
+
+
+def measured(game: str, episodes: int, steps: int, latency_s: float, workdir: Path, start: str) -> ScaleRow:
+    """`measure` in a new interpreter of its own."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(measure, game, episodes, steps, latency_s, workdir, start).result()
 
 
 def run_scale_benchmark(games: tuple[str, ...] = ("crafter", "nethack"), counts: tuple[int, ...] = (1, 8, 32, 64),
-                        steps: int = 60, latency_s: float = 0.2, write: bool = True) -> list[ScaleRow]:  # fmt: skip
+                        steps: int = 60, latency_s: float = 0.2, starts: tuple[str, ...] = ("spawn", "fork"),
+                        write: bool = True) -> list[ScaleRow]:  # fmt: skip
     rows: list[ScaleRow] = []
     with tempfile.TemporaryDirectory(prefix="harness-scale-") as scratch:
         for game in games:
             for count in counts:
-                row = measure(game, count, steps, latency_s, Path(scratch))
-                rows.append(row)
-                print(json.dumps(row.__dict__), flush=True)
+                for start in starts:  # side by side: the same configuration, one start method after the other
+                    row = measured(game, count, steps, latency_s, Path(scratch), start)
+                    rows.append(row)
+                    print(json.dumps(row.__dict__), flush=True)
     table = tabulate([_cells(row) for row in rows], headers=HEADERS, tablefmt="github")
     print(table)
     if write:
         command = (f"harness bench scale --games {','.join(games)} --counts {','.join(map(str, counts))} "
-                   f"--steps {steps} --latency {latency_s}")  # fmt: skip
+                   f"--steps {steps} --latency {latency_s} --starts {','.join(starts)}")  # fmt: skip
         note = (f"Seed agent ({SUBMISSION}, {CALLS_PER_STEP} chat calls a step) against a simulated "
                 f"server answering each call after {latency_s * 1e3:.0f} ms at any concurrency "
                 "(its own process, TCP_NODELAY). Ideal = N / (calls per step x latency). "
@@ -183,7 +220,10 @@ def run_scale_benchmark(games: tuple[str, ...] = ("crafter", "nethack"), counts:
                 "the last episodes' tail included). Requests in flight: the server's mean over the "
                 "span from first to last request. Harness CPU: every process of the harness "
                 "(scheduler and workers), less the server's CPU and the game's own CPU, which is "
-                "measured by replaying the recorded actions alone. RSS: each worker's peak, averaged. "
+                "measured by replaying the recorded actions alone. RSS and USS (pages of its own): each "
+                "worker's peak, averaged. `workers`: spawn = a new interpreter per episode (imports paid "
+                "each time), fork = forked from a server that imported the harness and the games once "
+                "(the default; `harness eval --worker-start`). Each row runs in a fresh process. "
                 "Start: from a worker's launch to its first step (imports, game and scaffold reset). "
                 "Target: whole run >= 0.9 of the ideal at N = 32.")  # fmt: skip
         print(f"written to {write_section('scale', command, table + chr(10) * 2 + note)}")

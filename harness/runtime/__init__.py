@@ -18,7 +18,7 @@ def get_runtime(name: str, **options: Any) -> Any:
     if name == "local":
         from harness.runtime.local import LocalRuntime
 
-        return LocalRuntime()
+        return LocalRuntime(options.get("worker_start", "fork"))
     if name == "docker":
         from harness.runtime.docker import DockerRuntime
 

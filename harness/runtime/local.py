@@ -1,17 +1,94 @@
-"""The local runtime: each episode worker is a child process of the harness."""
+"""The local runtime: each episode worker is a child process of the harness.
+
+Workers are forked from a fork server that has imported the harness, the games and the
+model client once (`start="fork"`, the default): a worker then starts in tens of
+milliseconds instead of paying 1-2 s of CPU for its imports, which on a small machine
+decided how fast 32 episodes got under way (docs/benchmarks.md, scale). `start="spawn"`
+starts `python -m harness.agent.worker JOB` afresh, as before. Either way a worker gets the
+harness's environment and working directory as they are at launch, its own session (Ctrl-C
+is the harness's to handle), progress events on its stdout and its log on stderr.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import subprocess
 import sys
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import IO, Any
+
+START_METHODS = ("fork", "spawn")
+# Imported once in the fork server: what every worker needs before its first step.
+PRELOAD = ["harness.agent.worker", "harness.envs.crafter", "harness.envs.minihack", "harness.envs.nethack"]
+
+
+def _run_worker(job_path: str, log_path: str, events: Connection, environ: dict[str, str], cwd: str) -> None:
+    """The forked worker: the launch-time environment and folder, events on fd 1, log on fd 2."""
+    os.setsid()
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
+    os.dup2(events.fileno(), 1)
+    events.close()
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 2)
+    os.close(log)
+    from harness.agent.worker import main
+
+    code = main(job_path)
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+class ForkedWorker:
+    """A forked worker with the part of subprocess.Popen's interface the scheduler uses."""
+
+    def __init__(self, context: Any, job_path: Path, log_path: Path) -> None:
+        reader, writer = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_run_worker, args=(str(job_path), str(log_path), writer, dict(os.environ), os.getcwd()))
+        self._process.start()
+        writer.close()
+        self.pid = self._process.pid
+        self.stdout: IO[str] = os.fdopen(os.dup(reader.fileno()), "r")
+        reader.close()
+
+    @property
+    def returncode(self) -> int | None:
+        code: int | None = self._process.exitcode
+        return code
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0)
+        self.stdout.close()
+        return self._process.exitcode
+
+    def terminate(self) -> None:
+        self._process.terminate()
+
+    def kill(self) -> None:
+        self._process.kill()
 
 
 class LocalRuntime:
     name = "local"
 
-    def launch(self, job_path: Path, log_path: Path) -> subprocess.Popen[str]:
-        """Start `python -m harness.agent.worker JOB` (stdout: progress events; stderr: log)."""
+    def __init__(self, start: str = "fork") -> None:
+        if start not in START_METHODS:
+            raise ValueError(f"unknown start method {start!r}; one of {', '.join(START_METHODS)}")
+        self.start = start
+        self._context: Any = None
+
+    def launch(self, job_path: Path, log_path: Path) -> subprocess.Popen[str] | ForkedWorker:
+        if self.start == "fork":
+            if self._context is None:
+                self._context = multiprocessing.get_context("forkserver")
+                self._context.set_forkserver_preload(PRELOAD)
+            return ForkedWorker(self._context, Path(job_path).resolve(), Path(log_path).resolve())
         with open(log_path, "w") as log:  # the child keeps its own copy of the handle
             return subprocess.Popen(
                 [sys.executable, "-m", "harness.agent.worker", str(job_path)],

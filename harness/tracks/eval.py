@@ -52,6 +52,7 @@ class EvalOptions:
     workers: int = 1
     runtime: str = "local"
     ray_address: str | None = None  # with runtime "ray": the cluster to run on
+    worker_start: str = "fork"  # with runtime "local": fork workers from a preloaded server, or spawn them
     run_id: str | None = None
     runs_dir: str = "runs"
     resume: bool = False
@@ -222,7 +223,8 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
                       options.observation, options.instructions)  # fmt: skip
     run = _prepare_run(options, submission, suite)
     run.root.mkdir(parents=True, exist_ok=True)
-    runtime = get_runtime(options.runtime, run_id=runtime_key(run), ray_address=options.ray_address)
+    runtime = get_runtime(options.runtime, run_id=runtime_key(run), ray_address=options.ray_address,
+                          worker_start=options.worker_start)  # fmt: skip
     with model_endpoint(options, submission) as endpoint:
         model = endpoint.config
         jobs = _episode_jobs(run, suite, submission, model, options)
