@@ -145,12 +145,14 @@ def measure(game: str, episodes: int, steps: int, latency_s: float, workdir: Pat
         options = EvalOptions(submission=SUBMISSION, suite=_suite(workdir / f"{label}.yaml", game, episodes, steps),
                               model=server.url, workers=episodes, runs_dir=str(workdir / "runs"), run_id=label,
                               show_progress=False, step_timeout_s=120, model_timeout_s=120, worker_start=start)  # fmt: skip
+        server_before = server.stats()["cpu_s"]
         cpu_before, started = _tree_cpu_s(), time.perf_counter()
         with _WorkerMemory() as memory:
             run, _ = run_eval(options)
         wall = time.perf_counter() - started
         served = server.stats()
         cpu = _tree_cpu_s() - cpu_before
+        served["cpu_s"] -= server_before  # the server's CPU during the run
     recorded = read_run(run.root)
     total_steps, step_walls, env_s, game_cpu, starts = 0, [], 0.0, 0.0, []
     for episode in recorded.episodes():
