@@ -1,9 +1,11 @@
 """The Ray runtime: scale out over an existing Ray cluster (`--runtime ray --ray-address ADDR`).
 
 Each episode is one Ray task running the same worker code (`python -m harness.agent.worker`)
-in a scratch folder on whichever node Ray picks. The submission travels with the task; the
-episode folder comes back as an archive and is unpacked into the run directory, so the run
-stays the one source of truth and resumes like any other. Nodes need the harness installed
+in a scratch folder on whichever node Ray picks. The submission travels with the task (and an
+earlier attempt's episode folder, which the worker continues); the episode folder comes back
+as an archive when the task ends and is unpacked into the run directory, so the run stays
+the one source of truth and resumes like any other (a driver killed mid-episode continues
+from the steps it holds: those of tasks that ended). Nodes need the harness installed
 (same version) and must reach the model endpoint: give a model URL they can reach.
 """
 
@@ -33,13 +35,17 @@ def _unpack(data: bytes, target: Path) -> None:
         archive.extractall(target, filter="data")
 
 
-def run_episode_task(job: dict[str, Any], submission_archive: bytes) -> dict[str, Any]:
-    """The Ray task body: run the worker on this node; return its output and the episode folder."""
+def run_episode_task(job: dict[str, Any], submission_archive: bytes, earlier: bytes | None = None) -> dict[str, Any]:
+    """The Ray task body: run the worker on this node; return its output and the episode folder.
+    `earlier`: the episode folder as the driver holds it, when an earlier attempt recorded steps
+    (the worker continues from them, agent.resume)."""
     with tempfile.TemporaryDirectory(prefix="harness-ray-") as scratch:
         root = Path(scratch)
         _unpack(submission_archive, root / "submission")
         episode_dir = root / "episode"
         episode_dir.mkdir()
+        if earlier:
+            _unpack(earlier, episode_dir)
         local_job = {**job, "submission": str(root / "submission"),
                      "episode": {**job["episode"], "episode_dir": str(episode_dir)}}  # fmt: skip
         (episode_dir / "job.json").write_text(json.dumps(local_job))
@@ -103,7 +109,10 @@ class RayRuntime:
 
     def launch(self, job_path: Path, log_path: Path) -> RayProcess:
         job = json.loads(job_path.read_text())
-        reference = self._task.remote(job, _pack(Path(job["submission"])))
+        folder = job_path.parent
+        # an earlier attempt's steps travel with the task, so that it continues from them
+        earlier = _pack(folder) if (folder / "steps.jsonl").exists() else None
+        reference = self._task.remote(job, _pack(Path(job["submission"])), earlier)
         return RayProcess(reference, job_path.parent, log_path)
 
     def close(self) -> None:
