@@ -29,11 +29,13 @@ from harness.bench.load_server import LoadServer
 from harness.bench.report import write_section
 from harness.envs import make_env
 from harness.runs.layout import EPISODE_FILE
+from harness.runs.phase import read_phase
 from harness.runs.read import read_run
 from harness.tracks.eval import EvalOptions, run_eval
 
 SUBMISSION = "submissions/automem-seed"
 CALLS_PER_STEP = 3
+LONG_EPISODES = 32  # the parallelism of the rows with longer episodes (--long-steps)
 TASKS = {"crafter": "crafter", "minihack": "MazeWalk-15x15", "nethack": "NetHackChallenge-v0"}
 
 
@@ -42,6 +44,7 @@ class ScaleRow:
     game: str
     start: str  # how workers start: fork (from a preloaded server) or spawn (a new interpreter)
     episodes: int
+    max_steps: int
     steps: int
     wall_s: float
     step_ratio: float  # ideal step time / mean step wall time
@@ -51,6 +54,7 @@ class ScaleRow:
     mean_in_flight: float
     harness_cpu_ms_per_step: float
     game_cpu_ms_per_step: float
+    worker_cpu_ms_per_step: float  # a started worker's own CPU per step, its game's excluded
     server_cpu_ms_per_step: float  # the simulated server's own CPU (not the harness's): small, or it measures itself
     rss_mb_per_worker: float
     uss_mb_per_worker: float
@@ -59,14 +63,18 @@ class ScaleRow:
     env_ms_per_step: float
 
 
-class _WorkerMemory:
-    """Samples the memory of the harness's worker processes (spawned: `harness.agent.worker`
-    on their command line; forked: children of the fork server); keeps each one's peak RSS
-    and USS (the pages no other process shares: a forked worker shares its imports)."""
+class _WorkerSampler:
+    """Samples the harness's worker processes (spawned: `harness.agent.worker` on their command
+    line; forked: children of the fork server): each one's peak RSS and USS (the pages no
+    other process shares: a forked worker shares its imports), and its CPU time against the
+    step it is at (its phase file), from the first sample after its first step to its last:
+    the worker's CPU per step once started, start-up excluded."""
 
     def __init__(self, interval_s: float = 0.5) -> None:
         self.rss: dict[int, int] = {}
         self.uss: dict[int, int] = {}
+        self.first: dict[int, tuple[float, int]] = {}  # pid -> (CPU seconds, step index)
+        self.last: dict[int, tuple[float, int]] = {}
         self._stop = threading.Event()
         self._interval = interval_s
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -83,14 +91,25 @@ class _WorkerMemory:
         while not self._stop.wait(self._interval):
             for child in me.children(recursive=True):
                 try:
-                    if self._is_worker(child):
-                        memory = child.memory_full_info()
-                        self.rss[child.pid] = max(self.rss.get(child.pid, 0), memory.rss)
-                        self.uss[child.pid] = max(self.uss.get(child.pid, 0), memory.uss)
-                except psutil.Error:
+                    if not self._is_worker(child):
+                        continue
+                    memory = child.memory_full_info()
+                    self.rss[child.pid] = max(self.rss.get(child.pid, 0), memory.rss)
+                    self.uss[child.pid] = max(self.uss.get(child.pid, 0), memory.uss)
+                    cpu, phase = sum(child.cpu_times()[:2]), read_phase(Path(child.cwd()))
+                    if phase is not None and phase.step >= 1:
+                        self.first.setdefault(child.pid, (cpu, phase.step))
+                        self.last[child.pid] = (cpu, phase.step)
+                except (psutil.Error, OSError):
                     continue  # ended between the listing and the reading
 
-    def __enter__(self) -> _WorkerMemory:
+    def steady_cpu_per_step(self) -> tuple[float, int]:
+        """(worker CPU seconds, steps) between each worker's first and last sample."""
+        cpu = sum(self.last[pid][0] - self.first[pid][0] for pid in self.first)
+        steps = sum(self.last[pid][1] - self.first[pid][1] for pid in self.first)
+        return cpu, steps
+
+    def __enter__(self) -> _WorkerSampler:
         self._thread.start()
         return self
 
@@ -112,15 +131,16 @@ def _tree_cpu_s() -> float:
     return total
 
 
-def _game_cpu_s(env: str, task: str, seed: int, actions: list[str]) -> float:
-    """CPU the game alone spends on an episode: make, reset and the recorded actions, replayed."""
+def _game_cpu_s(env: str, task: str, seed: int, actions: list[str]) -> tuple[float, float]:
+    """CPU the game alone spends on an episode, replayed: (make and reset, the recorded actions)."""
     started = time.process_time()
     game = make_env(env, task)
     game.reset(seed)
+    reset = time.process_time() - started
     for action in actions:
         game.step(action)
     game.close()
-    return time.process_time() - started
+    return reset, time.process_time() - started - reset
 
 
 def _start_s(folder: Path, episode_total_s: float, reset_s: float) -> float:
@@ -147,14 +167,14 @@ def measure(game: str, episodes: int, steps: int, latency_s: float, workdir: Pat
                               show_progress=False, step_timeout_s=120, model_timeout_s=120, worker_start=start)  # fmt: skip
         server_before = server.stats()["cpu_s"]
         cpu_before, started = _tree_cpu_s(), time.perf_counter()
-        with _WorkerMemory() as memory:
+        with _WorkerSampler() as sampler:
             run, _ = run_eval(options)
         wall = time.perf_counter() - started
         served = server.stats()
         cpu = _tree_cpu_s() - cpu_before
         served["cpu_s"] -= server_before  # the server's CPU during the run
     recorded = read_run(run.root)
-    total_steps, step_walls, env_s, game_cpu, starts = 0, [], 0.0, 0.0, []
+    total_steps, step_walls, env_s, game_cpu, game_step_cpu, starts = 0, [], 0.0, 0.0, 0.0, []
     for episode in recorded.episodes():
         steps_done = recorded.steps(episode)
         total_steps += len(steps_done)
@@ -164,31 +184,35 @@ def measure(game: str, episodes: int, steps: int, latency_s: float, workdir: Pat
         reset_s = (episode.time_s.env - sum(s.time_s.env for s in steps_done)) + \
             (episode.time_s.scaffold - sum(s.time_s.scaffold for s in steps_done))
         starts.append(_start_s(recorded.episode_folder(episode), episode.time_s.total, reset_s))
-        game_cpu += _game_cpu_s(episode.env, episode.task, episode.seed, [s.action for s in steps_done if s.action])
+        reset_cpu, steps_cpu = _game_cpu_s(episode.env, episode.task, episode.seed, [s.action for s in steps_done if s.action])
+        game_cpu += reset_cpu + steps_cpu
+        game_step_cpu += steps_cpu
     ideal_step = CALLS_PER_STEP * latency_s
     ideal_rate = episodes / ideal_step
     harness_cpu = cpu - served["cpu_s"] - game_cpu  # the server is our child too: its CPU is not ours
+    worker_cpu, sampled_steps = sampler.steady_cpu_per_step()
+    steady = (worker_cpu / sampled_steps - game_step_cpu / total_steps) if sampled_steps else float("nan")
     return ScaleRow(
-        game=game, start=start, episodes=episodes, steps=total_steps, wall_s=wall,
+        game=game, start=start, episodes=episodes, max_steps=steps, steps=total_steps, wall_s=wall,
         step_ratio=ideal_step / statistics.mean(step_walls), run_ratio=(total_steps / wall) / ideal_rate,
         steps_per_s=total_steps / wall, ideal_per_s=ideal_rate, mean_in_flight=served["mean_in_flight"],
         harness_cpu_ms_per_step=1e3 * harness_cpu / total_steps, game_cpu_ms_per_step=1e3 * game_cpu / total_steps,
-        server_cpu_ms_per_step=1e3 * served["cpu_s"] / total_steps,
-        rss_mb_per_worker=statistics.mean(memory.rss.values()) / 2**20 if memory.rss else 0.0,
-        uss_mb_per_worker=statistics.mean(memory.uss.values()) / 2**20 if memory.uss else 0.0,
+        server_cpu_ms_per_step=1e3 * served["cpu_s"] / total_steps, worker_cpu_ms_per_step=1e3 * steady,
+        rss_mb_per_worker=statistics.mean(sampler.rss.values()) / 2**20 if sampler.rss else 0.0,
+        uss_mb_per_worker=statistics.mean(sampler.uss.values()) / 2**20 if sampler.uss else 0.0,
         start_s_mean=statistics.mean(starts), start_s_max=max(starts), env_ms_per_step=1e3 * env_s / total_steps,
     )  # fmt: skip
 
 
-HEADERS = ["game", "workers", "N", "steps", "wall s", "per step / ideal", "whole run / ideal", "steps/s", "ideal steps/s",
-           "requests in flight", "harness CPU ms/step", "game CPU ms/step", "game wall ms/step", "server CPU ms/step",
+HEADERS = ["game", "workers", "N", "steps/episode", "steps", "wall s", "per step / ideal", "whole run / ideal", "steps/s", "ideal steps/s",
+           "requests in flight", "harness CPU ms/step", "of it: worker CPU ms/step once started", "game CPU ms/step", "game wall ms/step", "server CPU ms/step",
            "RSS MB/worker", "USS MB/worker", "start s (mean)", "start s (max)"]  # fmt: skip
 
 
 def _cells(row: ScaleRow) -> list[object]:
-    return [row.game, row.start, row.episodes, row.steps, f"{row.wall_s:.1f}", f"{row.step_ratio:.2f}", f"{row.run_ratio:.2f}",
+    return [row.game, row.start, row.episodes, row.max_steps, row.steps, f"{row.wall_s:.1f}", f"{row.step_ratio:.2f}", f"{row.run_ratio:.2f}",
             f"{row.steps_per_s:.1f}", f"{row.ideal_per_s:.1f}", f"{row.mean_in_flight:.1f}",
-            f"{row.harness_cpu_ms_per_step:.1f}", f"{row.game_cpu_ms_per_step:.1f}", f"{row.env_ms_per_step:.1f}", f"{row.server_cpu_ms_per_step:.1f}",
+            f"{row.harness_cpu_ms_per_step:.1f}", f"{row.worker_cpu_ms_per_step:.1f}", f"{row.game_cpu_ms_per_step:.1f}", f"{row.env_ms_per_step:.1f}", f"{row.server_cpu_ms_per_step:.1f}",
             f"{row.rss_mb_per_worker:.0f}", f"{row.uss_mb_per_worker:.0f}", f"{row.start_s_mean:.1f}", f"{row.start_s_max:.1f}"]  # fmt: skip
 
 
@@ -200,7 +224,7 @@ def measured(game: str, episodes: int, steps: int, latency_s: float, workdir: Pa
 
 def run_scale_benchmark(games: tuple[str, ...] = ("crafter", "nethack"), counts: tuple[int, ...] = (1, 8, 32, 64),
                         steps: int = 60, latency_s: float = 0.2, starts: tuple[str, ...] = ("spawn", "fork"),
-                        write: bool = True) -> list[ScaleRow]:  # fmt: skip
+                        long_steps: int = 0, write: bool = True) -> list[ScaleRow]:  # fmt: skip
     rows: list[ScaleRow] = []
     with tempfile.TemporaryDirectory(prefix="harness-scale-") as scratch:
         for game in games:
@@ -209,11 +233,14 @@ def run_scale_benchmark(games: tuple[str, ...] = ("crafter", "nethack"), counts:
                     row = measured(game, count, steps, latency_s, Path(scratch), start)
                     rows.append(row)
                     print(json.dumps(row.__dict__), flush=True)
+            if long_steps:  # start-up amortized as in the standard suite's long episodes
+                rows.append(measured(game, LONG_EPISODES, long_steps, latency_s, Path(scratch), starts[-1]))
+                print(json.dumps(rows[-1].__dict__), flush=True)
     table = tabulate([_cells(row) for row in rows], headers=HEADERS, tablefmt="github")
     print(table)
     if write:
         command = (f"harness bench scale --games {','.join(games)} --counts {','.join(map(str, counts))} "
-                   f"--steps {steps} --latency {latency_s} --starts {','.join(starts)}")  # fmt: skip
+                   f"--steps {steps} --latency {latency_s} --starts {','.join(starts)} --long-steps {long_steps}")  # fmt: skip
         note = (f"Seed agent ({SUBMISSION}, {CALLS_PER_STEP} chat calls a step) against a simulated "
                 f"server answering each call after {latency_s * 1e3:.0f} ms at any concurrency "
                 "(its own process, TCP_NODELAY). Ideal = N / (calls per step x latency). "
@@ -222,7 +249,9 @@ def run_scale_benchmark(games: tuple[str, ...] = ("crafter", "nethack"), counts:
                 "the last episodes' tail included). Requests in flight: the server's mean over the "
                 "span from first to last request. Harness CPU: every process of the harness "
                 "(scheduler and workers), less the server's CPU and the game's own CPU, which is "
-                "measured by replaying the recorded actions alone. RSS and USS (pages of its own): each "
+                "measured by replaying the recorded actions alone (start-up included: submission check, fork "
+                "server, worker start); `of it: worker CPU once started` is a worker's own CPU per step from "
+                "its first to its last sample (every 0.5 s), its game's steps excluded. RSS and USS (pages of its own): each "
                 "worker's peak, averaged. `workers`: spawn = a new interpreter per episode (imports paid "
                 "each time), fork = forked from a server that imported the harness and the games once "
                 "(the default; `harness eval --worker-start`). Each row runs in a fresh process. "
