@@ -69,11 +69,19 @@ def test_scaffold_without_step_is_refused(tmp_path: Path) -> None:
         check_submission(tmp_path)
 
 
-def test_import_error_in_scaffold_is_reported_with_its_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("forked", [False, True])
+def test_import_error_in_scaffold_is_reported_with_its_line(tmp_path: Path, forked: bool) -> None:
     write_submission(tmp_path, "import not_a_module_anywhere\n" + GOOD)
     with pytest.raises(SubmissionError, match="ModuleNotFoundError") as refused:
-        check_submission(tmp_path)
+        check_submission(tmp_path, forked=forked)
     assert refused.value.line == 1
+
+
+@pytest.mark.parametrize("forked", [False, True])
+def test_a_scaffold_whose_import_hangs_is_refused_after_the_timeout(tmp_path: Path, forked: bool) -> None:
+    write_submission(tmp_path, "import time\ntime.sleep(60)\n" + GOOD)
+    with pytest.raises(SubmissionError, match="importing the scaffold took more than 3 s"):
+        check_submission(tmp_path, timeout_s=3, forked=forked)
 
 
 def test_invalid_yaml_is_refused_with_its_line(tmp_path: Path) -> None:
@@ -82,13 +90,14 @@ def test_invalid_yaml_is_refused_with_its_line(tmp_path: Path) -> None:
         read_submission(tmp_path)
 
 
-def test_scaffold_code_is_not_imported_by_the_harness_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("forked", [False, True])
+def test_scaffold_code_is_not_imported_by_the_harness_process(tmp_path: Path, forked: bool) -> None:
     marker = tmp_path / "imported.txt"
     write_submission(tmp_path / "s", f"open({str(marker)!r}, 'a').write('x')\n" + GOOD)
     import sys
 
     before = set(sys.modules)
-    check_submission(tmp_path / "s")
+    check_submission(tmp_path / "s", forked=forked)
     assert marker.exists()  # the check really imported it...
     assert not any(name.startswith("submission_") for name in set(sys.modules) - before)  # ...elsewhere
 

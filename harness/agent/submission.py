@@ -195,19 +195,30 @@ def load_scaffold_class(submission: Submission) -> type[Scaffold]:
     return scaffold_class
 
 
-def check_submission(directory: str | Path, timeout_s: float = 120.0, sandboxed: bool = False) -> Submission:
+def check_submission(directory: str | Path, timeout_s: float = 120.0, sandboxed: bool = False,
+                     forked: bool = False) -> Submission:  # fmt: skip
     """Read the config here, import the scaffold in a child process (`sandboxed`: in an agent
-    container, for code nobody reviewed); raise SubmissionError."""
+    container, for code nobody reviewed; `forked`: forked from the local runtime's fork server,
+    which starts it for the workers to come); raise SubmissionError."""
     submission = read_submission(directory)
     if sandboxed:
         from harness.runtime.docker import check_in_container
 
         stdout, stderr = check_in_container(submission.directory, timeout_s)
+    elif forked:
+        from harness.runtime.local import run_forked
+
+        code, stdout, stderr = run_forked(_check_main, str(submission.directory), timeout_s=timeout_s)
+        if code is None:
+            raise _import_timeout(submission, timeout_s)
     else:
-        completed = subprocess.run(
-            [sys.executable, "-m", "harness.agent.submission", "check", str(submission.directory)],
-            capture_output=True, text=True, timeout=timeout_s,
-        )  # fmt: skip
+        try:
+            completed = subprocess.run(
+                [sys.executable, "-m", "harness.agent.submission", "check", str(submission.directory)],
+                capture_output=True, text=True, timeout=timeout_s,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise _import_timeout(submission, timeout_s) from None
         stdout, stderr = completed.stdout, completed.stderr
     try:
         verdict = json.loads(stdout.strip().splitlines()[-1])
@@ -218,6 +229,12 @@ def check_submission(directory: str | Path, timeout_s: float = 120.0, sandboxed:
     if not verdict["ok"]:
         raise SubmissionError(verdict["file"], verdict["line"], verdict["problem"], verdict["fix"])
     return submission
+
+
+def _import_timeout(submission: Submission, timeout_s: float) -> SubmissionError:
+    return SubmissionError(submission.directory / submission.scaffold_file, None,
+                           f"importing the scaffold took more than {timeout_s:g} s",
+                           "do no slow work at import time (load things in reset)")  # fmt: skip
 
 
 def _check_main(directory: str) -> None:

@@ -15,6 +15,8 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
@@ -24,12 +26,59 @@ START_METHODS = ("fork", "spawn")
 PRELOAD = ["harness.agent.worker", "harness.envs.crafter", "harness.envs.minihack", "harness.envs.nethack"]
 
 
-def _run_worker(job_path: str, log_path: str, events: Connection, environ: dict[str, str], cwd: str) -> None:
-    """The forked worker: the launch-time environment and folder, events on fd 1, log on fd 2."""
+def fork_context() -> Any:
+    """The fork server's multiprocessing context (started on first use, once per process)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def _adopt(environ: dict[str, str], cwd: str) -> None:
+    """A forked child takes the launching process's current environment and folder."""
     os.setsid()
     os.environ.clear()
     os.environ.update(environ)
     os.chdir(cwd)
+
+
+def _call_captured(function: Callable[..., None], args: tuple[Any, ...], out: str, err: str,
+                   environ: dict[str, str], cwd: str) -> None:  # fmt: skip
+    _adopt(environ, cwd)
+    for fd, path in ((1, out), (2, err)):
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(handle, fd)
+        os.close(handle)
+    function(*args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def run_forked(function: Callable[..., None], *args: Any, timeout_s: float) -> tuple[int | None, str, str]:
+    """Call `function(*args)` (importable by name) in a process forked from the fork server, as
+    `subprocess.run` would run a fresh interpreter: (exit code, or None when it was ended after
+    `timeout_s`; stdout; stderr)."""
+    with tempfile.TemporaryDirectory(prefix="harness-fork-") as scratch:
+        out, err = str(Path(scratch) / "out"), str(Path(scratch) / "err")
+        process = fork_context().Process(target=_call_captured,
+                                         args=(function, args, out, err, dict(os.environ), os.getcwd()))  # fmt: skip
+        process.start()
+        process.join(timeout_s)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+            code = None
+        else:
+            code = process.exitcode
+        return code, _read(out), _read(err)
+
+
+def _read(path: str) -> str:
+    return Path(path).read_text(errors="replace") if Path(path).exists() else ""
+
+
+def _run_worker(job_path: str, log_path: str, events: Connection, environ: dict[str, str], cwd: str) -> None:
+    """The forked worker: the launch-time environment and folder, events on fd 1, log on fd 2."""
+    _adopt(environ, cwd)
     os.dup2(events.fileno(), 1)
     events.close()
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -81,14 +130,10 @@ class LocalRuntime:
         if start not in START_METHODS:
             raise ValueError(f"unknown start method {start!r}; one of {', '.join(START_METHODS)}")
         self.start = start
-        self._context: Any = None
 
     def launch(self, job_path: Path, log_path: Path) -> subprocess.Popen[str] | ForkedWorker:
         if self.start == "fork":
-            if self._context is None:
-                self._context = multiprocessing.get_context("forkserver")
-                self._context.set_forkserver_preload(PRELOAD)
-            return ForkedWorker(self._context, Path(job_path).resolve(), Path(log_path).resolve())
+            return ForkedWorker(fork_context(), Path(job_path).resolve(), Path(log_path).resolve())
         with open(log_path, "w") as log:  # the child keeps its own copy of the handle
             return subprocess.Popen(
                 [sys.executable, "-m", "harness.agent.worker", str(job_path)],

@@ -217,7 +217,8 @@ def runtime_key(run: RunDir) -> str:
 def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
     """Evaluate a submission on a suite; returns the run directory and results.json."""
     # in the docker runtime the scaffold is imported only inside a container, the check included
-    submission = check_submission(options.submission, sandboxed=is_sandboxed(options.runtime))
+    submission = check_submission(options.submission, sandboxed=is_sandboxed(options.runtime),
+                                  forked=options.runtime == "local" and options.worker_start == "fork")  # fmt: skip
     seeds, offset = seed_option(options.seeds)
     suite = with_text(narrow(load_suite(options.suite), tuple(options.env), seeds, options.max_steps, offset),
                       options.observation, options.instructions)  # fmt: skip
