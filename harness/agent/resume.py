@@ -174,11 +174,14 @@ def continue_or_restart(directory: Path, game: GameEnv | None, seed: int, observ
     already reset on `seed`, or None when it failed to start: the kept steps are then kept)."""
     if recorded is None or not (recorded.steps or recorded.discarded):
         return Continuation(observation, None, earlier_resumes(directory))
+    if game is None:  # the game did not start: nothing is decided, the next attempt tries again
+        keep_steps(directory, recorded)
+        return Continuation(observation, recorded, earlier_resumes(directory))
     started = time.perf_counter()
     continued, reason = True, "continued from its last played step"
     if recorded.steps and not recorded.has_state:
         continued, reason = False, "restarted from step 0: the scaffold has no state hook (Scaffold.state)"
-    elif recorded.steps and game is not None:
+    elif recorded.steps:
         try:
             observation = replay_onto(game, seed, recorded.steps)
         except ReplayDiverged as diverged:

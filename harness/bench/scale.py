@@ -160,7 +160,7 @@ def _suite(path: Path, game: str, episodes: int, steps: int) -> str:
 def measure(game: str, episodes: int, steps: int, latency_s: float, workdir: Path, start: str = "fork") -> ScaleRow:
     """One configuration; run it in a fresh process (`measured`): the fork server's one-time
     start and the CPU totals then belong to this configuration alone."""
-    label = f"{game}-{episodes}-{start}"
+    label = f"{game}-{episodes}x{steps}-{start}"
     with LoadServer(latency_s) as server:
         options = EvalOptions(submission=SUBMISSION, suite=_suite(workdir / f"{label}.yaml", game, episodes, steps),
                               model=server.url, workers=episodes, runs_dir=str(workdir / "runs"), run_id=label,
@@ -256,6 +256,9 @@ def run_scale_benchmark(games: tuple[str, ...] = ("crafter", "nethack"), counts:
                 "each time), fork = forked from a server that imported the harness and the games once "
                 "(the default; `harness eval --worker-start`). Each row runs in a fresh process. "
                 "Start: from a worker's launch to its first step (imports, game and scaffold reset). "
-                "Target: whole run >= 0.9 of the ideal at N = 32.")  # fmt: skip
+                "Target: whole run >= 0.9 of the ideal at N = 32. The ideal counts N episodes busy "
+                "from start to end: episodes that end early (the player dies, random answers "
+                "on a simulated server) leave fewer in flight, and the run waits for the longest "
+                "(see `steps` against N x steps/episode).")  # fmt: skip
         print(f"written to {write_section('scale', command, table + chr(10) * 2 + note)}")
     return rows
