@@ -10,6 +10,7 @@ from harness.agent.submission import (
     content_hash,
     read_submission,
 )
+from harness.runtime.local import run_forked
 
 from conftest import write_submission
 
@@ -73,7 +74,7 @@ def test_scaffold_without_step_is_refused(tmp_path: Path) -> None:
 def test_import_error_in_scaffold_is_reported_with_its_line(tmp_path: Path, forked: bool) -> None:
     write_submission(tmp_path, "import not_a_module_anywhere\n" + GOOD)
     with pytest.raises(SubmissionError, match="ModuleNotFoundError") as refused:
-        check_submission(tmp_path, forked=forked)
+        check_submission(tmp_path, run_in=run_forked if forked else None)
     assert refused.value.line == 1
 
 
@@ -81,7 +82,7 @@ def test_import_error_in_scaffold_is_reported_with_its_line(tmp_path: Path, fork
 def test_a_scaffold_whose_import_hangs_is_refused_after_the_timeout(tmp_path: Path, forked: bool) -> None:
     write_submission(tmp_path, "import time\ntime.sleep(60)\n" + GOOD)
     with pytest.raises(SubmissionError, match="importing the scaffold took more than 3 s"):
-        check_submission(tmp_path, timeout_s=3, forked=forked)
+        check_submission(tmp_path, timeout_s=3, run_in=run_forked if forked else None)
 
 
 def test_invalid_yaml_is_refused_with_its_line(tmp_path: Path) -> None:
@@ -97,7 +98,7 @@ def test_scaffold_code_is_not_imported_by_the_harness_process(tmp_path: Path, fo
     import sys
 
     before = set(sys.modules)
-    check_submission(tmp_path / "s", forked=forked)
+    check_submission(tmp_path / "s", run_in=run_forked if forked else None)
     assert marker.exists()  # the check really imported it...
     assert not any(name.startswith("submission_") for name in set(sys.modules) - before)  # ...elsewhere
 

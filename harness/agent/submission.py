@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,20 +196,22 @@ def load_scaffold_class(submission: Submission) -> type[Scaffold]:
     return scaffold_class
 
 
+# Runs function(*args) in a child process: (exit code, None if ended at timeout_s; stdout; stderr).
+ChildRunner = Callable[..., tuple[int | None, str, str]]
+
+
 def check_submission(directory: str | Path, timeout_s: float = 120.0, sandboxed: bool = False,
-                     forked: bool = False) -> Submission:  # fmt: skip
+                     run_in: ChildRunner | None = None) -> Submission:  # fmt: skip
     """Read the config here, import the scaffold in a child process (`sandboxed`: in an agent
-    container, for code nobody reviewed; `forked`: forked from the local runtime's fork server,
-    which starts it for the workers to come); raise SubmissionError."""
+    container, for code nobody reviewed; `run_in`: the local runtime's `run_forked`, a child of
+    its fork server, which this starts for the workers to come); raise SubmissionError."""
     submission = read_submission(directory)
     if sandboxed:
         from harness.runtime.docker import check_in_container
 
         stdout, stderr = check_in_container(submission.directory, timeout_s)
-    elif forked:
-        from harness.runtime.local import run_forked
-
-        code, stdout, stderr = run_forked(_check_main, str(submission.directory), timeout_s=timeout_s)
+    elif run_in is not None:
+        code, stdout, stderr = run_in(_check_main, str(submission.directory), timeout_s=timeout_s)
         if code is None:
             raise _import_timeout(submission, timeout_s)
     else:

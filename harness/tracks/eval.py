@@ -32,6 +32,7 @@ from harness.runs.results import aggregate
 from harness.runs.scheduler import EpisodeJob, Interrupted, RunStopped, Scheduler
 from harness.runs.suites import Suite, load_suite, narrow, seed_option, with_text
 from harness.runtime import get_runtime, is_sandboxed
+from harness.runtime.local import run_forked
 
 EMBEDDED = "embedded"
 
@@ -217,8 +218,9 @@ def runtime_key(run: RunDir) -> str:
 def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
     """Evaluate a submission on a suite; returns the run directory and results.json."""
     # in the docker runtime the scaffold is imported only inside a container, the check included
+    forked = options.runtime == "local" and options.worker_start == "fork"
     submission = check_submission(options.submission, sandboxed=is_sandboxed(options.runtime),
-                                  forked=options.runtime == "local" and options.worker_start == "fork")  # fmt: skip
+                                  run_in=run_forked if forked else None)  # fmt: skip
     seeds, offset = seed_option(options.seeds)
     suite = with_text(narrow(load_suite(options.suite), tuple(options.env), seeds, options.max_steps, offset),
                       options.observation, options.instructions)  # fmt: skip
