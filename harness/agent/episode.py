@@ -346,15 +346,21 @@ def run_episode(
 
 def _start_game(spec: EpisodeSpec) -> tuple[GameEnv | None, str, _EpisodeAborted | None]:
     """The episode's game, reset on its seed: (game, observation, None), or the failure."""
+    game: GameEnv | None = None
     try:
         text = TextVariant(spec.observation, spec.instructions)
         if spec.env_address:
             from harness.envs.client import EnvClient
-            game: GameEnv = EnvClient(spec.env_address, spec.task, text=text)
+            game = EnvClient(spec.env_address, spec.task, text=text)
         else:
             game = make_env(spec.env, spec.task, text)
         return game, game.reset(spec.seed).text, None
     except Exception as failure:
+        if game is not None:  # made but not reset: its process must not outlive the episode
+            try:
+                game.close()
+            except Exception:
+                pass
         return None, "", _EpisodeAborted("env", f"the game failed to start: {type(failure).__name__}: {failure}")
 
 
