@@ -25,12 +25,13 @@ main.add_command(track)
 def eval_command(submission: str, **kwargs: Any) -> None:
     """Evaluate SUBMISSION (a folder with submission.yaml) on fixed seeds.
 
-    Exits 0 only when every planned episode is scored; otherwise prints what failed, where,
-    and exits 1 (the run's folder keeps everything recorded; --resume completes it)."""
+    Exits 0 only when every planned episode is scored and at least one played without
+    failing; otherwise prints what failed, where, and exits 1 (the run's folder keeps
+    everything recorded; --resume completes an incomplete run)."""
     import sys
 
     from harness.agent.submission import SubmissionError
-    from harness.report.failures import failure_report, resume_summary
+    from harness.report.failures import failure_report, resume_summary, submission_failures
     from harness.report.tables import run_table
     from harness.runs import read_run
     from harness.runs.layout import RunDir
@@ -59,6 +60,11 @@ def eval_command(submission: str, **kwargs: Any) -> None:
     if not results.complete:
         click.echo(failure_report(run.root), err=True)
         sys.exit(1)
+    failed = submission_failures(run.root)
+    if failed is not None:
+        click.echo(failed[0], err=True)
+        if failed[1]:  # every episode failed: not a result anyone should read as one
+            sys.exit(1)
 
 
 @main.command("train")
@@ -89,15 +95,19 @@ def train_command(data: str, base: str, out_dir: str, config_path: str | None) -
               help="The reviewed submissions: an unsandboxed run of anything else is refused.")
 @click.option("--allow-unsandboxed", is_flag=True,
               help="Publish unsandboxed runs of unreviewed code too (their row says sandboxed: no).")
+@click.option("--allow-unverified", is_flag=True,
+              help="Show runs whose verification failed, is missing or no longer matches their files (marked NO).")
 def leaderboard_command(runs: tuple[str, ...], out: str | None, fmt: str, title: str, allow_incomplete: bool,
-                        submissions_dir: str, allow_unsandboxed: bool) -> None:  # fmt: skip
-    """One row per RUN directory, sorted by overall score. Incomplete runs are refused, and so are
-    runs of code nobody here reviewed that ran outside a container."""
+                        submissions_dir: str, allow_unsandboxed: bool, allow_unverified: bool) -> None:  # fmt: skip
+    """One row per RUN directory, sorted by overall score. Refused: incomplete runs, runs that
+    `harness verify` did not pass as they are now, and runs of code nobody here reviewed that
+    ran outside a container."""
     from pathlib import Path
 
     from harness.report.leaderboard import (
         IncompleteRunError,
         UnsandboxedRunError,
+        UnverifiedRunError,
         leaderboard_rows,
         render,
     )
@@ -106,8 +116,8 @@ def leaderboard_command(runs: tuple[str, ...], out: str | None, fmt: str, title:
     base = Path(out).parent if out else None
     try:
         rows = leaderboard_rows([RunDir(Path(run)) for run in runs], base, allow_incomplete,
-                                None if allow_unsandboxed else Path(submissions_dir))  # fmt: skip
-    except (IncompleteRunError, UnsandboxedRunError) as error:
+                                None if allow_unsandboxed else Path(submissions_dir), allow_unverified)  # fmt: skip
+    except (IncompleteRunError, UnsandboxedRunError, UnverifiedRunError) as error:
         raise click.ClickException(str(error)) from error
     text = render(rows, fmt, title)
     if out:
@@ -142,22 +152,30 @@ def compare_command(baseline: str, candidate: str, fail_if_worse: bool, min_delt
 
 @main.command("verify")
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
-def verify_command(run: str) -> None:
-    """Replay RUN's recorded actions on their seeds and recompute every score."""
+@click.option("--submission", default=None, type=click.Path(exists=True, file_okay=False),
+              help="The submission's folder, when it is not where run.json says (found by its content hash).")
+@click.option("--rerun/--no-rerun", default=True, show_default=True,
+              help="Play every scored episode again with the submission's code against the recorded answers.")
+def verify_command(run: str, submission: str | None, rerun: bool) -> None:
+    """Replay RUN's games on their seeds, recompute every score, cross-check its provenance and
+    re-execute its submission against the recorded answers; the verdict (bound to the run's
+    files by their digests) goes to verification.json."""
     import sys
     from pathlib import Path
 
     from harness.report.verify import verify_run
     from harness.runs.layout import RunDir
 
-    report = verify_run(RunDir(Path(run)))
+    report = verify_run(RunDir(Path(run)), rerun=rerun, submission=Path(submission) if submission else None)
     for warning in report.warnings:
         click.echo(f"WARNING {warning}", err=True)
     for mismatch in report.mismatches:
         where = f" step {mismatch.step}" if mismatch.step is not None else ""
         click.echo(f"MISMATCH {mismatch.episode}{where}: {mismatch.problem}")
     click.echo(f"{'verified' if report.verified else 'NOT verified'}: {report.episodes_checked} episodes, "
-               f"{report.steps_replayed} steps replayed")  # fmt: skip
+               f"{report.steps_replayed} steps replayed"
+               f"{', the submission re-executed' if report.reexecuted else ''}")  # fmt: skip
+    click.echo("claimed, not re-derivable: " + "; ".join(report.claimed))
     if not report.verified:
         sys.exit(1)
 
@@ -268,11 +286,24 @@ def env() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=0, show_default=True, help="TCP port (0: any free port).")
 @click.option("--unix", default=None, help="Serve on this Unix socket path instead of TCP.")
-def env_serve(env_name: str, host: str, port: int, unix: str | None) -> None:
+@click.option("--episode", default=None, metavar="TASK:SEED",
+              help="Play this one episode for the first client of --unix, then exit (one reset, no other task or seed).")
+@click.option("--game-log", default=None, help="With --episode: the game's own log (JSON lines), kept by this process.")
+@click.option("--observation", default="balrog", show_default=True, help="With --episode: the observation text variant.")
+@click.option("--instructions", default="balrog", show_default=True, help="With --episode: the instructions variant.")
+def env_serve(env_name: str, host: str, port: int, unix: str | None, episode: str | None, game_log: str | None,
+              observation: str, instructions: str) -> None:  # fmt: skip
     """Serve ENV (one game instance per connection, newline-delimited JSON)."""
-    from harness.envs.server import serve
+    from harness.envs.base import TextVariant
+    from harness.envs.server import EpisodeBinding, serve, serve_episode
 
-    serve(env_name, host, port, unix=unix)
+    if episode is None:
+        serve(env_name, host, port, unix=unix)
+        return
+    task, _, seed = episode.rpartition(":")
+    if not (unix and game_log and task and seed.lstrip("-").isdigit()):
+        raise click.UsageError("--episode TASK:SEED needs --unix PATH and --game-log FILE")
+    serve_episode(env_name, EpisodeBinding(task, int(seed), TextVariant(observation, instructions), game_log), unix)
 
 
 @env.command("list")

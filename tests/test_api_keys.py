@@ -33,7 +33,7 @@ def test_the_key_reaches_the_server_and_no_file_of_the_run(tmp_path: Path, monke
     monkeypatch.setenv("HARNESS_TEST_KEY", SECRET)
     with ScriptedModelServer(first_choice_or("noted"), owned_by="vllm", api_key=SECRET) as server:
         run, results = run_eval(_options(tmp_path, server.url))
-        assert results.complete and len(server.requests) == 1 + 3  # the preflight and three steps
+        assert results.complete and len(server.requests) == 5 + 3  # the preflight (plain, 3 tool probes, choices) and three steps
     files = [path for path in run.root.rglob("*") if path.is_file()]
     assert len(files) > 5
     for path in files:
@@ -82,7 +82,7 @@ def test_in_docker_the_relay_adds_the_key_and_the_sandbox_never_holds_it(engine:
         options = _options(tmp_path, server.url, runtime="docker")
         write_submission(Path(options.submission), KEY_HUNTER)
         run, results = run_eval(options)
-        assert results.complete and len(server.requests) == 1 + 3  # every request carried the key (else 401)
+        assert results.complete and len(server.requests) == 5 + 3  # every request carried the key (else 401)
     seen = (run.episode_dir("crafter", "crafter", 0) / "memory" / "seen.txt").read_text()
     assert "HOME" in seen and "/proc/1/environ" in seen  # the hunt ran
     for path in (p for p in run.root.rglob("*") if p.is_file()):

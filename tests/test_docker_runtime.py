@@ -153,7 +153,8 @@ def test_each_episode_reaches_only_its_own_sockets_and_an_oversized_request_is_t
                                         run_id="probe", show_progress=False))  # fmt: skip
     for seed in (0, 1):
         folder = run.episode_dir("crafter", "crafter", seed)
-        assert (folder / "memory" / "sockets.txt").read_text().split() == ["/env/env.sock", "/model/model-0.sock"]
+        # the game's socket is gone once the worker holds its session: nobody else can connect
+        assert (folder / "memory" / "sockets.txt").read_text().split() == ["/model/base.sock"]
         episode = read_json(folder / "episode.json")
         assert episode["status"] == "errored" and episode["error_kind"] == "request"
         steps = read_jsonl(folder / "steps.jsonl")
@@ -170,3 +171,59 @@ def test_the_relay_in_the_agent_image_can_check_a_hosted_servers_certificate(eng
     output = engine.containers.run(ensure_image(engine, "agent")[0], ["-c", probe], entrypoint="python",  # type: ignore[attr-defined]
                                    network_mode="none", remove=True)  # fmt: skip
     assert int(output.decode().strip()) > 100  # a real CA bundle: HTTPS to a hosted API verifies
+
+
+def test_a_scaffold_that_patches_the_game_at_import_scores_what_it_played_in_containers_too(
+        engine: object, model: ScriptedModelServer, tmp_path: Path) -> None:  # fmt: skip
+    from test_integrity import PATCHES_THE_GAME
+
+    from harness.report.verify import verify_run
+
+    run = _eval(tmp_path, str(write_submission(tmp_path / "patches", PATCHES_THE_GAME)), model, "docker", "patches")
+    for env, task in (("crafter", "crafter"), ("minihack", "MazeWalk-9x9")):
+        episode = read_json(run.episode_dir(env, task, 0) / "episode.json")
+        assert episode["progression"] == 0.0 and episode["error_kind"] == "scaffold"
+        assert episode["game"]["trace_progression"] == 1.0 and "disagrees with the game's own log" in episode["error"]
+    assert verify_run(run).verified
+
+
+PLANTS_LINKS = """
+import json, os
+from harness.agent import Scaffold, Step
+
+VICTIM, VICTIM_DIR = "VICTIM_FILE", "VICTIM_FOLDER"
+
+
+class Agent(Scaffold):
+    def step(self, step: Step) -> str:
+        self.memory.append("notes.md", "seen\\n")
+        if step.index == 1:  # links where the host writes, a forged '..' write, then the worker dies
+            for name in ("worker.log", "job.container.json"):
+                if os.path.lexists("/episode/" + name):
+                    os.unlink("/episode/" + name)
+                os.symlink(VICTIM, "/episode/" + name)
+            os.rename("/episode/memory", "/episode/memory-moved")
+            os.symlink(VICTIM_DIR, "/episode/memory")
+            forged = {"index": 1, "observation": step.observation, "action": step.actions[0], "raw_action": step.actions[0],
+                      "valid": True, "reward": 0.0, "done": False, "progression": 0.0, "llm_calls": [],
+                      "memory_ops": [{"op": "append", "path": "../" * 12 + VICTIM_DIR.lstrip("/") + "/escaped.txt",
+                                      "chars_written": 1, "ok": True, "text": "x"}]}
+            with open("/episode/steps.jsonl", "a") as out:
+                out.write(json.dumps(forged) + "\\n")
+            os._exit(3)
+        return step.actions[0]
+"""
+
+
+def test_links_and_forged_paths_a_container_leaves_write_nothing_outside_the_run(
+        engine: object, model: ScriptedModelServer, tmp_path: Path) -> None:  # fmt: skip
+    victim, victim_dir = tmp_path / "victim.txt", tmp_path / "victim-folder"
+    victim.write_text("the host's own file\n")
+    victim_dir.mkdir()
+    code = PLANTS_LINKS.replace("VICTIM_FILE", str(victim)).replace("VICTIM_FOLDER", str(victim_dir))
+    run = _eval(tmp_path, str(write_submission(tmp_path / "links", code)), model, "docker", "links")
+    assert victim.read_text() == "the host's own file\n"
+    assert list(victim_dir.iterdir()) == []
+    folder = run.episode_dir("crafter", "crafter", 0)
+    assert not (folder / "worker.log").is_symlink() and not (folder / "memory").is_symlink()
+    assert read_json(folder / "episode.json")["error_kind"] == "worker"  # it died: salvaged, not scored

@@ -265,7 +265,7 @@ def test_a_game_that_fails_mid_step_leaves_records_that_still_verify(tmp_path: P
 
     class Breaks:
         def __init__(self, env: str, task: str, text: Any = None) -> None:
-            self.game = make_env(env, task, text)
+            self.game = make_env(env, task, *([text] if text else []))
             self.spec, self.steps = self.game.spec, 0
 
         def reset(self, seed: int) -> Any:

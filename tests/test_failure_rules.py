@@ -67,7 +67,7 @@ def test_infrastructure_failures_in_a_row_stop_the_run_which_is_then_unpublishab
     submission = write_submission(tmp_path / "sub", ASKER)
     runs = tmp_path / "runs"
     with ScriptedModelServer(first_choice_or("x")) as server:
-        server.answer_chats = 1 + 4 + 1  # the preflight, a whole first episode, then one more answer
+        server.answer_chats = 5 + 4 + 1  # the preflight (plain, 3 tool probes, choices), a whole first episode, one more
         completed = _harness("eval", str(submission), "--suite", suite_file, "--model", server.url, "--runs-dir",
                              str(runs), "--run-id", "broken", "--max-consecutive-failures", "2", "--no-progress")  # fmt: skip
     assert completed.returncode == 1, completed.stderr
@@ -88,7 +88,8 @@ def test_infrastructure_failures_in_a_row_stop_the_run_which_is_then_unpublishab
     # no number of it can be published or compared
     refused = _harness("leaderboard", str(run.root))
     assert refused.returncode != 0 and "incomplete runs have no publishable number" in refused.stderr
-    marked = _harness("leaderboard", str(run.root), "--allow-incomplete", "--allow-unsandboxed")  # a test submission, run locally
+    marked = _harness("leaderboard", str(run.root), "--allow-incomplete", "--allow-unsandboxed",  # a test submission, run locally
+                      "--allow-unverified")  # fmt: skip
     assert marked.returncode == 0 and "INCOMPLETE (1/6)" in marked.stdout
     compared = _harness("compare", str(run.root), str(run.root))
     assert compared.returncode != 0 and "not complete" in compared.stderr

@@ -92,3 +92,26 @@ def test_limits_and_timeouts_are_answered_as_errors_the_chat_call_raises(folder:
             assert idle.recv(100) == b"" and time.monotonic() - started < 5
     finally:
         process.kill()
+
+
+def test_only_chat_and_models_pass_and_each_socket_names_the_model_the_harness_chose(folder: Path, server: ScriptedModelServer) -> None:
+    import httpx
+
+    process, control = _relay(folder, server)
+    try:
+        control.listen(str(folder / "base.sock"), "0", "scripted")
+        transport = httpx.HTTPTransport(uds=str(folder / "base.sock"))
+        with httpx.Client(transport=transport, base_url="http://relay", timeout=30) as raw:
+            for method, path in (("GET", "/v1/files"), ("POST", "/v1/files"), ("POST", "/v1/load_lora_adapter"),
+                                 ("POST", "/v1/fine_tuning/jobs"), ("DELETE", "/v1/models/scripted"), ("GET", "/metrics")):
+                answer = raw.request(method, path, json={} if method == "POST" else None)
+                assert answer.status_code == 403, (method, path)
+                assert "not an endpoint a scaffold may use" in answer.json()["error"]["message"]
+            assert raw.get("/v1/models").status_code == 200
+            chosen = raw.post("/v1/chat/completions", json={"model": "another-model", "max_tokens": 2,
+                                                            "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+            assert chosen.status_code == 200
+        assert server.requests[-1]["model"] == "scripted"  # the relay set the harness's choice
+        assert not server.loaded_adapters
+    finally:
+        process.kill()

@@ -113,6 +113,7 @@ def test_compare_refuses_different_step_caps(runs: dict[str, RunDir], tmp_path: 
 
 def test_leaderboard_sorts_by_overall_and_cites_runs(runs: dict[str, RunDir], tmp_path: Path) -> None:
     verify_run(runs["wood"])
+    verify_run(runs["idle"])
     rows = leaderboard_rows([runs["idle"], runs["wood"]])
     assert [r["submission"] for r in rows] == ["wood", "idle"] and rows[0]["rank"] == 1
     assert rows[0]["verified"] == "yes" and rows[0]["submission hash"].startswith("sha256:")
@@ -121,6 +122,32 @@ def test_leaderboard_sorts_by_overall_and_cites_runs(runs: dict[str, RunDir], tm
     assert render(rows, "csv").splitlines()[0].startswith("rank,submission")
     assert json.loads(render(rows, "json"))[0]["submission"] == "wood"
     assert "<table id='leaderboard'>" in render(rows, "html")
+
+
+def test_the_leaderboard_refuses_a_run_edited_after_its_verification_and_one_that_failed_it(
+        runs: dict[str, RunDir], tmp_path: Path) -> None:  # fmt: skip
+    from harness.report.leaderboard import UnverifiedRunError
+
+    run = _copy(runs["wood"], tmp_path / "edited")
+    (run.root / "verification.json").unlink(missing_ok=True)  # an earlier test verified the original
+    with pytest.raises(UnverifiedRunError, match="never verified"):
+        leaderboard_rows([run])
+    assert verify_run(run).verified
+    assert leaderboard_rows([run])[0]["verified"] == "yes"
+    worker_log = run.episode_dir("crafter", "crafter", 0) / "worker.log"
+    worker_log.write_text(worker_log.read_text() + "an edit\n")  # any file, even one no number comes from
+    with pytest.raises(UnverifiedRunError, match=r"files changed since it was verified \(changed episodes/crafter/crafter/0/worker.log\)"):
+        leaderboard_rows([run])
+    shown = leaderboard_rows([run], allow_unverified=True)
+    assert shown[0]["verified"].startswith("NO: its files changed")
+    episode = run.episode_dir("crafter", "crafter", 1) / "episode.json"
+    episode.write_text(json.dumps({**read_json(episode), "progression": 1.0}))
+    assert not verify_run(run).verified  # a failed verification is bound to the files too, and refused
+    with pytest.raises(UnverifiedRunError, match="its verification FAILED"):
+        leaderboard_rows([run])
+    command = [sys.executable, "-m", "harness.cli", "leaderboard", str(run.root), "--allow-unsandboxed"]
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode == 1 and "--allow-unverified" in refused.stderr
 
 
 def test_compare_refuses_runs_that_planned_different_seeds(runs: dict[str, RunDir], tmp_path: Path) -> None:
@@ -259,6 +286,7 @@ def test_the_leaderboard_publishes_unsandboxed_runs_only_of_reviewed_code(runs: 
     from harness.report.leaderboard import UnsandboxedRunError
 
     reviewed = tmp_path / "submissions"
+    verify_run(runs["wood"])
     with pytest.raises(UnsandboxedRunError, match=r"wood ran unsandboxed \(runtime local\)"):
         leaderboard_rows([runs["wood"]], submissions_dir=reviewed)  # nothing reviewed here yet
     import shutil

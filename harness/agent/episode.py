@@ -18,7 +18,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ from harness.agent.resume import (
     tally_of,
 )
 from harness.envs import GameEnv, InvalidActionError, TextVariant, make_env
+from harness.envs.game_process import GameProcess
+from harness.envs.gamelog import GAME_LOG_FILE
 from harness.memory import Memory, MemoryLimits, MemoryOp, memory_metrics
 from harness.memory.metrics import tool_call_routines
 from harness.models import ModelRouter, ModelUnavailableError
@@ -79,6 +81,7 @@ class _Recorder:
         # kind "model" (infrastructure, unscored) or "request" (the scaffold's, scored).
         self.failure: _EpisodeAborted | None = None
         self.overhead_s = 0.0  # time spent here beyond the model's own latency
+        self.step_index: int | None = None  # None during reset
 
     def __call__(self, messages: list[dict[str, str]], routine: str = "act", **generation: Any) -> str:
         started = time.perf_counter()
@@ -100,14 +103,14 @@ class _Recorder:
         try:
             self.phase.enter("model")
             with self.clock.paused():  # model calls have their own timeout
-                result = self.router.chat(messages, routine, **generation)
+                result = self.router.chat(messages, routine, tool_call_prefix=self._tool_call_prefix(), **generation)
         except ModelError as error:
             kind = "model" if isinstance(error, ModelUnavailableError) else "request"
             self.failure = _EpisodeAborted(kind, str(error))
             call["input"] = {"messages": self.trace.messages.ids_of(messages)}
             self.calls.append({**call, "model": None, "adapter": None, "output": None, "error": str(error),
                                "error_kind": kind, "prompt_tokens": 0, "completion_tokens": 0,
-                               "latency_s": 0.0})  # fmt: skip
+                               "latency_s": 0.0, "retries": error.retries})  # fmt: skip
             raise
         finally:
             self.phase.enter("scaffold")
@@ -120,8 +123,13 @@ class _Recorder:
         self.calls.append({**call, "model": result.served_model or result.model, "adapter": result.adapter,
                            "output": output, "tool_calls": result.tool_calls, "finish_reason": result.finish_reason,
                            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-                           "latency_s": round(result.latency_s, 6)})  # fmt: skip
+                           "latency_s": round(result.latency_s, 6), "retries": result.retries})  # fmt: skip
         return Reply(result.text, result.tool_calls, result.finish_reason)
+
+    def _tool_call_prefix(self) -> str:
+        """Ids for the tool calls of this call's answer (JSON tool mode), unique in the episode
+        and the same in every run: the step, then the call's place in it."""
+        return f"call_{'reset' if self.step_index is None else self.step_index}-{len(self.calls)}"
 
     def take_calls(self) -> list[dict[str, Any]]:
         calls, self.calls = self.calls, []
@@ -161,28 +169,20 @@ def run_episode(
     router: ModelRouter,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     phase: PhaseMarker | NoPhaseMarker | None = None,
+    prepared: PreparedEpisode | None = None,
 ) -> dict[str, Any]:
     """Play one episode and write its folder; returns the episode.json content. `phase`
-    tells the scheduler's watchdog what the worker is doing (runs.phase)."""
+    tells the scheduler's watchdog what the worker is doing (runs.phase); `prepared` is what
+    `prepare_episode(spec)` returned, when the caller prepared the game (before the scaffold's
+    import, as the worker does)."""
     started = time.perf_counter()
     phase = phase or NoPhaseMarker()
     directory = Path(spec.episode_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    recorded = read_recorded(directory)  # an earlier attempt (a killed worker): continued, see agent.resume
-    phase.enter("env")
-    started_env = time.perf_counter()
-    game, observation, aborted = _start_game(spec)
-    try:
-        continuation = continue_or_restart(directory, game, spec.seed, observation, recorded)
-    except Exception as failure:  # the game failed while replaying: keep everything, --resume tries again
-        assert recorded is not None
-        keep_steps(directory, recorded)
-        continuation = Continuation(observation, recorded, earlier_resumes(directory))
-        aborted = _EpisodeAborted("env", f"the game failed while replaying the recorded actions: "
-                                         f"{type(failure).__name__}: {failure}")  # fmt: skip
+    if prepared is None:
+        phase.enter("env")
+        prepared = prepare_episode(spec)
+    game, continuation, aborted = prepared.game, prepared.continuation, prepared.aborted
     kept = continuation.recorded
-    if kept is None:
-        shutil.rmtree(directory / MEMORY_DIR, ignore_errors=True)  # a rerun starts from nothing
     trace = EpisodeTrace(directory, fresh=kept is None)
     clock = ScaffoldClock(spec.step_timeout_s)
     memory = Memory(directory / MEMORY_DIR, MemoryLimits(**spec.memory_limits))
@@ -191,7 +191,7 @@ def run_episode(
     tally, last_action, last_reward, feedback = tally_of(kept, game.spec.default_action if game else "") if kept \
         else (Tally(), None, 0.0, None)  # fmt: skip
     totals, tokens = tally.times, tally.tokens
-    totals["env"] += time.perf_counter() - started_env  # the game's start (and the replay of kept steps)
+    totals["env"] += prepared.env_s  # the game's start (and the replay of kept steps)
     prefix, reusable = PrefixCache(trace.messages.record), 0.0  # what a server's prefix cache could serve
     for step_record in kept.steps if kept else ():
         for past in step_record.llm_calls:
@@ -236,6 +236,7 @@ def run_episode(
             answer: object = None
             scaffold_error: BaseException | None = None
             phase.enter("scaffold", index)
+            recorder.step_index = index
             state: dict[str, Any] = {}
             try:
                 with clock.running():
@@ -344,16 +345,64 @@ def run_episode(
     return result_record
 
 
-def _start_game(spec: EpisodeSpec) -> tuple[GameEnv | None, str, _EpisodeAborted | None]:
-    """The episode's game, reset on its seed: (game, observation, None), or the failure."""
+@dataclass
+class PreparedEpisode:
+    """The game of an episode, started, restored to the last recorded step and locked."""
+
+    game: GameEnv | None  # None: it failed to start
+    continuation: Continuation
+    aborted: _EpisodeAborted | None  # the game's failure, if any
+    env_s: float  # the time this took
+
+    def close(self) -> None:
+        if self.game is not None:
+            try:
+                self.game.close()
+            except Exception:
+                pass  # a game that fails to close has nothing left to lose
+
+
+def prepare_episode(spec: EpisodeSpec) -> PreparedEpisode:
+    """Start the game, continue from an earlier attempt's records (agent.resume) and lock the
+    game against resets. The worker does this before it imports the scaffold: nothing the
+    import patches reaches the game, and every step the trace keeps is in this attempt's game log."""
+    started = time.perf_counter()
+    directory = Path(spec.episode_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    recorded = read_recorded(directory)  # an earlier attempt (a killed worker): continued, see agent.resume
+    game, observation, aborted = start_game(spec)
+    try:
+        continuation = continue_or_restart(directory, game, spec.seed, observation, recorded)
+        if game is not None and hasattr(game, "lock"):
+            game.lock()
+    except Exception as failure:  # the game failed while replaying: keep everything, --resume tries again
+        continuation = Continuation(observation, recorded, earlier_resumes(directory))
+        if recorded is not None:
+            keep_steps(directory, recorded)
+        aborted = _EpisodeAborted("env", f"the game failed while replaying the recorded actions: "
+                                         f"{type(failure).__name__}: {failure}")  # fmt: skip
+    if continuation.recorded is None:
+        shutil.rmtree(directory / MEMORY_DIR, ignore_errors=True)  # a rerun starts from nothing
+    return PreparedEpisode(game, continuation, aborted, time.perf_counter() - started)
+
+
+StartedGame = tuple["GameEnv | None", str, "_EpisodeAborted | None"]
+
+
+def start_game(spec: EpisodeSpec) -> StartedGame:
+    """The episode's game, made and reset on its seed in its own process: (game, first
+    observation, None), or the failure. Without an env server address the game is a forked
+    GameProcess keeping its log in the episode folder."""
     game: GameEnv | None = None
     try:
         text = TextVariant(spec.observation, spec.instructions)
         if spec.env_address:
             from harness.envs.client import EnvClient
-            game = EnvClient(spec.env_address, spec.task, text=text)
+            game = EnvClient(spec.env_address, spec.task, timeout_s=spec.env_timeout_s, text=text)
         else:
-            game = make_env(spec.env, spec.task, text)
+            process = GameProcess(spec.env, spec.task, spec.seed, text, str(Path(spec.episode_dir) / GAME_LOG_FILE),
+                                  factory=make_env)  # fmt: skip
+            game = process.client(spec.env_timeout_s)
         return game, game.reset(spec.seed).text, None
     except Exception as failure:
         if game is not None:  # made but not reset: its process must not outlive the episode

@@ -74,10 +74,10 @@ def read_recorded(directory: Path) -> Recorded | None:
     return recorded
 
 
-def replay_onto(game: GameEnv, seed: int, steps: list[StepRecord]) -> str:
-    """Play the recorded actions on a fresh reset of `game`; returns the observation after the
-    last one. Raises ReplayDiverged at the first observation that differs from the trace."""
-    observation = game.reset(seed).text
+def replay_onto(game: GameEnv, observation: str, steps: list[StepRecord]) -> str:
+    """Play the recorded actions on `game`, just reset (its first observation given); returns
+    the observation after the last one. Raises ReplayDiverged at the first observation that
+    differs from the trace."""
     for step in steps:
         if observation != step.observation:
             raise ReplayDiverged(f"the replayed observation before step {step.index} differs from the trace")
@@ -183,7 +183,7 @@ def continue_or_restart(directory: Path, game: GameEnv | None, seed: int, observ
         continued, reason = False, "restarted from step 0: the scaffold has no state hook (Scaffold.state)"
     elif recorded.steps:
         try:
-            observation = replay_onto(game, seed, recorded.steps)
+            observation = replay_onto(game, observation, recorded.steps)
         except ReplayDiverged as diverged:
             continued, reason = False, f"restarted from step 0: {diverged}"
             observation = game.reset(seed).text

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from harness.agent.api import Scaffold
+from harness.models.features import FEATURES
 from harness.models.router import check_routine
 
 SUBMISSION_FILE = "submission.yaml"
@@ -43,6 +44,7 @@ class ModelSpec:
     base: str | None = None
     adapter: Path | None = None
     adapter_routines: tuple[str, ...] = ("log", "recall")
+    uses: tuple[str, ...] = FEATURES  # what the scaffold asks of the model server (models.features)
 
 
 @dataclass
@@ -132,7 +134,7 @@ def read_submission(directory: str | Path) -> Submission:
 def _read_model(raw: Any, directory: Path, config_path: Path, line: int | None) -> ModelSpec:
     if not isinstance(raw, dict):
         raise SubmissionError(config_path, line, "'model' must be a mapping",
-                              "write `model: {base: ..., adapter: adapter/, adapter_routines: [log, recall]}`")  # fmt: skip
+                              "write `model: {base: ..., adapter: adapter/, adapter_routines: [log, recall], uses: [tools, choices]}`")  # fmt: skip
     adapter = None
     if raw.get("adapter"):
         adapter = (directory / str(raw["adapter"])).resolve()
@@ -157,7 +159,11 @@ def _read_model(raw: Any, directory: Path, config_path: Path, line: int | None) 
         if actual != declared:
             raise SubmissionError(config_path, line, f"model.adapter_hash says {declared}, but the adapter's files hash to {actual}",
                                   "ship the adapter that was evaluated, or remove adapter_hash if the change is intended")  # fmt: skip
-    return ModelSpec(base=raw.get("base"), adapter=adapter, adapter_routines=routines)
+    uses = raw.get("uses", list(FEATURES))
+    if not isinstance(uses, list) or any(feature not in FEATURES for feature in uses):
+        raise SubmissionError(config_path, line, f"model.uses {uses!r} names something other than {', '.join(FEATURES)}",
+                              "list what the scaffold asks of the server, e.g. `uses: [tools, choices]`, or `uses: []`")  # fmt: skip
+    return ModelSpec(base=raw.get("base"), adapter=adapter, adapter_routines=routines, uses=tuple(uses))
 
 
 def load_scaffold_class(submission: Submission) -> type[Scaffold]:

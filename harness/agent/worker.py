@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.agent.episode import run_episode
+from harness.agent.episode import prepare_episode, run_episode
 from harness.agent.submission import load_scaffold_class, read_submission
 from harness.models.router import ModelConfig
 from harness.runs.jobs import EpisodeSpec
@@ -37,15 +37,20 @@ def main(job_path: str) -> int:
     submission = read_submission(job["submission"])
     os.chdir(spec.episode_dir)  # relative paths in scaffold code land in the episode folder
     phase = PhaseMarker(Path(spec.episode_dir))  # read by the scheduler's watchdog
+    # The game first, in its own process and made and reset there, before any scaffold code
+    # runs: nothing the scaffold's import patches reaches it, and no other session can take it.
+    phase.enter("env")
+    prepared = prepare_episode(spec)
     phase.enter("scaffold")  # importing the scaffold runs its code
     try:
         scaffold_class = load_scaffold_class(submission)
     except (Exception, SystemExit) as error:  # checked before the run, yet failed here: still its code
+        prepared.close()
         record = salvaged_episode(spec, "scaffold", f"loading the scaffold failed: {type(error).__name__}: {error}")
         atomic_write_json(Path(spec.episode_dir) / EPISODE_FILE, record)
         _emit({"event": "done", "status": "errored", "steps": 0, "progression": 0.0, "error": record["error"]})
         return 0
-    result = run_episode(spec, scaffold_class, model.router(), on_step=_emit, phase=phase)
+    result = run_episode(spec, scaffold_class, model.router(), on_step=_emit, phase=phase, prepared=prepared)
     _emit({"event": "done", "status": result["status"], "steps": result["steps"],
            "progression": result["progression"], "error": result["error"]})  # fmt: skip
     return 0

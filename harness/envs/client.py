@@ -35,10 +35,15 @@ class EnvClient:
     """
 
     def __init__(self, address: str, task: str | None = None, timeout_s: float = 120.0,
-                 text: TextVariant = STANDARD_TEXT) -> None:  # fmt: skip
+                 text: TextVariant = STANDARD_TEXT, connection: socket.socket | None = None) -> None:  # fmt: skip
+        """`connection`: a socket already open to the server (a game process's socket pair);
+        `address` then only names it in errors."""
         self.address = address
         try:
-            if address.startswith("unix:"):
+            if connection is not None:
+                self._socket = connection
+                self._socket.settimeout(timeout_s)
+            elif address.startswith("unix:"):
                 self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 self._socket.settimeout(timeout_s)
                 self._socket.connect(address[len("unix:"):])
@@ -94,6 +99,10 @@ class EnvClient:
             progression=float(result["progression"]),
             info=result["info"],
         )
+
+    def lock(self) -> None:
+        """No reset from now on (the worker locks its game before the scaffold runs)."""
+        self._request({"op": "lock"})
 
     def info(self) -> dict[str, Any]:
         return self._request({"op": "info"})

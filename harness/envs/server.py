@@ -6,6 +6,7 @@ JSON object per line:
     {"op": "make", "task": "MazeWalk-9x9"}  -> {"ok": true, "spec": {...}}
     {"op": "reset", "seed": 3}              -> {"ok": true, "observation": {"text": ...}}
     {"op": "step", "action": "north"}       -> {"ok": true, "result": {...}}
+    {"op": "lock"}                          -> {"ok": true}   (no reset from now on)
     {"op": "info"}                          -> {"ok": true, "env": ..., "tasks": [...], ...}
     {"op": "close"}                         -> {"ok": true}   (and the session ends)
 
@@ -17,18 +18,20 @@ server (sending them costs more than the step itself).
 from __future__ import annotations
 
 import json
+import os
 import socket
 import socketserver
 import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.envs import make_env, tasks_of
-from harness.envs.base import GameEnv, InvalidActionError, StepResult, TextVariant
+from harness.envs.base import STANDARD_TEXT, GameEnv, InvalidActionError, StepResult, TextVariant
+from harness.envs.gamelog import GameLog
 from harness.envs.wire import wait_readable
 
 PROTOCOL_VERSION = 1
@@ -45,55 +48,54 @@ def step_result_to_json(result: StepResult) -> dict[str, Any]:
     }
 
 
-class _Session(socketserver.StreamRequestHandler):
-    server: EnvServer
+@dataclass(frozen=True)
+class EpisodeBinding:
+    """A server bound to one episode: the only task, seed and text it plays, and the game log it
+    keeps (envs.gamelog). Resets are refused once the session is locked (the worker locks it
+    before it imports the scaffold): the scaffold's process can neither restart the game to
+    look ahead nor play a game the log does not show."""
 
-    def setup(self) -> None:
-        super().setup()
-        if self.connection.family in (socket.AF_INET, socket.AF_INET6):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    task: str
+    seed: int
+    text: TextVariant
+    game_log: str
+
+
+class GameSession:
+    """One client's session: its game, and the answer to each request line."""
+
+    def __init__(self, service: _EnvService) -> None:
+        self.service = service
         self.game: GameEnv | None = None
+        binding = service.binding
+        self.log = GameLog(binding.game_log) if binding else None
+        self.locked = False  # no reset once locked
 
-    def handle(self) -> None:
-        try:
-            while True:
-                wait_readable(self.connection)
-                line = self.rfile.readline()
-                if not line:
-                    break
-                reply, keep_going = self._answer(line)
-                self.wfile.write(json.dumps(reply).encode() + b"\n")
-                self.wfile.flush()
-                if not keep_going:
-                    break
-        except (ConnectionError, OSError):
-            pass  # the client went away: only this session ends
-        finally:
-            if self.game is not None:
-                self.game.close()
-
-    def _answer(self, line: bytes) -> tuple[dict[str, Any], bool]:
+    def answer(self, line: bytes) -> tuple[dict[str, Any], bool]:
+        """The reply to one request, and whether the session goes on."""
         try:
             request = json.loads(line)
             op = request.get("op")
             if op == "step":
-                return {"ok": True, "result": step_result_to_json(self._game().step(request["action"]))}, True
+                action = request["action"]
+                result = self._game().step(action)
+                if self.log is not None:
+                    self.log.step(action, result)
+                return {"ok": True, "result": step_result_to_json(result)}, True
             if op == "reset":
-                observation = self._game().reset(int(request["seed"]))
-                return {"ok": True, "observation": {"text": observation.text}}, True
+                return {"ok": True, "observation": {"text": self._reset(int(request["seed"]))}}, True
             if op == "make":
-                if self.game is not None:
-                    self.game.close()
-                text = TextVariant(**request.get("text") or {})
-                # a factory of another kind (tests, benches) need not know text variants
-                extra = {} if text.is_standard else {"text": text}
-                self.game = self.server.factory(self.server.env_name, request.get("task"), **extra)
+                self._make(request.get("task"), TextVariant(**request.get("text") or {}))
+                assert self.game is not None
                 return {"ok": True, "spec": asdict(self.game.spec)}, True
+            if op == "lock":
+                self.locked = True
+                return {"ok": True}, True
             if op == "info":
-                return {"ok": True, **self.server.describe()}, True
+                return {"ok": True, **self.service.describe()}, True
             if op == "close":
                 return {"ok": True}, False
-            raise ValueError(f"unknown op {op!r}; ops: make, reset, step, info, close")
+            raise ValueError(f"unknown op {op!r}; ops: make, reset, step, lock, info, close")
         except InvalidActionError as error:
             return {"ok": False, "error": {"type": "InvalidActionError", "message": str(error),
                                            "action": error.action, "valid_actions": error.valid_actions}}, True  # fmt: skip
@@ -101,10 +103,76 @@ class _Session(socketserver.StreamRequestHandler):
             details = "".join(traceback.format_exception_only(type(error), error)).strip()
             return {"ok": False, "error": {"type": type(error).__name__, "message": details}}, True
 
+    def _make(self, task: str | None, text: TextVariant) -> None:
+        binding = self.service.binding
+        if binding is not None:
+            if self.game is not None:
+                raise PermissionError("this env server plays one episode: its game is made once")
+            if task not in (None, binding.task) or text != binding.text:
+                raise PermissionError(f"this env server plays {binding.task} with text {binding.text.to_json()}, "
+                                      f"not {task} with {text.to_json()}")  # fmt: skip
+            task = binding.task
+        if self.game is not None:
+            self.game.close()
+        # a factory of another kind (tests, benches) need not know text variants
+        extra = {} if text.is_standard else {"text": text}
+        self.game = self.service.factory(self.service.env_name, task, **extra)
+
+    def _reset(self, seed: int) -> str:
+        binding = self.service.binding
+        if self.locked:
+            raise PermissionError("this session is locked: the game cannot be reset once the scaffold runs")
+        if binding is not None and seed != binding.seed:
+            raise PermissionError(f"this env server plays seed {binding.seed}, not {seed}")
+        text = self._game().reset(seed).text
+        if self.log is not None and binding is not None:
+            self.log.reset(self.service.env_name, binding.task, seed, binding.text, text)
+        return text
+
     def _game(self) -> GameEnv:
         if self.game is None:
-            self.game = self.server.factory(self.server.env_name, None)
+            self._make(None, self.service.binding.text if self.service.binding else STANDARD_TEXT)
+        assert self.game is not None
         return self.game
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+        if self.game is not None:
+            self.game.close()
+            self.game = None
+
+
+def serve_connection(connection: socket.socket, service: _EnvService) -> None:
+    """Answer one client on `connection` until it closes the session or goes away."""
+    session = GameSession(service)
+    reader, writer = connection.makefile("rb"), connection.makefile("wb")
+    try:
+        while True:
+            wait_readable(connection)
+            line = reader.readline()
+            if not line:
+                break
+            reply, keep_going = session.answer(line)
+            writer.write(json.dumps(reply).encode() + b"\n")
+            writer.flush()
+            if not keep_going:
+                break
+    except (ConnectionError, OSError):
+        pass  # the client went away: only this session ends
+    finally:
+        session.close()
+        reader.close()
+        writer.close()
+
+
+class _Session(socketserver.BaseRequestHandler):
+    server: EnvServer
+
+    def handle(self) -> None:
+        if self.request.family in (socket.AF_INET, socket.AF_INET6):
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        serve_connection(self.request, self.server)
 
 
 class _EnvService:
@@ -112,11 +180,12 @@ class _EnvService:
 
     env_name: str
     factory: Callable[..., GameEnv]
+    binding: EpisodeBinding | None = None
 
-    def _setup(self, env_name: str, factory: Callable[..., GameEnv]) -> None:
+    def _setup(self, env_name: str, factory: Callable[..., GameEnv], binding: EpisodeBinding | None = None) -> None:
         if factory is make_env:
             tasks_of(env_name)  # fail early on an unknown env
-        self.env_name, self.factory = env_name, factory
+        self.env_name, self.factory, self.binding = env_name, factory, binding
 
     def describe(self) -> dict[str, Any]:
         tasks = list(tasks_of(self.env_name)) if self.factory is make_env else []
@@ -154,6 +223,30 @@ class UnixEnvServer(_EnvService, socketserver.ThreadingMixIn, socketserver.UnixS
         self._setup(env_name, factory)
         Path(path).unlink(missing_ok=True)
         super().__init__(path, _Session)
+
+
+class EpisodeService(_EnvService):
+    """The service of one bound episode, for a single connection (no listening server)."""
+
+    def __init__(self, env_name: str, binding: EpisodeBinding, factory: Callable[..., GameEnv] = make_env) -> None:
+        self._setup(env_name, factory, binding)
+
+
+def serve_episode(env_name: str, binding: EpisodeBinding, unix: str, factory: Callable[..., GameEnv] = make_env) -> None:
+    """Serve one episode to the first client of the Unix socket `unix`, then exit: the socket
+    file is removed once that client is in, so nobody else (the scaffold) can connect."""
+    service = EpisodeService(env_name, binding, factory)
+    Path(unix).unlink(missing_ok=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(unix + ".new")
+        listener.listen(1)
+        os.chmod(unix + ".new", 0o777)  # the agent container's user may differ
+        os.replace(unix + ".new", unix)  # the file appears once a connection would be accepted
+        print(f"harness env server: {env_name} {binding.task} seed {binding.seed} listening on unix:{unix}", flush=True)
+        connection, _ = listener.accept()
+    Path(unix).unlink(missing_ok=True)
+    with connection:
+        serve_connection(connection, service)
 
 
 def serve(

@@ -127,6 +127,7 @@ class Memory:
         def run() -> None:
             target, relative = self._writable(path)
             self._check_size(relative, self._sizes.get(relative, 0) + len(text))
+            target.parent.mkdir(parents=True, exist_ok=True)  # only once every check passed
             with open(target, "a", encoding="utf-8") as handle:
                 handle.write(text)
             self._sizes[relative] = self._sizes.get(relative, 0) + len(text)
@@ -137,6 +138,7 @@ class Memory:
         def run() -> None:
             target, relative = self._writable(path)
             self._check_size(relative, len(text))
+            target.parent.mkdir(parents=True, exist_ok=True)
             temporary = target.with_name(target.name + ".tmp-write")
             temporary.write_text(text, encoding="utf-8")
             os.replace(temporary, target)
@@ -150,6 +152,7 @@ class Memory:
             if relative in self._sizes:
                 raise FileExistsError(f"memory file {relative!r} exists; append to it or rewrite it")
             self._check_size(relative, len(text))
+            target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
             self._sizes[relative] = len(text)
         self._record("create", path, None, run, written=len(text), text=text)
@@ -231,8 +234,7 @@ class Memory:
             raise IsADirectoryError(f"memory path {relative!r} is a folder")
         if relative not in self._sizes and len(self._sizes) >= self.limits.max_files:
             raise MemoryLimitError(f"memory holds the maximum of {self.limits.max_files} files")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target, relative
+        return target, relative  # its folder is made by the operation, after the size checks
 
     def _check_size(self, relative: str, new_size: int) -> None:
         if new_size > self.limits.max_file_chars:

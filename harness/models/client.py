@@ -39,6 +39,7 @@ class ModelError(RuntimeError):
         super().__init__(message)
         self.server = server
         self.status = status
+        self.retries = 0  # HTTP attempts beyond the first before it failed
 
 
 class ModelUnavailableError(ModelError):
@@ -80,6 +81,21 @@ class ChatResult:
     tool_mode: str | None = None  # how tools were offered: "native", or "json" (schema-constrained answer)
     sent_messages: list[dict[str, Any]] | None = None  # the messages sent, when they differ from the input
     raw_text: str | None = None  # the model's own text, when `text` is a part of it (json tool mode)
+    retries: int = 0  # HTTP attempts beyond the first (the openai client's retries)
+
+
+def _first_choice(response: object, server: str, retries: int) -> Any:
+    """The answer's first choice; a 200 without one (no choices, no message) is the server's
+    failure, not an empty answer the scaffold would be scored on."""
+    choices = getattr(response, "choices", None) if isinstance(response, ChatCompletion) else None
+    choice = choices[0] if choices else None
+    if choice is None or getattr(choice, "message", None) is None:
+        shape = "no choices" if not choices else "a choice without a message"
+        failure = ModelUnavailableError(f"model server {server} answered HTTP 200 with {shape}: not a chat completion "
+                                        f"(got {str(response)[:200]!r})", server, 200)  # fmt: skip
+        failure.retries = retries
+        raise failure
+    return choice
 
 
 def gbnf_choice_grammar(choices: list[str]) -> str:
@@ -107,14 +123,19 @@ class ChatClient:
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"
         # A sandbox without network reaches its model through a Unix socket (see runtime.relay).
-        http_client = None
-        if unix_socket:
-            http_client = openai.DefaultHttpxClient(transport=_openai_http.HTTPTransport(uds=unix_socket), timeout=timeout_s)
+        # Every HTTP request is counted: the attempts beyond the first of a call are its retries.
+        self.requests_sent = 0
+        transport = _openai_http.HTTPTransport(uds=unix_socket) if unix_socket else None
+        http_client = openai.DefaultHttpxClient(timeout=timeout_s, event_hooks={"request": [self._count_request]},
+                                                transport=transport)  # fmt: skip
         self._client = openai.OpenAI(
             base_url=self.base_url, api_key=api_key, timeout=timeout_s, max_retries=max_retries, http_client=http_client
         )
         self._model = model
         self._kind = kind
+
+    def _count_request(self, request: Any) -> None:
+        self.requests_sent += 1
 
     def _describe_server(self) -> None:
         try:
@@ -165,9 +186,13 @@ class ChatClient:
         choices: list[str] | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         temperature: float = DEFAULT_TEMPERATURE,
+        tool_call_prefix: str | None = None,
         **generation: Any,
     ) -> ChatResult:
-        """One non-streaming chat completion (streaming loses token counts on llama.cpp)."""
+        """One non-streaming chat completion (streaming loses token counts on llama.cpp).
+        `tool_call_prefix` names the tool calls of a JSON-mode answer (the episode loop gives
+        each call its own, so ids never repeat within an episode); by default it comes from
+        the answer's text."""
         extra_body = dict(generation.pop("extra_body", {}) or {})
         if choices and generation.get("tools") and generation.get("tool_choice") != "none":
             raise ValueError("choices constrain a text answer: offer tools with it only as tool_choice='none'")
@@ -192,24 +217,30 @@ class ChatClient:
             sent = tool_json.request_messages(messages, None)  # earlier tool turns, as this server reads them
         name = model or self.model
         started = time.perf_counter()
-        body = {"model": name, "messages": sent, "max_tokens": max_tokens, "temperature": temperature,
-                **generation, **extra_body}  # extra_body is merged at the top level, as openai does
+        # extra_body is merged at the top level, as openai does; the model and the messages come
+        # last, so nothing a scaffold passes can replace what is recorded as sent
+        body = {"max_tokens": max_tokens, "temperature": temperature, **generation, **extra_body,
+                "model": name, "messages": sent}
+        sent_before = self.requests_sent
         try:
             # The openai client's own retries, errors and response types, without its typed
             # transform of the parameters (~3 ms of CPU a call, most of the harness's CPU per
             # step with the seed agent): the body is plain JSON already.
             response = self._client.post("/chat/completions", body=body, cast_to=ChatCompletion)
         except openai.OpenAIError as error:
-            raise classify_failure(error, self.base_url) from error
+            failure = classify_failure(error, self.base_url)
+            failure.retries = max(0, self.requests_sent - sent_before - 1)
+            raise failure from error
         latency = time.perf_counter() - started
-        choice = response.choices[0] if response.choices else None
-        text = (choice.message.content or "") if choice else ""
-        calls = choice.message.tool_calls if choice else None
+        retries = max(0, self.requests_sent - sent_before - 1)
+        choice = _first_choice(response, self.base_url, retries)
+        text = choice.message.content or ""
+        calls = choice.message.tool_calls
         usage = response.usage
         raw_text = None
         if answers_json:
             raw_text = text
-            text, json_calls = tool_json.parse_answer(text, tool_json.call_prefix(text))
+            text, json_calls = tool_json.parse_answer(text, tool_call_prefix or tool_json.call_prefix(text))
             calls = None
         result = ChatResult(
             text=text,
@@ -218,9 +249,10 @@ class ChatClient:
             latency_s=latency,
             model=name,
             tool_calls=[call.model_dump(mode="json", exclude_none=True) for call in calls] if calls else None,
-            finish_reason=str(choice.finish_reason) if choice and choice.finish_reason else None,
+            finish_reason=str(choice.finish_reason) if choice.finish_reason else None,
             served_model=str(response.model) if getattr(response, "model", None) else None,
             tool_mode=tool_mode, sent_messages=sent if sent is not messages else None, raw_text=raw_text,
+            retries=retries,
         )
         if answers_json:
             result.tool_calls = json_calls

@@ -9,10 +9,11 @@ model name; on llama.cpp the specialist is a second server started with the adap
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.models.client import ChatClient, ChatResult
+from harness.models.features import uses_refused
 from harness.models.keys import api_key
 
 # Routines are names the scaffold chooses (e.g. log, recall, reflect, summarize, act); the
@@ -30,6 +31,25 @@ def check_routine(name: object) -> str:
     return name
 
 
+class ModelChoiceError(ValueError):
+    """A chat call that tried to pick its model: the harness routes by routine, nothing else."""
+
+
+# Request fields that would choose or replace what the harness sends and records.
+FIELDS_THE_HARNESS_SETS = ("model", "messages")
+
+
+def check_no_model_choice(generation: dict[str, Any]) -> None:
+    """Refuse a chat call that names its model (or the messages) itself, directly or in extra_body."""
+    extra = generation.get("extra_body") or {}
+    named = [key for key in FIELDS_THE_HARNESS_SETS if key in generation or (isinstance(extra, dict) and key in extra)]
+    if named:
+        raise ModelChoiceError(
+            f"chat(..., {named[0]}=...) is refused: the harness chooses the model by routine (the memory "
+            f"specialist answers the submission's adapter_routines, the base model every other routine) and sends "
+            f"the messages given as the first argument; remove {named[0]!r} from the call")
+
+
 @dataclass
 class Specialist:
     """Where the adapter answers: a client (maybe the base one) and the model name to ask for."""
@@ -45,15 +65,21 @@ class ModelRouter:
         base: ChatClient,
         specialist: Specialist | None = None,
         adapter_routines: tuple[str, ...] = DEFAULT_ADAPTER_ROUTINES,
+        refused_features: dict[str, str] | None = None,
     ) -> None:
         for name in adapter_routines:
             check_routine(name)
         self.base = base
         self.specialist = specialist
         self.adapter_routines = tuple(adapter_routines)
+        self.refused_features = dict(refused_features or {})  # feature -> the server's refusal (models.features)
 
     def chat(self, messages: list[dict[str, Any]], routine: str, **generation: Any) -> ChatResult:
         check_routine(routine)
+        check_no_model_choice(generation)
+        for feature, refusal in self.refused_features.items():
+            if generation.get(feature):
+                raise uses_refused(feature, refusal)
         if self.specialist is not None and routine in self.adapter_routines:
             result = self.specialist.client.chat(messages, model=self.specialist.model, **generation)
             result.adapter = self.specialist.adapter
@@ -77,6 +103,7 @@ class ModelConfig:
     base_socket: str | None = None  # reach base_url through this Unix socket (sandboxes)
     specialist_socket: str | None = None
     api_key_env: str | None = None  # the variable holding the key (never the key: this is written to job files)
+    refused_features: dict[str, str] = field(default_factory=dict)  # what the server refused before the run
 
     def router(self) -> ModelRouter:
         base = ChatClient(self.base_url, self.model, kind=self.kind, timeout_s=self.timeout_s,
@@ -89,4 +116,4 @@ class ModelConfig:
                 client = ChatClient(self.specialist_url, kind=self.kind, timeout_s=self.timeout_s,
                                     max_retries=self.max_retries, unix_socket=self.specialist_socket)  # fmt: skip
             specialist = Specialist(client, self.specialist_model, self.adapter)
-        return ModelRouter(base, specialist, tuple(self.adapter_routines))
+        return ModelRouter(base, specialist, tuple(self.adapter_routines), self.refused_features)

@@ -13,12 +13,26 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 # A responder answers a chat request with text, or with a message dict ({"content": ...,
-# "tool_calls": [...]}) to answer with tool calls as a tool-calling server does.
+# "tool_calls": [...]}) to answer with tool calls as a tool-calling server does, or with a
+# ScriptedAnswer to set everything a server says (usage, finish reason, model, an error).
 Responder = Callable[[dict[str, Any]], Any]
+
+
+@dataclass
+class ScriptedAnswer:
+    """A whole answer: the message, or an HTTP error status with its message."""
+
+    message: dict[str, Any] = field(default_factory=dict)  # {"content": ..., "tool_calls": [...]}
+    usage: dict[str, int] | None = None  # {"prompt_tokens", "completion_tokens"}; None: counted in words
+    finish_reason: str | None = None
+    model: str | None = None  # the model the answer names (None: the one asked for)
+    status: int = 200
+    error: str = ""
 
 
 def first_choice_or(text: str) -> Responder:
@@ -92,19 +106,31 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.drop_request():  # a broken server: the connection closes, no answer
             self.close_connection = True
             return
+        if self.server.refuse_tools and request.get("tools") and request.get("tool_choice", "auto") != "none":
+            self._send(400, {"error": {"message": '"auto" tool choice requires --enable-auto-tool-choice and '
+                                                  '--tool-call-parser to be set', "code": 400}})  # vLLM's words
+            return
+        if self.server.empty_answers:  # a broken proxy or server: 200, but no completion in it
+            self._send(200, {"id": "empty", "object": "chat.completion", "choices": []})
+            return
         if self.server.latency_s:
             time.sleep(self.server.latency_s)
         answer = self.server.responder(request)
-        message = {"role": "assistant", **answer} if isinstance(answer, dict) else {"role": "assistant", "content": answer}
+        if not isinstance(answer, ScriptedAnswer):
+            answer = ScriptedAnswer(dict(answer) if isinstance(answer, dict) else {"content": answer})
+        if answer.status != 200:
+            self._send(answer.status, {"error": {"message": answer.error, "code": answer.status}})
+            return
+        message = {"role": "assistant", **answer.message}
         text = str(message.get("content") or "")
         prompt_words = sum(len(str(m.get("content", "")).split()) for m in request.get("messages", []))
+        usage = answer.usage or {"prompt_tokens": prompt_words, "completion_tokens": len(text.split())}
+        finish = answer.finish_reason or ("tool_calls" if message.get("tool_calls") else "stop")
         self._send(200, {
             "id": f"scripted-{len(self.server.requests)}", "object": "chat.completion",
-            "created": int(time.time()), "model": request.get("model", self.server.model_name),
-            "choices": [{"index": 0, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
-                         "message": message}],
-            "usage": {"prompt_tokens": prompt_words, "completion_tokens": len(text.split()),
-                      "total_tokens": prompt_words + len(text.split())},
+            "created": int(time.time()), "model": answer.model or request.get("model", self.server.model_name),
+            "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+            "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
         })  # fmt: skip
 
 
@@ -132,6 +158,8 @@ class ScriptedModelServer(ThreadingHTTPServer):
         self.failures: list[int] = []  # HTTP statuses to answer with, one per request, first
         self.latency_s = 0.0  # each chat answer takes this long
         self.answer_chats: int | None = None  # after this many chat answers, drop every request
+        self.refuse_tools = False  # as vLLM started without tool calling: 400 on requests with tools
+        self.empty_answers = False  # answer every chat with HTTP 200 and no choices
         self._chats_answered = 0
         self.loaded_adapters: list[dict[str, Any]] = []
         self._lock = threading.Lock()

@@ -41,6 +41,27 @@ def failure_report(run_root: Path) -> str:
     return "\n".join(lines)
 
 
+def submission_failures(run_root: Path) -> tuple[str, bool] | None:
+    """For a complete run whose episodes ended on the submission's own failures (its code
+    raised, the server refused its requests, its trace disagreed with the game): the summary,
+    and whether every episode failed so (the run then measures the failure, not the play).
+    None when no episode failed."""
+    run = read_run(run_root)
+    results = run.results
+    if results is None or not results.failures.by_kind:
+        return None
+    failed = sum(results.failures.by_kind.values())
+    every = results.episodes_planned is not None and failed >= results.episodes_planned
+    lines = [f"\n{'EVERY EPISODE FAILED' if every else 'FAILED EPISODES'}: {failed} of {results.episodes_planned} "
+             "ended on the submission's own failures (scored at the progression they reached): "
+             + ", ".join(f"{kind} {count}" for kind, count in results.failures.by_kind.items())]  # fmt: skip
+    for kind, first in results.failures.first.items():
+        lines.append(f"First {kind} error ({first.episode}):\n{_indent(first.error)}")
+    if every:
+        lines.append("No episode played to its end: check the scaffold and the model server before reading this number.")
+    return "\n".join(lines), every
+
+
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in str(text).splitlines())
 

@@ -3,9 +3,11 @@
 Rows are built only from the run directories (run.json, results.json, verification.json).
 A run that is not complete (an episode unscored, the run stopped) has no publishable
 number: it is refused, unless explicitly allowed, and then its row says INCOMPLETE.
-A run whose scaffold ran unsandboxed (local or ray runtime) is published only for code this
-repository has reviewed: a folder of `submissions/` with the same content hash. Others are
-refused unless explicitly allowed; the `sandboxed` column says how each run ran.
+A run is published only when its verification stands for it now: `harness verify` passed and
+the run's files are the ones it checked (their digests are computed again here). A run whose
+scaffold ran unsandboxed (its recorded isolation is not the docker sandbox's) is published
+only for code this repository has reviewed: a folder of `submissions/` with the same content
+hash. Others are refused unless explicitly allowed; the `sandboxed` column says how each ran.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from tabulate import tabulate
 from harness.agent.submission import content_hash
 from harness.envs import ENV_NAMES
 from harness.report.tables import number, percent
+from harness.runs.digest import changed_files, file_digests, tree_digest
 from harness.runs.layout import RunDir
 from harness.runs.read import read_run
 from harness.runs.stats import mean_defined
 from harness.runs.suites import seed_text
-from harness.runtime import is_sandboxed
 
 FORMATS = ("md", "csv", "json", "html")
 COLUMNS = ["rank", "submission", "model", "adapter", "track", "suite", "seeds",
@@ -56,6 +58,48 @@ def check_complete(runs: list[RunDir]) -> None:
                                  "show them marked INCOMPLETE")  # fmt: skip
 
 
+class UnverifiedRunError(ValueError):
+    """A run without a verification that holds for its files was given to the leaderboard."""
+
+
+def verification_problem(run: RunDir) -> str | None:
+    """Why a run's verification does not stand for it now (None: it does): never verified,
+    verified with mismatches, verified before the files were bound (older harness), or files
+    changed since (recomputed here, not read)."""
+    verification = read_run(run.root).verification
+    if verification is None:
+        return "never verified: run `harness verify` on it"
+    if not verification.verified:
+        first = verification.mismatches[0] if verification.mismatches else None
+        detail = f"; first: {first.episode} step {first.step}: {first.problem}" if first else ""
+        return f"its verification FAILED ({len(verification.mismatches)} mismatches{detail})"
+    if verification.tree_digest is None:
+        return "verified by an older harness that did not bind the verdict to the files: verify it again"
+    now = file_digests(run.root)
+    if tree_digest(now) != verification.tree_digest:
+        changes = changed_files(verification.files, now)
+        return f"its files changed since it was verified ({', '.join(changes[:5])}{', ...' if len(changes) > 5 else ''})"
+    return None
+
+
+def check_verified(runs: list[RunDir]) -> None:
+    """Refuse runs whose verification does not stand for their files, naming each and why."""
+    problems = [f"{run.root}: {problem}" for run in runs if (problem := verification_problem(run))]
+    if problems:
+        raise UnverifiedRunError("only verified runs are published:\n  " + "\n  ".join(problems) +
+                                 "\nverify them with `harness verify RUN` (after any change), or pass --allow-unverified "
+                                 "to show them marked")  # fmt: skip
+
+
+def is_sandboxed_record(isolation: dict[str, Any] | None) -> bool:
+    """Whether run.json's recorded isolation is a sandbox: no network but the relay, a read-only
+    root and the submission read-only (runtime.docker writes it), whatever the runtime's name."""
+    if not isolation:
+        return False
+    return str(isolation.get("network", "")).startswith("none") and isolation.get("root_filesystem") == "read-only" \
+        and isolation.get("submission") == "read-only"  # fmt: skip
+
+
 class UnsandboxedRunError(ValueError):
     """An unsandboxed run of code this repository has not reviewed was given to the leaderboard."""
 
@@ -66,7 +110,7 @@ def check_sandboxed(runs: list[RunDir], submissions_dir: Path) -> None:
     problems = []
     for run in runs:
         record = read_run(run.root).record
-        if is_sandboxed(record.runtime):
+        if is_sandboxed_record(record.isolation):
             continue
         folder = submissions_dir / record.submission.name
         if folder.is_dir() and content_hash(folder) == record.submission.hash:
@@ -79,7 +123,8 @@ def check_sandboxed(runs: list[RunDir], submissions_dir: Path) -> None:
                                   "--allow-unsandboxed to publish it marked sandboxed: no")  # fmt: skip
 
 
-def row_of(run_dir: RunDir, link_base: Path | None = None) -> dict[str, Any]:
+def row_of(run_dir: RunDir, link_base: Path | None = None, verified: str | None = None) -> dict[str, Any]:
+    """One row; `verified` is the column's text when the caller checked it (else from the record)."""
     run = read_run(run_dir.root)
     info, results = run.record, run.results
     if results is None:
@@ -103,9 +148,10 @@ def row_of(run_dir: RunDir, link_base: Path | None = None) -> dict[str, Any]:
         "tokens completion": sum(e.tokens_completion for e in envs),
         "prefix reuse %": percent(mean_defined([e.prefix_reuse for e in envs])),
         "wall time s": number(sum(e.time_s.get("total", 0.0) for e in envs), 0),
-        "verified": "yes" if verification and verification.verified else ("FAILED" if verification else "not checked"),
+        "verified": verified or ("yes" if verification and verification.verified else
+                                 ("FAILED" if verification else "not checked")),
         "complete": "yes" if results.complete else f"INCOMPLETE ({results.episodes_scored}/{results.episodes_planned})",
-        "sandboxed": "yes" if is_sandboxed(info.runtime) else "no",
+        "sandboxed": "yes" if is_sandboxed_record(info.isolation) else "no",
         "run": link, "submission hash": (results.submission_hash or "")[:19],
     }  # fmt: skip
     for env in ENV_NAMES:
@@ -115,14 +161,20 @@ def row_of(run_dir: RunDir, link_base: Path | None = None) -> dict[str, Any]:
 
 
 def leaderboard_rows(runs: list[RunDir], link_base: Path | None = None, allow_incomplete: bool = False,
-                     submissions_dir: Path | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """The rows, best first; `submissions_dir` (the reviewed submissions): refuse unsandboxed
-    runs of anything else (None: publish every run, as `--allow-unsandboxed`)."""
+                     submissions_dir: Path | None = None, allow_unverified: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+    """The rows, best first. Refused: incomplete runs (unless `allow_incomplete`), runs whose
+    verification does not stand for their files now (unless `allow_unverified`: then marked),
+    and with `submissions_dir` (the reviewed submissions) unsandboxed runs of anything else
+    (None: publish every run, as `--allow-unsandboxed`)."""
     if not allow_incomplete:
         check_complete(runs)
+    if not allow_unverified:
+        check_verified(runs)
     if submissions_dir is not None:
         check_sandboxed(runs, submissions_dir)
-    rows = sorted((row_of(run, link_base) for run in runs), key=lambda r: -(r["overall"] or 0.0))
+    checked = {run.root: verification_problem(run) for run in runs}
+    rows = sorted((row_of(run, link_base, "yes" if checked[run.root] is None else f"NO: {checked[run.root]}")
+                   for run in runs), key=lambda r: -(r["overall"] or 0.0))  # fmt: skip
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
     return rows

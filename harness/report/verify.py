@@ -4,7 +4,9 @@
 - the episodes: each planned episode is recorded exactly once, none is extra, each folder
   holds the episode it names; each is replayed and recomputed (report.verify_episode);
 - results.json: recomputed from run.json and the episodes (runs.results.summarize), and every
-  value compared: means, CIs, memory metrics, tokens, times, completeness, failures.
+  value compared: means, CIs, memory metrics, tokens, times, completeness, failures;
+- run.json's provenance against the records carrying the same facts (report.verify_provenance);
+- the submission: re-executed against the recorded answers (report.rerun).
 Each difference is named with where it is. The verdict goes to verification.json (leaderboard
 rows cite it).
 """
@@ -16,24 +18,45 @@ from collections import Counter
 from pathlib import Path
 
 from harness.envs.base import STANDARD_TEXT, TextVariant
-from harness.report.verify_episode import check_episode, differences, mismatch
+from harness.report.rerun import rerun_problems
+from harness.report.verify_episode import check_episode, differences, extra_keys, mismatch
+from harness.report.verify_provenance import call_problems, file_problems, run_problems
+from harness.runs.digest import file_digests, tree_digest
 from harness.runs.layout import EPISODE_FILE, VERIFICATION_FILE, RunDir, atomic_write_json
 from harness.runs.read import RecordError, Run, read_episode, read_run, read_steps
-from harness.runs.records import MismatchRecord, RunRecord, VerificationRecord
+from harness.runs.records import SCHEMA_VERSION, MismatchRecord, RunRecord, VerificationRecord
 from harness.runs.results import summarize
 from harness.runs.suites import rederived
 
-__all__ = ["VERIFICATION_FILE", "verify_run"]
+__all__ = ["CLAIMED", "VERIFICATION_FILE", "verify_run"]
+
+# What no replay can re-derive: measured or reported by the model server, so taken as claimed.
+CLAIMED = ("tokens (prompt, completion and prompt_reusable counts as the server reported them)",
+           "latencies and time splits", "the model server's identity beyond the model id it reported")
 
 
-def verify_run(run_dir: RunDir | Path | str, write: bool = True) -> VerificationRecord:
+def verify_run(run_dir: RunDir | Path | str, write: bool = True, rerun: bool = True,
+               submission: Path | None = None) -> VerificationRecord:  # fmt: skip
+    """Check every record of a run; with `rerun` (the default) also play every scored episode
+    again with the submission's code against the recorded answers (report.rerun), the
+    submission found by its content hash (`submission`, else run.json's folder, else
+    submissions/<name>)."""
     run = read_run(run_dir.root if isinstance(run_dir, RunDir) else run_dir)
     report = VerificationRecord(run_id=run.dir.run_id, verified=True, episodes_checked=0, steps_replayed=0)
     report.mismatches += _check_suite(run.record, report.warnings)
+    report.mismatches += run_problems(run.record)
     _check_episodes(run, report)
+    if rerun:
+        report.mismatches += rerun_problems(run, submission, report.warnings)
+        report.reexecuted = not any(w.startswith("recorded before 1.6") for w in report.warnings)
+    else:
+        report.warnings.append("the submission was not re-executed (--no-rerun): its decisions are unchecked")
     report.mismatches += _check_results(run)
     report.verified = not report.mismatches and report.episodes_checked > 0
     report.checked_at = datetime.datetime.now().isoformat(timespec="seconds")
+    report.claimed = list(CLAIMED)
+    report.files = file_digests(run.root)  # what this verdict is about: the leaderboard checks it
+    report.tree_digest = tree_digest(report.files)
     if write:
         atomic_write_json(run.root / VERIFICATION_FILE, report.model_dump(mode="json"))
     return report
@@ -86,7 +109,7 @@ def _check_episodes(run: Run, report: VerificationRecord) -> None:
         if (folder.parent.parent.name, folder.parent.name, folder.name) != (episode.env, episode.task, str(episode.seed)):
             report.mismatches.append(mismatch(episode.key, None, f"episode.json names another episode than its folder {where}"))
         problems, replayed = check_episode(folder, episode, steps, plan, text)
-        report.mismatches += problems
+        report.mismatches += problems + call_problems(episode.key, steps, run.record) + file_problems(run, folder, episode.key)
         report.episodes_checked += 1
         report.steps_replayed += replayed
     for key, count in sorted(seen.items()):
@@ -107,5 +130,17 @@ def _check_results(run: Run) -> list[MismatchRecord]:
     assert stored is not None
     expected = summarize(run).model_dump(mode="json")
     expected.pop("schema_version")  # the version it was written with, not a number of the episodes
-    return [mismatch("results.json", None, f"{path.lstrip('.')} is {was}, the episodes give {value}")
-            for path, was, value in differences(stored.model_dump(mode="json"), expected, "")]  # fmt: skip
+    recorded = stored.model_dump(mode="json")
+    recorded.pop("schema_version")
+    problems = [mismatch("results.json", None, f"{path.lstrip('.')} is {was}, the episodes give {value}")
+                for path, was, value in differences(recorded, expected, "")]  # fmt: skip
+    if not _newer(stored.schema_version):  # a key this harness does not write is not a number of the episodes
+        problems += [mismatch("results.json", None, f"{path.lstrip('.')} is not a key results.json has (added by hand?)")
+                     for path in extra_keys(recorded, expected, "")]  # fmt: skip
+    return problems
+
+
+def _newer(version: str) -> bool:
+    major, _, minor = version.partition(".")
+    ours_major, _, ours_minor = SCHEMA_VERSION.partition(".")
+    return (int(major), int(minor or 0)) > (int(ours_major), int(ours_minor))

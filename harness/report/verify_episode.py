@@ -1,9 +1,12 @@
-"""Checking one recorded episode: replay its actions on its seed, recompute its numbers.
+"""Checking one recorded episode: replay its game on its seed, recompute its numbers.
 
-Every observation, reward, done flag and progression of the trace must match a fresh game
-played with the recorded actions (the first difference is reported, with its step); every
-number of episode.json must match what its steps give (runs.derive); the memory directory must
-be what the recorded operations build; the status must agree with how the steps end.
+The game's own log (game.jsonl, 1.6 on) must match a fresh game played with its actions, event
+by event, and episode.json's `game` block (the score, and whether the trace agrees with the
+log, or where it first disagrees) must be what the log and the trace give (runs.seal); an
+episode recorded before the log existed has its trace replayed instead (the first difference
+is reported, with its step). Every other number of episode.json must match what its steps
+give (runs.derive); the memory directory must be what the recorded operations build; the
+status must agree with how the steps end.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.envs import STANDARD_TEXT, TextVariant, make_env
-from harness.memory.replay import final_memory
+from harness.envs import STANDARD_TEXT, GameEnv, InvalidActionError, TextVariant, make_env
+from harness.envs.gamelog import GAME_LOG_FILE, observation_digest
+from harness.memory.replay import final_memory, unsafe_paths
+from harness.report.verify_trace import trace_problems
 from harness.runs.derive import derived_totals, played
 from harness.runs.layout import MEMORY_DIR
 from harness.runs.read import read_messages
 from harness.runs.records import EnvPlanRecord, EpisodeRecord, MismatchRecord, StepRecord
+from harness.runs.seal import GameLogError, GameSession, game_record, read_game_session, score_of
 
 
 def mismatch(episode: str, step: int | None, problem: str) -> MismatchRecord:
@@ -44,6 +50,14 @@ def differences(recorded: Any, expected: Any, path: str) -> list[tuple[str, Any,
     return [] if recorded == expected else [(path, recorded, expected)]
 
 
+def extra_keys(recorded: Any, expected: Any, path: str) -> list[str]:
+    """Dotted paths of keys in `recorded` that `expected` does not have, at any depth."""
+    if not isinstance(recorded, dict) or not isinstance(expected, dict):
+        return []
+    return [f"{path}.{key}" for key in recorded if key not in expected] + \
+        [p for key in recorded if key in expected for p in extra_keys(recorded[key], expected[key], f"{path}.{key}")]  # fmt: skip
+
+
 def check_episode(folder: Path, episode: EpisodeRecord, steps: list[StepRecord], plan: EnvPlanRecord,
                   text: TextVariant = STANDARD_TEXT) -> tuple[list[MismatchRecord], int]:  # fmt: skip
     """Mismatches of one episode of the suite and the number of steps replayed."""
@@ -57,36 +71,43 @@ def check_episode(folder: Path, episode: EpisodeRecord, steps: list[StepRecord],
     moves = played(steps)
     if any(s.action is None for s in steps[:-1]):
         problems.append(mismatch(key, None, "an unplayed step sits before played ones"))
-    replay_problems, replayed = _replay(key, episode, moves, text)
-    problems += replay_problems
-    problems += _check_totals(key, episode, steps, read_messages(folder))
+    game = make_env(episode.env, episode.task, text)
+    try:
+        spec = game.spec
+        if episode.game is None:  # recorded before the game kept its own log (1.6): the trace is replayed
+            replay_problems, replayed = _replay(key, episode, moves, game)
+            problems += replay_problems
+            problems += _check_totals(key, episode, steps, read_messages(folder))
+        else:
+            game_problems, replayed, logged = _check_game(key, folder, episode, steps, game)
+            problems += game_problems
+            problems += _check_totals(key, episode, steps, read_messages(folder), logged)
+    finally:
+        game.close()
+    problems += [mismatch(key, index, problem) for index, problem in trace_problems(steps, spec.actions, spec.default_action)]
     problems += _check_status(key, episode, steps)
     problems += _check_memory_folder(key, folder, steps)
     return problems, replayed
 
 
-def _replay(key: str, episode: EpisodeRecord, moves: list[StepRecord],
-            text: TextVariant) -> tuple[list[MismatchRecord], int]:  # fmt: skip
-    game = make_env(episode.env, episode.task, text)
+def _replay(key: str, episode: EpisodeRecord, moves: list[StepRecord], game: GameEnv) -> tuple[list[MismatchRecord], int]:
+    """The trace's own actions played again on `game` (runs recorded before the game log)."""
     replayed = 0
-    try:
-        observation = game.reset(episode.seed).text
-        progression = 0.0
-        for step in moves:
-            if observation != step.observation:
-                return [mismatch(key, step.index, "the observation differs from the replay (seed or earlier actions changed?)")], replayed
-            assert step.action is not None
-            result = game.step(step.action)
-            replayed += 1
-            progression = max(progression, result.progression)
-            if not same(result.reward, step.reward):
-                return [mismatch(key, step.index, f"reward {step.reward} recorded, {result.reward} on replay")], replayed
-            if not same(progression, step.progression) or bool(result.done) != step.done:
-                return [mismatch(key, step.index, f"progression/done {step.progression}/{step.done} recorded, "
-                                                  f"{progression}/{result.done} on replay")], replayed  # fmt: skip
-            observation = result.observation.text
-    finally:
-        game.close()
+    observation = game.reset(episode.seed).text
+    progression = 0.0
+    for step in moves:
+        if observation != step.observation:
+            return [mismatch(key, step.index, "the observation differs from the replay (seed or earlier actions changed?)")], replayed
+        assert step.action is not None
+        result = game.step(step.action)
+        replayed += 1
+        progression = max(progression, result.progression)
+        if not same(result.reward, step.reward):
+            return [mismatch(key, step.index, f"reward {step.reward} recorded, {result.reward} on replay")], replayed
+        if not same(progression, step.progression) or bool(result.done) != step.done:
+            return [mismatch(key, step.index, f"progression/done {step.progression}/{step.done} recorded, "
+                                              f"{progression}/{result.done} on replay")], replayed  # fmt: skip
+        observation = result.observation.text
     # salvage knows only the observation before the last action, the episode loop the one after
     if moves and not episode.salvaged and episode.final_observation not in ("", observation):
         return [mismatch(key, None, "the final observation differs from the replay")], replayed
@@ -104,10 +125,55 @@ def _version(text: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
-def _check_totals(key: str, episode: EpisodeRecord, steps: list[StepRecord], messages: dict[str, dict[str, Any]]) -> list[MismatchRecord]:
-    """Every number of episode.json that its steps determine (that its version records)."""
+def _check_game(key: str, folder: Path, episode: EpisodeRecord, steps: list[StepRecord],
+                game: GameEnv) -> tuple[list[MismatchRecord], int, dict[str, Any] | None]:  # fmt: skip
+    """The game's own log replays on a fresh game, and episode.json's `game` (the score, the
+    trace's agreement or its first disagreement) is what the log and the trace give."""
+    try:
+        session = read_game_session(folder / GAME_LOG_FILE)
+    except GameLogError as error:
+        return [mismatch(key, None, f"{GAME_LOG_FILE} is unreadable: {error}")], 0, None
+    problems, replayed = _replay_log(key, episode, session, game) if session else ([], 0)
+    expected = game_record(episode, steps, session, episode.salvaged)
+    recorded = episode.game.model_dump(mode="json") if episode.game else {}
+    found = expected["disagreement"]
+    if found and found != recorded.get("disagreement"):  # the trace, as it is now, contradicts the game
+        problems.append(mismatch(key, found["step"], f"the trace disagrees with {GAME_LOG_FILE}: {found['problem']}"))
+    problems += [mismatch(key, None, f"episode.json game.{path.lstrip('.')} is {was}, {GAME_LOG_FILE} and the trace give {value}")
+                 for path, was, value in differences(recorded, expected, "")]  # fmt: skip
+    return problems, replayed, expected
+
+
+def _replay_log(key: str, episode: EpisodeRecord, session: GameSession, game: GameEnv) -> tuple[list[MismatchRecord], int]:
+    """Every event of the game log's last session, played again on a fresh game of its seed."""
+    where = f"{key} ({GAME_LOG_FILE})"
+    replayed = 0
+    try:
+        if observation_digest(game.reset(episode.seed).text) != session.reset.get("digest"):
+            return [mismatch(where, None, "the first observation differs from the replay")], 0
+        for event in session.steps:
+            result = game.step(str(event["action"]))
+            replayed += 1
+            got = (result.reward, bool(result.done), bool(result.truncated), result.progression,
+                   observation_digest(result.observation.text))  # fmt: skip
+            logged = (event["reward"], event["done"], event["truncated"], event["progression"], event["digest"])
+            if not (same(got[0], logged[0]) and got[1:3] == logged[1:3] and same(got[3], logged[3]) and got[4] == logged[4]):
+                return [mismatch(where, event["index"], f"the logged step differs from the replay (reward, done, truncated, "
+                                                        f"progression: {list(logged[:4])} logged, {list(got[:4])} replayed"
+                                                        f"{'' if got[4] == logged[4] else '; the observation differs'})")], replayed  # fmt: skip
+    except InvalidActionError as error:
+        return [mismatch(where, replayed, f"the logged action is not one of the game's: {error}")], replayed
+    return [], replayed
+
+
+def _check_totals(key: str, episode: EpisodeRecord, steps: list[StepRecord], messages: dict[str, dict[str, Any]],
+                  game: dict[str, Any] | None = None) -> list[MismatchRecord]:  # fmt: skip
+    """Every number of episode.json that its steps determine (that its version records); with
+    the game's log, the score and the steps played are the log's (runs.seal)."""
     recorded = episode.model_dump(mode="json")
     expected = derived_totals(steps, messages)
+    if game is not None:
+        expected.update(score_of(game, steps))
     for (block, field), since in FIELDS_SINCE.items():
         if _version(episode.schema_version) < since:
             expected[block].pop(field, None)
@@ -132,8 +198,15 @@ def _check_status(key: str, episode: EpisodeRecord, steps: list[StepRecord]) -> 
 
 
 def _check_memory_folder(key: str, folder: Path, steps: list[StepRecord]) -> list[MismatchRecord]:
+    unsafe = [(s.index, path) for s in steps for path in unsafe_paths(s.memory_ops)]
+    if unsafe:
+        return [mismatch(key, unsafe[0][0], f"a recorded memory operation writes {unsafe[0][1]!r}, outside the "
+                                            f"memory folder: the sandbox refuses such paths")]  # fmt: skip
     rebuilt = final_memory(s.memory_ops for s in steps)
     root = folder / MEMORY_DIR
+    links = [p for p in [root, *root.rglob("*")] if p.is_symlink()] if root.exists() or root.is_symlink() else []
+    if links:
+        return [mismatch(key, None, f"the memory directory holds a link ({links[0].relative_to(folder)}): the sandbox makes none")]
     on_disk = {p.relative_to(root).as_posix(): p.read_text(errors="replace") for p in root.rglob("*") if p.is_file()} if root.is_dir() else {}
     if on_disk == rebuilt:
         return []

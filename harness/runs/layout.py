@@ -29,19 +29,25 @@ VERIFICATION_FILE = "verification.json"
 RESUMES_FILE = "resumes.jsonl"  # an episode's restarts over an earlier attempt (agent.resume)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: readers see the old or the new file, never half."""
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename: readers see the old or the new file, never half;
+    a link at `path` is replaced, never followed (the temporary file is new, O_EXCL)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """atomic_write_bytes of UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: Path, data: Any) -> None:

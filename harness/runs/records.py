@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 # memory ops' tool call and chat call, episode memory metrics by routine and model errors;
 # 1.3: run.json isolation (the sandbox's limits), track.json candidates (how candidates ran);
 # 1.4: episode tokens.prompt_reusable, results prefix_reuse per env;
-# 1.5: step scaffold_state, episode resumes (mid-episode resume)
-SCHEMA_VERSION = "1.5"
+# 1.5: step scaffold_state, episode resumes (mid-episode resume);
+# 1.6: episode game (the score from the game's own log), chat calls' retries
+SCHEMA_VERSION = "1.6"
 SCHEMA_MAJOR = 1
 
 EpisodeStatus = Literal["completed", "truncated", "errored"]
@@ -59,6 +60,8 @@ class LLMCall(Record):
         None, description="how the tools were offered: native tool calling, or a JSON answer constrained by a schema "
         "(then input holds the messages as sent and output the raw JSON; tool_calls are parsed from it)")
     sampling: dict[str, Any] | None = Field(None, description="max_tokens, temperature and other generation parameters sent")
+    retries: int = Field(0, description="HTTP attempts beyond the first (the client's retries after a dropped "
+                         "connection, a timeout, 429 or 5xx)")
 
 
 class MemoryOpRecord(Record):
@@ -169,10 +172,33 @@ class EpisodeRecord(Record):
     salvaged: bool = False  # written by the scheduler from the records, not by the episode loop
     resumes: list[ResumeRecord] = Field(default_factory=list, description="each time the episode's worker "
                                         "started again over an earlier attempt's steps (mid-episode resume)")
+    game: GameRecord | None = Field(None, description="the episode as the game's own log has it; the score comes "
+                                    "from it (None: recorded before 1.6, or an infrastructure failure, unscored)")
 
     @property
     def key(self) -> str:
         return f"{self.env}/{self.task}/{self.seed}"
+
+
+class DisagreementRecord(Record):
+    """Where the worker's trace first disagrees with the game's own log."""
+
+    step: int | None = Field(description="the step index (None: the episode as a whole)")
+    problem: str
+
+
+class GameRecord(Record):
+    """The episode as the game's own log has it (envs.gamelog, runs.seal): the score's source."""
+
+    log: str = Field("game.jsonl", description="the log's file in the episode folder")
+    steps: int = Field(description="actions the game played in its last session")
+    progression: float = Field(description="progression over the steps that count")
+    reward_total: float
+    agrees: bool = Field(description="the trace and the game's log agree on every played step")
+    disagreement: DisagreementRecord | None = None
+    trace_progression: float = Field(0.0, description="the progression the worker's trace claims")
+    unrecorded_steps: int = Field(0, description="steps the game played after the trace's last record "
+                                  "(a worker killed mid-step): not counted")  # fmt: skip
 
 
 # -- run.json ---------------------------------------------------------------------------------
@@ -312,6 +338,14 @@ class VerificationRecord(Record):
     mismatches: list[MismatchRecord] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     checked_at: str = ""
+    files: dict[str, str] = Field(default_factory=dict, description="every file of the run it checked (but this "
+                                  "one), by relative path: its sha256 (runs.digest)")  # fmt: skip
+    tree_digest: str | None = Field(default=None, description="the digest of `files`: the leaderboard recomputes it and refuses "
+                                    "a run whose files changed since (None: recorded before 1.6)")  # fmt: skip
+    reexecuted: bool = Field(default=False, description="the submission played every scored episode again against the "
+                             "recorded answers and gave the recorded trace (report.rerun)")
+    claimed: list[str] = Field(default_factory=list, description="recorded figures verify cannot re-derive without "
+                               "the model (e.g. token counts, latencies): claims of the run, not checked")  # fmt: skip
 
 
 def validated(model: type[Record], data: dict[str, Any]) -> dict[str, Any]:

@@ -33,10 +33,12 @@ def drop_torn_line(path: Path) -> None:
 
 def restore_memory(directory: Path, steps: list[StepRecord]) -> dict[str, str]:
     """Make the memory folder what the recorded operations say it is; returns path -> text."""
-    files = final_memory(s.memory_ops for s in steps)
+    files = final_memory(s.memory_ops for s in steps)  # only paths the sandbox could have written
     memory = directory / MEMORY_DIR
+    if memory.is_symlink() or (memory.exists() and not memory.is_dir()):
+        memory.unlink()  # a link left by the worker is removed, never followed
     shutil.rmtree(memory, ignore_errors=True)
-    memory.mkdir(parents=True)
+    memory.mkdir(parents=True)  # new and empty: nothing inside it can be a link
     for relative, text in files.items():
         target = memory / relative
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,7 @@ from harness.runs.phase import PHASE_FILE, read_phase
 from harness.runs.read import read_episode
 from harness.runs.records import EpisodeRecord
 from harness.runs.salvage import salvaged_episode
+from harness.runs.seal import seal_episode
 from harness.runs.watchdog import Overdue, WatchLimits, overdue
 
 HealthCheck = Callable[[], "str | None"]  # None while healthy, else what failed
@@ -217,13 +218,16 @@ class Scheduler:
         progress.advance(steps_bar, max(0, job.spec.max_steps - steps_seen))
         progress.advance(episodes_bar)
         result_path = job.directory / EPISODE_FILE
+        salvaged = True
         if state.verdict is not None:  # ended by the watchdog: whatever it wrote is not the result
             atomic_write_json(result_path, salvaged_episode(job.spec, state.verdict.kind, state.verdict.message))
         elif not result_path.exists() and not self._stop.is_set():
-            log_tail = (job.directory / "worker.log").read_text(errors="replace")[-2000:]
-            message = f"worker exited with code {process.returncode} before finishing: {log_tail.strip()[-1500:]}"
+            message = f"worker exited with code {process.returncode} before finishing: {_log_tail(job.directory)}"
             atomic_write_json(result_path, salvaged_episode(job.spec, "worker", message))
+        else:
+            salvaged = False
         if result_path.exists():
+            seal_episode(job.spec, salvaged)  # the score from the game's own log, on this side
             self._count_failure(read_episode(job.directory))
         return {"key": job.spec.key, "exit_code": process.returncode, **last}
 
@@ -237,6 +241,16 @@ class Scheduler:
                 self.stop_reason = (f"{self._consecutive_failures} infrastructure failures in a row, no new episode "
                                     f"launched; the last ({episode.error_kind}): {episode.error}")  # fmt: skip
                 self._stop.set()
+
+
+def _log_tail(directory: Path, chars: int = 1500) -> str:
+    """The end of a worker's log (read without following a link the worker may have left)."""
+    log = directory / "worker.log"
+    if not log.is_file() or log.is_symlink():
+        return "(no worker.log)"
+    with open(log, "rb") as stream:
+        stream.seek(max(0, log.stat().st_size - 4 * chars))
+        return stream.read().decode(errors="replace").strip()[-chars:]
 
 
 def _kill(process: Any) -> None:

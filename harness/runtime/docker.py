@@ -25,10 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.envs.gamelog import GAME_LOG_FILE
+from harness.runs.layout import atomic_write_bytes, atomic_write_json
 from harness.runtime.images import ENV_IMAGE, ensure_image
 from harness.runtime.relay import KEY_VARIABLE, RelayControl
 
 LABEL = "harness.run_id"
+MAX_LOG_BYTES = 1024 * 1024  # a worker.log keeps the last MiB of the container's stderr
+
+
+def _tail(data: bytes) -> bytes:
+    return data if len(data) <= MAX_LOG_BYTES else b"[... earlier output cut ...]\n" + data[-MAX_LOG_BYTES:]
 
 
 @dataclass
@@ -50,8 +57,10 @@ def _wait_for(path: Path, container: Any, timeout_s: float = 60.0) -> None:
 class ContainerProcess:
     """A running agent container, seen by the scheduler like a child process."""
 
-    def __init__(self, agent: Any, env: Any, sockets: Path, log_path: Path, on_exit: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, agent: Any, env: Any, sockets: Path, log_path: Path, on_exit: Callable[[], None] = lambda: None,
+                 episode_dir: Path | None = None) -> None:  # fmt: skip
         self.agent, self.env, self.sockets, self.log_path, self.on_exit = agent, env, sockets, log_path, on_exit
+        self.episode_dir = episode_dir
         self.returncode: int | None = None
         self.stdout = self._lines()
 
@@ -68,7 +77,15 @@ class ContainerProcess:
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
             self.returncode = int(self.agent.wait(timeout=timeout)["StatusCode"])
-            self.log_path.write_bytes(self.agent.logs(stdout=False, stderr=True))
+            # host files are replaced by rename: a link the container left is never followed
+            atomic_write_bytes(self.log_path, _tail(self.agent.logs(stdout=False, stderr=True)))
+            try:
+                self.env.wait(timeout=10)  # its session ended with the agent: its log is whole
+            except Exception:
+                pass
+            game_log = self.sockets / "game" / GAME_LOG_FILE
+            if self.episode_dir is not None and game_log.is_file() and not game_log.is_symlink():
+                atomic_write_bytes(self.episode_dir / GAME_LOG_FILE, game_log.read_bytes())
             for container in (self.agent, self.env):
                 try:
                     container.remove(force=True)
@@ -219,21 +236,34 @@ class DockerRuntime:
         # The episode's own sockets: the game's (env/) and its model routes (model/), opened by
         # the relay in this folder only; no other episode's container mounts it.
         sockets = self.sockets / str(counter)
-        for part in ("env", "model"):
+        for part in ("env", "model", "game"):
             (sockets / part).mkdir(parents=True, exist_ok=True)
-        model_sockets = {url: f"model/model-{route}.sock" for url, route in self._routes.items()}
-        for url, relative in model_sockets.items():
-            self._control.listen(f"/sockets/{counter}/{relative}", self._routes[url])
-        env = self.client.containers.run(env_image, ["--unix", "/sockets/env.sock", episode["env"]], name=f"{key}-env",
-                                         volumes={str(sockets / "env"): {"bind": "/sockets", "mode": "rw"}}, **self._sandbox())  # fmt: skip
+        # One socket per role, each with the model the harness assigned to it: the relay sets
+        # that name on every chat request, so the scaffold's only choice is the routine.
+        specialist_url = (model.get("specialist_url") or model["base_url"]) if model.get("adapter") else None
+        roles = {"base": (model["base_url"], model.get("model"))}
+        if specialist_url:
+            roles["specialist"] = (specialist_url, model.get("specialist_model") or model.get("adapter"))
+        model_sockets = {role: f"model/{role}.sock" for role in roles}
+        for role, (url, name) in roles.items():
+            self._control.listen(f"/sockets/{counter}/{model_sockets[role]}", self._routes[url], name)
+        # The game keeps its own log in a folder only its container mounts (the agent's cannot
+        # reach it); the host copies it into the episode folder once the agent has exited.
+        env = self.client.containers.run(
+            env_image, ["--unix", "/sockets/env.sock", "--episode", f"{episode['task']}:{episode['seed']}",
+                        "--game-log", "/game/" + GAME_LOG_FILE, "--observation", episode.get("observation", "balrog"),
+                        "--instructions", episode.get("instructions", "balrog"), episode["env"]],
+            name=f"{key}-env", volumes={str(sockets / "env"): {"bind": "/sockets", "mode": "rw"},
+                                        str(sockets / "game"): {"bind": "/game", "mode": "rw"}},
+            **self._sandbox())  # fmt: skip
         _wait_for(sockets / "env" / "env.sock", env)
-        specialist = model.get("specialist_url")
         inside = {**job, "submission": "/submission",
                   "episode": {**episode, "episode_dir": "/episode", "env_address": "unix:/env/env.sock"},
-                  "model": {**model, "base_socket": "/" + model_sockets[model["base_url"]], "api_key_env": None,
-                            "specialist_socket": "/" + model_sockets[specialist] if specialist else None}}  # fmt: skip
-        container_job = job_path.with_name("job.container.json")
-        container_job.write_text(json.dumps(inside, indent=2))
+                  "model": {**model, "base_socket": "/" + model_sockets["base"], "api_key_env": None,
+                            "specialist_url": specialist_url,
+                            "specialist_socket": "/" + model_sockets["specialist"] if specialist_url else None}}  # fmt: skip
+        # written by rename, never through a link an earlier container may have left there
+        atomic_write_json(job_path.with_name("job.container.json"), inside)
         agent = self.client.containers.run(
             agent_image, ["/episode/job.container.json"], name=f"{key}-agent", environment={"HOME": "/tmp"},
             volumes={job["submission"]: {"bind": "/submission", "mode": "ro"},
@@ -250,5 +280,4 @@ class DockerRuntime:
                 except (OSError, RuntimeError):
                     pass  # the relay is gone already: the run is ending
 
-        return ContainerProcess(agent, env, sockets, log_path, close_routes)
-        return ContainerProcess(agent, env, sockets, log_path)
+        return ContainerProcess(agent, env, sockets, log_path, close_routes, Path(episode["episode_dir"]))

@@ -12,7 +12,10 @@ its own sockets and no other episode's. Each request is forwarded to its route's
 - requests and answers over the size limits, and servers slower than the timeout, are answered
   with an error (HTTP 413, 502, 504) in the OpenAI error format, which the scaffold's chat call
   raises and the trace records;
-- a client that stops sending is dropped after the client timeout.
+- a client that stops sending is dropped after the client timeout;
+- only two endpoints pass: POST .../chat/completions and GET .../models (anything else, such
+  as files, fine-tuning or adapter loading, is answered 403), and each socket's chat requests
+  go out with the model the harness assigned to that socket: a scaffold cannot pick another.
 """
 
 from __future__ import annotations
@@ -60,6 +63,16 @@ class Route:
         self.https = parsed.scheme == "https"
         self.host, self.port = parsed.hostname, parsed.port or (443 if self.https else 80)
         self.key = key
+        prefix = parsed.path.rstrip("/")  # as the harness's chat client builds its URLs
+        self.prefix = prefix if prefix.endswith("/v1") else prefix + "/v1"
+
+    @property
+    def chat_path(self) -> str:
+        return self.prefix + "/chat/completions"
+
+    @property
+    def models_path(self) -> str:
+        return self.prefix + "/models"
 
     def connect(self, timeout_s: float) -> http.client.HTTPConnection:
         if self.https:
@@ -83,6 +96,7 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
     daemon_threads = True
     route: Route
     limits: Limits
+    model: str | None  # the model every chat request of this socket names (None: as sent)
 
 
 class _Forward(BaseHTTPRequestHandler):
@@ -113,11 +127,21 @@ class _Forward(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _refuse_endpoint(self) -> None:
+        route = self.server.route
+        self.close_connection = True
+        self._refuse(403, f"{self.command} {self.path} is not an endpoint a scaffold may use; only "
+                          f"POST {route.chat_path} and GET {route.models_path} are forwarded")  # fmt: skip
+
     def do_GET(self) -> None:  # noqa: N802
+        if self.path != self.server.route.models_path:
+            return self._refuse_endpoint()
         self._forward(b"")
 
     def do_POST(self) -> None:  # noqa: N802
         limits = self.server.limits
+        if self.path != self.server.route.chat_path:
+            return self._refuse_endpoint()
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
             return self._refuse(411, "requests must state their Content-Length")
@@ -125,7 +149,26 @@ class _Forward(BaseHTTPRequestHandler):
         if length > limits.max_request_bytes:
             self.close_connection = True  # the body is not read
             return self._refuse(413, f"the request has {length} bytes, over the limit of {limits.max_request_bytes}")
-        self._forward(self.rfile.read(length))
+        body = self.rfile.read(length)
+        if self.server.model is not None:
+            try:
+                request = json.loads(body)
+            except ValueError:
+                request = None
+            if not isinstance(request, dict):
+                return self._refuse(400, "a chat request must be a JSON object")
+            request["model"] = self.server.model  # the harness's choice, whatever was asked
+            body = json.dumps(request).encode()
+        self._forward(body)
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._refuse_endpoint()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._refuse_endpoint()
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._refuse_endpoint()
 
     def _forward(self, body: bytes) -> None:
         route, limits = self.server.route, self.server.limits
@@ -169,13 +212,13 @@ class Relay:
         self.servers: dict[str, _UnixHTTPServer] = {}
         self.lock = threading.Lock()
 
-    def listen(self, path: str, route: str) -> None:
-        """Open `path` (a socket file) for `route`'s server."""
+    def listen(self, path: str, route: str, model: str | None = None) -> None:
+        """Open `path` (a socket file) for `route`'s server; its chat requests name `model`."""
         if route not in self.routes:
             raise ValueError(f"no route {route!r}")
         Path(path).unlink(missing_ok=True)
         server = _UnixHTTPServer(path, _Forward)  # bound and listening when this returns
-        server.route, server.limits = self.routes[route], self.limits
+        server.route, server.limits, server.model = self.routes[route], self.limits, model
         Path(path).chmod(0o777)  # any user id of an agent container may connect
         with self.lock:
             self.servers[path] = server
@@ -190,8 +233,8 @@ class Relay:
         Path(path).unlink(missing_ok=True)
 
     def control(self, path: str) -> None:
-        """Serve commands from the host, one JSON line each: {"listen": PATH, "route": R} or
-        {"close": PATH}; each is answered with {"ok": true} or {"ok": false, "error": ...}."""
+        """Serve commands from the host, one JSON line each: {"listen": PATH, "route": R,
+        "model": NAME} or {"close": PATH}; each is answered with {"ok": true} or {"ok": false, "error": ...}."""
         Path(path).unlink(missing_ok=True)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(path + ".new")
@@ -207,7 +250,8 @@ class Relay:
                 try:
                     command = json.loads(line)
                     if "listen" in command:
-                        self.listen(str(command["listen"]), str(command["route"]))
+                        model = command.get("model")
+                        self.listen(str(command["listen"]), str(command["route"]), str(model) if model else None)
                     else:
                         self.close(str(command["close"]))
                     reply: dict[str, Any] = {"ok": True}
@@ -224,7 +268,7 @@ class RelayControl:
         self.path, self.timeout_s = path, timeout_s
         self.lock = threading.Lock()
 
-    def _send(self, command: dict[str, str]) -> None:
+    def _send(self, command: dict[str, str | None]) -> None:
         with self.lock, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
             connection.settimeout(self.timeout_s)
             connection.connect(str(self.path))
@@ -233,8 +277,8 @@ class RelayControl:
         if not reply.get("ok"):
             raise RuntimeError(f"the relay refused {command}: {reply.get('error')}")
 
-    def listen(self, path: str, route: str) -> None:
-        self._send({"listen": path, "route": route})
+    def listen(self, path: str, route: str, model: str | None = None) -> None:
+        self._send({"listen": path, "route": route, "model": model})
 
     def close(self, path: str) -> None:
         self._send({"close": path})

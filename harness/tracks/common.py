@@ -16,6 +16,7 @@ from harness.models.client import ChatClient
 from harness.models.embedded import LlamaCppServer
 from harness.models.keys import api_key
 from harness.report.compare import compare
+from harness.report.verify import verify_run
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, new_run_id
 from harness.runs.read import RecordError, read_record
 from harness.runs.records import Results
@@ -142,7 +143,16 @@ def evaluate(base: EvalOptions, submission: Path, runs_dir: Path, run_id: str, r
         cause = f" (first {first[0]} error: {first[1].error[:500]})" if first else ""
         raise TrackError(f"the evaluation {run.root} is incomplete: {results.episodes_scored} of "
                          f"{results.episodes_planned} episodes scored{cause}; fix it and --resume")  # fmt: skip
+    verification = verify_run(run, submission=Path(submission))  # nor on one harness verify does not stand by
+    if not verification.verified:
+        shown = "; ".join(f"{m.episode} step {m.step}: {m.problem}" for m in verification.mismatches[:3])
+        raise UnverifiedEvaluation(f"the evaluation {run.root} does not verify ({len(verification.mismatches)} "
+                                   f"mismatches: {shown})")  # fmt: skip
     return run, results
+
+
+class UnverifiedEvaluation(TrackError):
+    """An evaluation whose run `harness verify` does not pass: a track never decides on it."""
 
 
 def paired_comparison(baseline: RunDir, candidate: RunDir) -> Paired:

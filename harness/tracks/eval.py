@@ -20,6 +20,7 @@ from harness.agent.submission import Submission, check_submission
 from harness.models.adapters import adapter_hash, load_lora_on_vllm, served_adapter_name
 from harness.models.client import ChatClient, ModelError, ModelUnavailableError
 from harness.models.embedded import EMBEDDED_MODEL_NAME, LlamaCppServer
+from harness.models.features import FEATURES, fix_for, refused_features
 from harness.models.keys import DEFAULT_API_KEY_ENV, api_key, key_is_set
 from harness.models.router import ModelConfig
 from harness.report.tables import run_leaderboard_markdown
@@ -96,13 +97,22 @@ class Endpoint:
     adapter_hash: str | None = None
 
 
-def preflight(client: ChatClient, model: str | None = None) -> None:
-    """One tiny request before any episode: a server that lists its models but cannot answer
-    (or a wrong model name, or a missing key) stops the run here, named, not as N failures."""
+def preflight(client: ChatClient, model: str | None = None, uses: tuple[str, ...] = FEATURES) -> dict[str, str]:
+    """Tiny requests before any episode: a server that lists its models but cannot answer (or
+    a wrong model name, or a missing key) stops the run here, named, not as N failures; so does
+    one that refuses a feature the submission uses (tools, choices: models.features), with the
+    option to fix. Returns the features it refused that the submission does not use."""
     try:
         client.chat([{"role": "user", "content": "Say OK."}], model=model, max_tokens=1)
+        refused = refused_features(client, model)
     except ModelError as error:
         raise EvalError(f"the model server failed a test request before any episode started: {error}") from error
+    needed = [feature for feature in uses if feature in refused]
+    if needed:
+        raise EvalError("the model server refuses what the submission uses, so no episode is started:\n  " + "\n  ".join(
+            f"{feature}: {refused[feature]}\n    fix: {fix_for(feature, client.kind)}" for feature in needed) +
+            "\n  (a submission that does without declares it in submission.yaml: model.uses)")  # fmt: skip
+    return refused
 
 
 def _key_hint(variable: str | None) -> str:
@@ -134,12 +144,13 @@ def model_endpoint(options: EvalOptions, submission: Submission) -> Iterator[End
                 served = load_lora_on_vllm(options.model, adapter)
             except ModelUnavailableError as error:
                 raise EvalError(str(error)) from error
-        preflight(client)
+        refused = preflight(client, uses=submission.model.uses)
         if served:
-            preflight(client, served)
+            refused |= preflight(client, served, submission.model.uses)
         config = ModelConfig(base_url=options.model, model=base_model, kind=kind, adapter=served,
                              specialist_model=served, adapter_routines=routines, timeout_s=options.model_timeout_s,
-                             api_key_env=options.api_key_env if key_is_set(options.api_key_env) else None)  # fmt: skip
+                             api_key_env=options.api_key_env if key_is_set(options.api_key_env) else None,
+                             refused_features=refused)  # fmt: skip
         yield Endpoint(config, [{"url": options.model}], [], content_hash)
         return
     servers: list[LlamaCppServer] = []
@@ -157,8 +168,10 @@ def model_endpoint(options: EvalOptions, submission: Submission) -> Iterator[End
             servers.append(specialist)
             specialist.start()
             config.specialist_url, config.adapter, config.adapter_routines = specialist.url, name, routines
+            config.specialist_model = specialist.alias  # named on every request (the relay sets it in sandboxes)
         for server in servers:
-            preflight(ChatClient(server.url, kind="llamacpp", timeout_s=options.model_timeout_s))
+            config.refused_features |= preflight(ChatClient(server.url, kind="llamacpp", timeout_s=options.model_timeout_s),
+                                                 uses=submission.model.uses)  # fmt: skip
         described = [{"url": server.url, "log": str(server.log_path), "cpu_features": server.cpu_features() or "?"}
                      for server in servers]  # fmt: skip
         yield Endpoint(config, described,
@@ -242,7 +255,7 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
             "model": {"name": model.model or EMBEDDED_MODEL_NAME,
                       "endpoint": EMBEDDED if options.model == EMBEDDED else options.model,
                       "kind": model.kind, "adapter": model.adapter, "adapter_hash": endpoint.adapter_hash,
-                      "adapter_routines": list(model.adapter_routines)},
+                      "adapter_routines": list(model.adapter_routines), "refused_features": model.refused_features},
             "suite": suite.to_json(),
             "episodes_planned": len(jobs),
             "runtime": runtime.name,

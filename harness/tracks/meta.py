@@ -77,25 +77,29 @@ def parse_candidate(reply: str, default_file: str) -> tuple[str, dict[str, str]]
 
 
 def parse_json_object(reply: str) -> dict[str, Any]:
-    """The first JSON object in a reply (fenced or bare)."""
-    fenced = re.search(r"```(?:json)?\s*\n(\{.*?\})\s*\n```", reply, re.DOTALL)
-    candidates = [fenced.group(1)] if fenced else []
-    start = reply.find("{")
-    if start >= 0:
-        depth = 0
-        for index in range(start, len(reply)):
-            depth += {"{": 1, "}": -1}.get(reply[index], 0)
-            if depth == 0:
-                candidates.append(reply[start : index + 1])
-                break
-    for text in candidates:
+    """The first JSON object in a reply (a fenced ```json block first, else anywhere): the
+    standard library's decoder tried from each `{` in turn, so braces inside strings
+    ("keep } in mind") and text around the object do not matter."""
+    fenced = re.search(r"```(?:json)?\s*\n(.*?)\n\s*```", reply, re.DOTALL)
+    for text in ([fenced.group(1)] if fenced else []) + [reply]:
+        found = _first_object(text)
+        if found is not None:
+            return found
+    raise MetaReplyError("the reply holds no JSON object")
+
+
+def _first_object(text: str) -> dict[str, Any] | None:
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    while start >= 0:
         try:
-            value = json.loads(text)
+            value, _ = decoder.raw_decode(text, start)
         except json.JSONDecodeError:
-            continue
+            value = None
         if isinstance(value, dict):
             return value
-    raise MetaReplyError("the reply holds no JSON object")
+        start = text.find("{", start + 1)
+    return None
 
 
 def clip(text: str, chars: int) -> str:

@@ -30,6 +30,7 @@ from harness.runs.suites import Suite
 from harness.runtime import is_sandboxed
 from harness.tracks.common import (
     TrackState,
+    UnverifiedEvaluation,
     delta_text,
     evaluate,
     held_out_report,
@@ -163,8 +164,11 @@ def _smoke_check(candidate: Path, options: ScaffoldTrackOptions, selection: Suit
     smoke = Path(folder) / "smoke.yaml"
     smoke.write_text(f"name: smoke-check\nenvs:\n  {plan.env}: {{tasks: [{plan.tasks[0]}], seeds: [{plan.seeds[0]}], "
                      f"max_steps: {options.smoke_steps}}}\n")  # fmt: skip
-    run, _ = evaluate(options.eval, candidate, folder / "smoke", f"attempt-{attempt}", resume=False, track="scaffold-check",
-                      suite=str(smoke), env=(), seeds=None, max_steps=None, show_progress=False)  # fmt: skip
+    try:
+        run, _ = evaluate(options.eval, candidate, folder / "smoke", f"attempt-{attempt}", resume=False, track="scaffold-check",
+                          suite=str(smoke), env=(), seeds=None, max_steps=None, show_progress=False)  # fmt: skip
+    except UnverifiedEvaluation as failed:  # a failure of the candidate's, which a repair may mend
+        return str(failed)
     episode = read_run(run.root).episodes()[0]
     if episode.status == "errored":
         return f"the smoke episode failed ({episode.error_kind}): {clip(str(episode.error), 1500)}"
@@ -247,7 +251,12 @@ def run_scaffold_track(options: ScaffoldTrackOptions, run_id: str | None = None,
                 state.add_round(ScaffoldRound(iteration=iteration, kept=False, reason=reason, diagnosis=diagnosis,
                                               candidate=str(folder / "candidate")))  # fmt: skip
                 continue
-            run, results = on_selection_seeds(candidate, folder)
+            try:
+                run, results = on_selection_seeds(candidate, folder)
+            except UnverifiedEvaluation as failed:  # e.g. code that decides differently when played again
+                state.add_round(ScaffoldRound(iteration=iteration, kept=False, reason=f"not kept: {failed}",
+                                              diagnosis=diagnosis, candidate=str(candidate)))  # fmt: skip
+                continue
             comparison = paired_comparison(best_run, run)
             kept, reason = gate_verdict(options.gate, results.overall.progression_mean, best.selection.progression, comparison)
             state.add_round(ScaffoldRound(iteration=iteration, kept=kept, reason=reason, diagnosis=diagnosis,

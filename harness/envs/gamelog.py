@@ -1,0 +1,66 @@
+"""The game's own log: what the game process received and sent, one JSON line per event.
+
+The game runs in its own process (the env server), never in the scaffold's, and writes this
+log there: the reset (task, seed, a digest of the first observation), then every action it
+played with the reward, done/truncated flags, progression and a digest of the observation it
+sent back. The score of an episode is taken from this log (runs.seal), not from what the
+worker that ran the scaffold recorded. Standard library only: the env images run it.
+
+    {"event": "reset", "env", "task", "seed", "text": {...}, "digest"}
+    {"event": "step", "index", "action", "reward", "done", "truncated", "progression", "digest"}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from harness.envs.base import StepResult, TextVariant
+
+GAME_LOG_FILE = "game.jsonl"
+
+
+def observation_digest(text: str) -> str:
+    """The sha256 of an observation's text (UTF-8), hex."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class GameLog:
+    """Appends the game's events to a file, one flushed line each (a killed game process
+    leaves every event it answered). The file is created at the first reset, so a game that
+    fails to start leaves an earlier attempt's log as it was; it is opened without following a
+    link. Each reset starts a session; the last one is the episode's."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._stream: IO[str] | None = None
+        self._steps = 0
+
+    def _write(self, record: dict[str, Any]) -> None:
+        assert self._stream is not None
+        self._stream.write(json.dumps(record) + "\n")
+        self._stream.flush()
+
+    def reset(self, env: str, task: str, seed: int, text: TextVariant, observation: str) -> None:
+        """Start a session: the attempt's first reset replaces the file, a later one (the worker
+        restarting a replay that diverged) appends; the last session is the one that counts."""
+        if self._stream is None:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+            self._stream = os.fdopen(os.open(self.path, flags, 0o644), "w", encoding="utf-8")
+        self._steps = 0
+        self._write({"event": "reset", "env": env, "task": task, "seed": seed, "text": text.to_json(),
+                     "digest": observation_digest(observation)})  # fmt: skip
+
+    def step(self, action: str, result: StepResult) -> None:
+        self._write({"event": "step", "index": self._steps, "action": action, "reward": result.reward,
+                     "done": bool(result.done), "truncated": bool(result.truncated),
+                     "progression": result.progression, "digest": observation_digest(result.observation.text)})  # fmt: skip
+        self._steps += 1
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None

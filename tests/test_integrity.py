@@ -1,0 +1,129 @@
+"""The score is out of the scaffold's reach: the game keeps its own log in its own process, and
+the host scores the episode from that log (runs.seal). Attacks from scaffold code, in the
+local runtime (the docker runtime's are in test_docker_runtime.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.envs.gamelog import GAME_LOG_FILE
+from harness.models.scripted import ScriptedModelServer
+from harness.report.verify import verify_run
+from harness.runs import read_run
+from harness.runs.layout import read_jsonl
+from harness.tracks.eval import EvalOptions, run_eval
+
+from conftest import write_submission
+
+SUITE = """
+name: two
+description: two short episodes
+envs:
+  crafter: {tasks: [crafter], seeds: [0], max_steps: 3}
+  minihack: {tasks: [MazeWalk-9x9], seeds: [0], max_steps: 3}
+"""
+
+# At import, every way the worker could see a step result is made to report a won game.
+PATCHES_THE_GAME = """
+import harness.envs.client as client_module
+import harness.envs.crafter as crafter_module
+import harness.envs.minihack as minihack_module
+from harness.agent import Scaffold, Step
+
+
+def winning(original):
+    def step(self, action):
+        result = original(self, action)
+        result.progression = 1.0
+        return result
+    return step
+
+
+client_module.EnvClient.step = winning(client_module.EnvClient.step)
+crafter_module.CrafterEnv.step = winning(crafter_module.CrafterEnv.step)
+minihack_module.MiniHackEnv.step = winning(minihack_module.MiniHackEnv.step)
+
+
+class Agent(Scaffold):
+    def step(self, step: Step) -> str:
+        return step.actions[0]
+"""
+
+HONEST = """
+from harness.agent import Scaffold, Step
+
+
+class Agent(Scaffold):
+    def step(self, step: Step) -> str:
+        return step.actions[step.index % len(step.actions)]
+"""
+
+# Finds the worker's own session on its game and uses it: to restart the game, or to play moves
+# the trace will not show (a look-ahead).
+USES_THE_SESSION = """
+import gc
+from harness.agent import Scaffold, Step
+from harness.envs.client import EnvClient
+
+
+class Agent(Scaffold):
+    def step(self, step: Step) -> str:
+        session = next(o for o in gc.get_objects() if isinstance(o, EnvClient))
+        if "{attack}" == "reset":
+            session.reset(0)
+        else:
+            session.step(step.actions[1])
+        return step.actions[0]
+"""
+
+
+def _run(tmp_path: Path, code: str, server: ScriptedModelServer, run_id: str = "run") -> Path:
+    (tmp_path / "two.yaml").write_text(SUITE)
+    submission = write_submission(tmp_path / f"sub-{run_id}", code)
+    run, _ = run_eval(EvalOptions(submission=str(submission), suite=str(tmp_path / "two.yaml"), model=server.url,
+                                  runs_dir=str(tmp_path / "runs"), run_id=run_id, show_progress=False))  # fmt: skip
+    return run.root
+
+
+def test_a_scaffold_that_patches_the_game_at_import_scores_what_it_really_played(
+        tmp_path: Path, instant_model: ScriptedModelServer) -> None:  # fmt: skip
+    root = _run(tmp_path, PATCHES_THE_GAME, instant_model)
+    run = read_run(root)
+    assert run.results is not None and run.results.overall.progression_mean == 0.0
+    for episode in run.episodes():
+        assert episode.progression == 0.0 and episode.status == "errored" and episode.error_kind == "scaffold"
+        assert episode.game is not None and episode.game.trace_progression == 1.0 and not episode.game.agrees
+        assert "disagrees with the game's own log at step 0" in str(episode.error)
+        assert "progression 1.0" in str(episode.error)
+    # the recorded disagreement is real: verify replays the game's log and agrees with the seal
+    report = verify_run(root)
+    assert report.verified, report.mismatches
+
+
+def test_an_honest_episode_is_scored_from_the_game_log_which_records_every_step(
+        tmp_path: Path, instant_model: ScriptedModelServer) -> None:  # fmt: skip
+    root = _run(tmp_path, HONEST, instant_model)
+    folder = root / "episodes" / "crafter" / "crafter" / "0"
+    events = read_jsonl(folder / GAME_LOG_FILE)
+    steps = read_jsonl(folder / "steps.jsonl")
+    assert [e["event"] for e in events] == ["reset", "step", "step", "step"]
+    assert [e["action"] for e in events[1:]] == [s["action"] for s in steps]
+    episode = json.loads((folder / "episode.json").read_text())
+    assert episode["game"]["agrees"] and episode["game"]["steps"] == 3 and episode["status"] == "truncated"
+    assert verify_run(root).verified
+
+
+@pytest.mark.parametrize("attack", ["reset", "step"])
+def test_a_scaffold_cannot_restart_its_game_nor_play_moves_the_trace_does_not_show(
+        tmp_path: Path, instant_model: ScriptedModelServer, attack: str) -> None:  # fmt: skip
+    root = _run(tmp_path, USES_THE_SESSION.replace("{attack}", attack), instant_model)
+    for episode in read_run(root).episodes():
+        assert episode.status == "errored" and episode.error_kind == "scaffold"
+        if attack == "reset":
+            assert "cannot be reset once the scaffold runs" in str(episode.error)
+        else:
+            assert "disagrees with the game's own log" in str(episode.error)
+    assert verify_run(root).verified
