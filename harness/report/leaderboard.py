@@ -197,6 +197,8 @@ def render(rows: list[dict[str, Any]], fmt: str = "md", title: str = "Leaderboar
                 f"<table id='leaderboard'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")  # fmt: skip
     if fmt == "md":
         note = ("\n\nProgression in % (95% bootstrap interval over seeds); overall = unweighted mean of envs. "
-                "`verified`: `harness verify` replayed every episode and recomputed every score.\n")  # fmt: skip
+                "`verified`: `harness verify` replayed every game from its own log, recomputed every score and re-executed the "
+                "submission against the recorded answers; the run's files are the ones it checked (digests compared when "
+                "this table was made).\n")  # fmt: skip
         return f"# {title}\n\n" + tabulate(table, headers=COLUMNS, tablefmt="github", disable_numparse=True) + note
     raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")

@@ -182,6 +182,16 @@ def rerun_problems(run: Run, given: Path | None, warnings: list[str]) -> list[Mi
         return [MismatchRecord(episode="run.json", step=None, problem=f"cannot re-execute the submission: no folder "
                                f"holds the files run.json names ({run.record.submission.hash}); {looked}; give it "
                                f"with --submission DIR")]  # fmt: skip
+    problems: list[MismatchRecord] = []
+    try:
+        problems += _compare_reruns(run, submission, episodes)
+    except Exception as error:  # e.g. a sandboxed run and no container engine here: nothing is proven
+        problems.append(MismatchRecord(episode="run.json", step=None, problem=f"cannot re-execute the submission in "
+                                       f"the {run.record.runtime} runtime the run used: {type(error).__name__}: {error}"))  # fmt: skip
+    return problems
+
+
+def _compare_reruns(run: Run, submission: Path, episodes: list[EpisodeRecord]) -> list[MismatchRecord]:
     problems = []
     for episode, folder in rerun_episodes(run, submission, episodes):
         where = f"{episode.key} (re-executed)"

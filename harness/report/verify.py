@@ -19,11 +19,12 @@ from pathlib import Path
 
 from harness.envs.base import STANDARD_TEXT, TextVariant
 from harness.report.rerun import rerun_problems
+from harness.report.tokens import PromptTokens, prompt_token_problems
 from harness.report.verify_episode import check_episode, differences, extra_keys, mismatch
 from harness.report.verify_provenance import call_problems, file_problems, run_problems
 from harness.runs.digest import file_digests, tree_digest
 from harness.runs.layout import EPISODE_FILE, VERIFICATION_FILE, RunDir, atomic_write_json
-from harness.runs.read import RecordError, Run, read_episode, read_run, read_steps
+from harness.runs.read import RecordError, Run, read_episode, read_messages, read_run, read_steps
 from harness.runs.records import SCHEMA_VERSION, MismatchRecord, RunRecord, VerificationRecord
 from harness.runs.results import summarize
 from harness.runs.suites import rederived
@@ -31,8 +32,9 @@ from harness.runs.suites import rederived
 __all__ = ["CLAIMED", "VERIFICATION_FILE", "verify_run"]
 
 # What no replay can re-derive: measured or reported by the model server, so taken as claimed.
-CLAIMED = ("tokens (prompt, completion and prompt_reusable counts as the server reported them)",
-           "latencies and time splits", "the model server's identity beyond the model id it reported")
+CLAIMED = ("token counts as the server reported them (prompt tokens are re-derived for runs on the embedded model; "
+           "completion tokens never are)", "latencies and time splits",
+           "the model server's identity beyond the model id it reported")
 
 
 def verify_run(run_dir: RunDir | Path | str, write: bool = True, rerun: bool = True,
@@ -91,6 +93,7 @@ def _check_episodes(run: Run, report: VerificationRecord) -> None:
     planned = run.record.suite
     text = TextVariant(**planned.text.model_dump()) if planned.text else STANDARD_TEXT
     seen: Counter[str] = Counter()
+    counter = _prompt_token_counter(run, report.warnings)
     for folder in run.dir.episode_dirs():
         where = str(folder.relative_to(run.root))
         if not (folder / EPISODE_FILE).exists():
@@ -110,6 +113,8 @@ def _check_episodes(run: Run, report: VerificationRecord) -> None:
             report.mismatches.append(mismatch(episode.key, None, f"episode.json names another episode than its folder {where}"))
         problems, replayed = check_episode(folder, episode, steps, plan, text)
         report.mismatches += problems + call_problems(episode.key, steps, run.record) + file_problems(run, folder, episode.key)
+        if counter is not None:
+            report.mismatches += prompt_token_problems(episode.key, steps, read_messages(folder), counter)
         report.episodes_checked += 1
         report.steps_replayed += replayed
     for key, count in sorted(seen.items()):
@@ -118,6 +123,17 @@ def _check_episodes(run: Run, report: VerificationRecord) -> None:
     for key in planned.episode_keys():
         if key not in seen:
             report.mismatches.append(mismatch(key, None, "a planned episode has no record (missing)"))
+
+
+def _prompt_token_counter(run: Run, warnings: list[str]) -> PromptTokens | None:
+    """The embedded model's prompt token counter, for runs on it (None for other servers)."""
+    if run.record.model.endpoint != "embedded":
+        return None
+    try:
+        return PromptTokens()
+    except (ImportError, OSError, KeyError, ValueError) as error:
+        warnings.append(f"prompt tokens not re-derived: the embedded model's tokenizer did not load ({error})")
+        return None
 
 
 def _check_results(run: Run) -> list[MismatchRecord]:
