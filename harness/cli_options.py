@@ -51,6 +51,9 @@ def eval_options(function: Any) -> Any:
                      help="Seconds one game call may take before the worker is ended from outside."),
         click.option("--episode-timeout", "episode_timeout_s", default=None, type=float,
                      help="Wall-clock seconds per episode, enforced from outside [default: 1 h or 30 s a step]."),
+        click.option("--max-episode-bytes", default=2**30, show_default=True,
+                     help="Bytes an episode folder may hold (trace, logs, files); past it the worker is ended "
+                          "from outside and the episode is the scaffold's error (0: no limit)."),
         click.option("--max-consecutive-failures", default=3, show_default=True,
                      help="Infrastructure failures in a row after which no new episode starts (0: never stop)."),
         click.option("--no-progress", is_flag=True, help="No live progress display."),
@@ -71,6 +74,7 @@ def options_from(submission: str, kwargs: dict[str, Any]) -> Any:
         run_id=kwargs["run_id"], runs_dir=kwargs["runs_dir"], resume=kwargs["resume"],
         step_timeout_s=kwargs["step_timeout_s"], model_timeout_s=kwargs["model_timeout_s"],
         env_timeout_s=kwargs["env_timeout_s"], episode_timeout_s=kwargs["episode_timeout_s"],
+        max_episode_bytes=kwargs["max_episode_bytes"],
         max_consecutive_failures=kwargs["max_consecutive_failures"], show_progress=not kwargs["no_progress"],
         observation=kwargs["observation"], instructions=kwargs["instructions"], api_key_env=kwargs["api_key_env"] or None,
     )  # fmt: skip

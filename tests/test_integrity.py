@@ -131,3 +131,54 @@ def test_a_scaffold_cannot_restart_its_game_nor_play_moves_the_trace_does_not_sh
         else:
             assert "disagrees with the game's own log" in str(episode.error)
     assert verify_run(root).verified
+
+
+FILLS_ITS_FOLDER = """
+import time
+from harness.agent import Scaffold, Step
+
+
+class Agent(Scaffold):
+    def step(self, step: Step) -> str:
+        if step.index == 0:  # past the harness's memory, straight into the episode folder (its cwd)
+            with open("big.bin", "wb") as out:
+                out.write(b"x" * 3_000_000)
+        time.sleep(0.5)
+        return step.actions[0]
+"""
+
+
+def test_an_episode_folder_past_its_size_limit_ends_the_episode_as_the_scaffolds_fault(
+        tmp_path: Path, instant_model: ScriptedModelServer) -> None:  # fmt: skip
+    (tmp_path / "one.yaml").write_text("name: one\nenvs:\n  minihack: {tasks: [MazeWalk-9x9], seeds: [0], max_steps: 40}\n")
+    submission = write_submission(tmp_path / "sub", FILLS_ITS_FOLDER)
+    run, results = run_eval(EvalOptions(submission=str(submission), suite=str(tmp_path / "one.yaml"), model=instant_model.url,
+                                        runs_dir=str(tmp_path / "runs"), run_id="big", max_episode_bytes=1_000_000,
+                                        show_progress=False))  # fmt: skip
+    episode = read_run(run.root).episodes()[0]
+    assert episode.status == "errored" and episode.error_kind == "scaffold"
+    assert "passed its limit of 1000000 bytes" in str(episode.error) and 0 < episode.steps < 40
+    assert results.complete  # scored: the scaffold's fault
+
+
+def test_salvage_replaces_a_planted_link_and_never_applies_a_forged_path(tmp_path: Path) -> None:
+    """What a worker leaves is rebuilt on the host: a memory folder that is a link is removed,
+    not followed, and a recorded write outside the memory folder is not applied."""
+    from harness.runs.read import read_steps
+    from harness.runs.salvage import restore_memory
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine\n")
+    folder = tmp_path / "episode"
+    folder.mkdir()
+    (folder / "memory").symlink_to(victim)
+    forged = {"index": 0, "observation": "", "action": "north", "raw_action": "north", "valid": True, "reward": 0.0,
+              "done": False, "progression": 0.0,
+              "memory_ops": [{"op": "append", "path": "../../victim/escaped.txt", "ok": True, "text": "x", "chars_written": 1},
+                             {"op": "append", "path": "notes.md", "ok": True, "text": "fine\n", "chars_written": 5}]}  # fmt: skip
+    (folder / "steps.jsonl").write_text(json.dumps(forged) + "\n")
+    files = restore_memory(folder, read_steps(folder))
+    assert files == {"notes.md": "fine\n"}
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"] and (victim / "keep.txt").read_text() == "mine\n"
+    assert not (folder / "memory").is_symlink() and (folder / "memory" / "notes.md").read_text() == "fine\n"

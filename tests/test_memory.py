@@ -177,3 +177,26 @@ def test_envs_average_each_episodes_ratio_instead_of_pooling_counts() -> None:
     summary = env_summary([episode(1, 1, 10, 5), episode(30, 10, 1000, 0)])
     assert summary["write_to_search_ratio"] == 2.0  # pooled counts would give 31/11
     assert summary["invalid_action_rate"] == 0.25  # pooled would give 5/1010
+
+
+def test_a_refused_write_creates_no_folder(tmp_path: Path) -> None:
+    memory = Memory(tmp_path / "memory", MemoryLimits(max_file_chars=10, max_files=1))
+    for number in range(50):
+        with pytest.raises(MemoryLimitError):
+            memory.append(f"deep/{number}/nested/notes.md", "x" * 11)  # over the size per file
+    memory.append("one.md", "ok")
+    with pytest.raises(MemoryLimitError):
+        memory.write("more/two.md", "ok")  # over the number of files
+    assert sorted(p.relative_to(tmp_path / "memory").as_posix() for p in (tmp_path / "memory").rglob("*")) == ["one.md"]
+
+
+@given(st.text(alphabet="./ab", min_size=1, max_size=12))
+def test_a_rebuild_never_applies_a_path_the_sandbox_would_refuse(path: str) -> None:
+    from harness.memory.replay import final_memory, safe_relative
+    from harness.runs.records import MemoryOpRecord
+
+    op = MemoryOpRecord(op="append", path=path, ok=True, text="x", chars_written=1)
+    rebuilt = final_memory([[op]])
+    relative = safe_relative(path)
+    assert list(rebuilt) == ([relative] if relative else [])
+    assert all(".." not in part.split("/") and not part.startswith("/") for part in rebuilt)

@@ -29,6 +29,7 @@ class EpisodeSpec:
     memory_limits: dict[str, int] = field(default_factory=dict)
     env_timeout_s: float = 300.0  # one game call, enforced from outside
     episode_timeout_s: float = 0.0  # the episode's wall clock, enforced from outside (0: none)
+    max_episode_bytes: int = 2**30  # the episode folder's size, enforced from outside (0: none)
     observation: str = "balrog"  # the text variants the model reads (the suite's)
     instructions: str = "balrog"
 

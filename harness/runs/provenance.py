@@ -19,6 +19,7 @@ RESULT_KEYS = (
     "harness_version",
     "sampling",
     "options.step_timeout_s", "options.model_timeout_s", "options.env_timeout_s", "options.episode_timeout_s",
+    "options.max_episode_bytes",
 )  # fmt: skip
 
 # The chat defaults a scaffold gets when it does not choose (models.client): recorded so a

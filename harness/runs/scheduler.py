@@ -41,10 +41,12 @@ from harness.runs.read import read_episode
 from harness.runs.records import EpisodeRecord
 from harness.runs.salvage import salvaged_episode
 from harness.runs.seal import seal_episode
-from harness.runs.watchdog import Overdue, WatchLimits, overdue
+from harness.runs.watchdog import Overdue, WatchLimits, overdue, oversized
 
 HealthCheck = Callable[[], "str | None"]  # None while healthy, else what failed
 WATCH_INTERVAL_S = 0.5
+SIZE_INTERVAL_S = 5.0  # an episode folder's size is measured this often
+MAX_EVENT_CHARS = 64 * 1024  # a progress event is a short line; longer ones are read in pieces and ignored
 
 
 class Runtime(Protocol):
@@ -98,6 +100,7 @@ class _Running:
     job: EpisodeJob
     started: float  # time.time()
     verdict: Overdue | None = None  # set when the watchdog ends the worker
+    sized: float = 0.0  # when its folder was last measured (time.monotonic())
 
 
 class Scheduler:
@@ -168,6 +171,9 @@ class Scheduler:
             if state.verdict is not None:
                 continue
             verdict = overdue(state.job.limits(), read_phase(state.job.directory), state.started, now)
+            if verdict is None and time.monotonic() - state.sized > SIZE_INTERVAL_S:
+                state.sized = time.monotonic()
+                verdict = oversized(state.job.directory, state.job.spec.max_episode_bytes)
             if verdict is not None:
                 state.verdict = verdict
                 _kill(process)
@@ -200,7 +206,8 @@ class Scheduler:
         steps_seen = 0
         last: dict[str, Any] = {}
         try:
-            for line in process.stdout:
+            # lines are read bounded: scaffold code can print to the same stream
+            for line in iter(lambda: process.stdout.readline(MAX_EVENT_CHARS), ""):
                 try:
                     event = json.loads(line)
                 except json.JSONDecodeError:

@@ -7,13 +7,17 @@ wall-clock cap. The phase says whose fault it was:
 - scaffold code past the step timeout (plus a grace period): the scaffold's (scored);
 - a game call past `env_call_s`: the env's (infrastructure);
 - a model call past the client's own timeout and retries: the model server's (infrastructure);
-- the whole episode past `episode_s`: a limit of the set-up (infrastructure, said loudly).
+- the whole episode past `episode_s`: a limit of the set-up (infrastructure, said loudly);
+- an episode folder past its size limit (the trace, the logs, whatever the worker wrote there):
+  the scaffold's (scored), since only its code writes without bound.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.runs.phase import Phase
 
@@ -62,3 +66,34 @@ def overdue(limits: WatchLimits, phase: Phase | None, started: float, now: float
         return Overdue("model", f"a model call did not return for {age:.0f} s at step {phase.step} (limit "
                                 f"{limits.model_call_s:g} s, the client's timeout and retries); the worker was ended from outside")  # fmt: skip
     return None
+
+
+def folder_bytes(folder: Path, stop_at: int) -> int:
+    """The bytes of the files under `folder` (links not followed); counting stops past `stop_at`."""
+    total, pending = 0, [str(folder)]
+    while pending and total <= stop_at:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                try:
+                    total += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    pass
+    return total
+
+
+def oversized(folder: Path, limit: int) -> Overdue | None:
+    """The verdict on an episode folder past its size limit (0: no limit), or None."""
+    if limit <= 0:
+        return None
+    size = folder_bytes(folder, limit)
+    if size <= limit:
+        return None
+    return Overdue("scaffold", f"the episode folder passed its limit of {limit} bytes (the trace, the logs and any file "
+                               f"written there); the worker was ended from outside (raise --max-episode-bytes if the "
+                               f"limit is too low)")  # fmt: skip

@@ -71,6 +71,8 @@ class ContainerProcess:
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 yield line.decode(errors="replace") + "\n"
+            if len(buffer) > MAX_LOG_BYTES:  # a line with no end (scaffold code printing): not an event
+                buffer = b""
         if buffer:
             yield buffer.decode(errors="replace")
 

@@ -61,6 +61,7 @@ class EvalOptions:
     step_timeout_s: float = 600.0  # the scaffold's own time per call (model calls excluded)
     model_timeout_s: float = 600.0  # one model request (the client retries it a few times)
     env_timeout_s: float = 300.0  # one game call, enforced from outside the worker
+    max_episode_bytes: int = 2**30  # an episode folder's size, enforced from outside (0: none)
     episode_timeout_s: float | None = None  # wall clock per episode (default: 1 h or 30 s a step)
     max_consecutive_failures: int = 3  # infrastructure failures in a row before no new episode starts
     api_key_env: str | None = DEFAULT_API_KEY_ENV  # the variable holding a hosted server's key (its name only is kept)
@@ -192,6 +193,7 @@ def _episode_jobs(run: RunDir, suite: Suite, submission: Submission, model: Mode
                 spec = EpisodeSpec(env=plan.env, task=task, seed=seed, max_steps=plan.max_steps,
                                    episode_dir=str(run.episode_dir(plan.env, task, seed).resolve()),
                                    step_timeout_s=options.step_timeout_s, env_timeout_s=options.env_timeout_s,
+                                   max_episode_bytes=options.max_episode_bytes,
                                    episode_timeout_s=episode_timeout, observation=suite.text.observation,
                                    instructions=suite.text.instructions)  # fmt: skip
                 jobs.append(EpisodeJob(spec, str(submission.directory), model))
