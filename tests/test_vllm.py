@@ -89,7 +89,8 @@ def test_two_adapters_with_one_folder_name_answer_their_own_routines_and_act_sta
     expected = {"base": _greedy_answer(base_model, None)} | {
         f"trial-{n}": _greedy_answer(base_model, adapter) for n, adapter in zip((1, 2), adapters)}  # fmt: skip
     assert len(set(expected.values())) == 3, f"the adapters must change the answer: {expected}"
-    submission = write_submission(tmp_path / "sub", ASKS_EVERY_ROUTINE)
+    submission = write_submission(tmp_path / "sub", ASKS_EVERY_ROUTINE, "name: routines\ndescription: d\nauthors: [t]\n"
+                                  "scaffold: scaffold.py:Agent\nmodel: {uses: []}\n")  # plain text: no tools, no choices
     (tmp_path / "one.yaml").write_text("name: one\nenvs:\n  minihack: {tasks: [MazeWalk-9x9], seeds: [0], max_steps: 2}\n")
     served = set()
     for n, adapter in zip((1, 2), adapters):
