@@ -18,7 +18,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -206,8 +206,7 @@ class Scheduler:
         steps_seen = 0
         last: dict[str, Any] = {}
         try:
-            # lines are read bounded: scaffold code can print to the same stream
-            for line in iter(lambda: process.stdout.readline(MAX_EVENT_CHARS), ""):
+            for line in _event_lines(process.stdout):
                 try:
                     event = json.loads(line)
                 except json.JSONDecodeError:
@@ -248,6 +247,14 @@ class Scheduler:
                 self.stop_reason = (f"{self._consecutive_failures} infrastructure failures in a row, no new episode "
                                     f"launched; the last ({episode.error_kind}): {episode.error}")  # fmt: skip
                 self._stop.set()
+
+
+def _event_lines(stream: Any) -> Iterator[str]:
+    """A worker's progress lines. A file is read in bounded lines (scaffold code can print to the
+    same stream); the containers' and Ray's line iterators bound their lines themselves."""
+    if hasattr(stream, "readline"):
+        return iter(lambda: str(stream.readline(MAX_EVENT_CHARS)), "")
+    return iter(stream)
 
 
 def _log_tail(directory: Path, chars: int = 1500) -> str:
