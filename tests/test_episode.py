@@ -257,7 +257,7 @@ def test_a_game_that_fails_mid_step_leaves_records_that_still_verify(tmp_path: P
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """The failing step's calls and memory writes happened: they are recorded (step unplayed),
     so episode.json, steps.jsonl and the memory folder agree and `harness verify` passes them."""
-    import harness.agent.episode as episode_module
+    import harness.agent.prepare as prepare_module
     from harness.envs import make_env
     from harness.report.verify_episode import check_episode
     from harness.runs.read import read_episode
@@ -280,7 +280,7 @@ def test_a_game_that_fails_mid_step_leaves_records_that_still_verify(tmp_path: P
         def close(self) -> None:
             self.game.close()
 
-    monkeypatch.setattr(episode_module, "make_env", Breaks)
+    monkeypatch.setattr(prepare_module, "make_env", Breaks)
     result = run_episode(_spec(tmp_path, steps=5), NoteTaker, _router(instant_model))
     assert result["status"] == "errored" and result["error_kind"] == "env" and "went away" in result["error"]
     folder = tmp_path / "episode"

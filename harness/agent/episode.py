@@ -14,29 +14,18 @@ episode even if the scaffold catches the exception. Steps already recorded are n
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from harness.agent.api import Reply, Scaffold, Step, Task
 from harness.agent.clock import ScaffoldClock, StepTimeout
-from harness.agent.resume import (
-    STATE_FIELD,
-    Continuation,
-    Tally,
-    continue_or_restart,
-    invalid_action_feedback,
-    keep_steps,
-    read_recorded,
-    tally_of,
-)
-from harness.envs import GameEnv, InvalidActionError, TextVariant, make_env
-from harness.envs.game_process import GameProcess
-from harness.envs.gamelog import GAME_LOG_FILE
+from harness.agent.prepare import EpisodeAborted, PreparedEpisode, prepare_episode
+from harness.agent.resume import STATE_FIELD, Tally, invalid_action_feedback, tally_of
+from harness.envs import InvalidActionError
 from harness.memory import Memory, MemoryLimits, MemoryOp, memory_metrics
 from harness.memory.metrics import tool_call_routines
 from harness.models import ModelRouter, ModelUnavailableError
@@ -46,17 +35,10 @@ from harness.runs.layout import MEMORY_DIR
 from harness.runs.phase import NoPhaseMarker, PhaseMarker
 from harness.runs.prefix import PrefixCache, prompt_units
 from harness.runs.records import EpisodeRecord, validated
-from harness.runs.salvage import earlier_resumes
 from harness.runs.trace import EpisodeTrace
 
 # What scaffold code may raise that is its own failure (StepTimeout and sys.exit included).
 SCAFFOLD_FAILURES = (Exception, StepTimeout, SystemExit)
-
-
-class _EpisodeAborted(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 def resolve_action(answer: object, actions: tuple[str, ...]) -> str | None:
@@ -79,7 +61,7 @@ class _Recorder:
         self.calls: list[dict[str, Any]] = []
         # A failed chat call ends the episode even if the scaffold catches the exception:
         # kind "model" (infrastructure, unscored) or "request" (the scaffold's, scored).
-        self.failure: _EpisodeAborted | None = None
+        self.failure: EpisodeAborted | None = None
         self.overhead_s = 0.0  # time spent here beyond the model's own latency
         self.step_index: int | None = None  # None during reset
 
@@ -106,7 +88,7 @@ class _Recorder:
                 result = self.router.chat(messages, routine, tool_call_prefix=self._tool_call_prefix(), **generation)
         except ModelError as error:
             kind = "model" if isinstance(error, ModelUnavailableError) else "request"
-            self.failure = _EpisodeAborted(kind, str(error))
+            self.failure = EpisodeAborted(kind, str(error))
             call["input"] = {"messages": self.trace.messages.ids_of(messages)}
             self.calls.append({**call, "model": None, "adapter": None, "output": None, "error": str(error),
                                "error_kind": kind, "prompt_tokens": 0, "completion_tokens": 0,
@@ -222,7 +204,7 @@ def run_episode(
             totals["scaffold"] += time.perf_counter() - started_reset
         except SCAFFOLD_FAILURES as failure:
             if recorder.failure is None:
-                raise _EpisodeAborted("scaffold", _describe(failure, "reset")) from failure
+                raise EpisodeAborted("scaffold", _describe(failure, "reset")) from failure
         if recorder.failure is not None:  # reset asked the model and failed
             raise recorder.failure
         last = kept.steps[-1] if kept and kept.steps else None
@@ -267,7 +249,7 @@ def run_episode(
                 if recorder.failure is not None:  # the call's failure, even if the scaffold caught it
                     raise recorder.failure
                 assert scaffold_error is not None
-                raise _EpisodeAborted("scaffold", _describe(scaffold_error, f"step {index}"))
+                raise EpisodeAborted("scaffold", _describe(scaffold_error, f"step {index}"))
             action = resolve_action(answer, task.actions)
             valid = action is not None
             if action is None:
@@ -288,7 +270,7 @@ def run_episode(
                 steps = index + 1
                 what = (f"the env refused its own action {action!r}" if isinstance(failure, InvalidActionError)
                         else f"the game failed at step {index}: {type(failure).__name__}")  # fmt: skip
-                raise _EpisodeAborted("env", f"{what}: {failure}") from failure
+                raise EpisodeAborted("env", f"{what}: {failure}") from failure
             env_time = time.perf_counter() - env_clock
             phase.enter("harness")
             totals["env"] += env_time
@@ -312,7 +294,7 @@ def run_episode(
             if result.done or result.truncated:
                 status = "completed" if result.done else "truncated"
                 break
-    except _EpisodeAborted as aborted:
+    except EpisodeAborted as aborted:
         status, error, error_kind = "errored", str(aborted), aborted.kind
     finally:
         phase.enter("harness")
@@ -343,74 +325,6 @@ def run_episode(
     result_record = validated(EpisodeRecord, result_record)
     trace.finish(result_record)
     return result_record
-
-
-@dataclass
-class PreparedEpisode:
-    """The game of an episode, started, restored to the last recorded step and locked."""
-
-    game: GameEnv | None  # None: it failed to start
-    continuation: Continuation
-    aborted: _EpisodeAborted | None  # the game's failure, if any
-    env_s: float  # the time this took
-
-    def close(self) -> None:
-        if self.game is not None:
-            try:
-                self.game.close()
-            except Exception:
-                pass  # a game that fails to close has nothing left to lose
-
-
-def prepare_episode(spec: EpisodeSpec) -> PreparedEpisode:
-    """Start the game, continue from an earlier attempt's records (agent.resume) and lock the
-    game against resets. The worker does this before it imports the scaffold: nothing the
-    import patches reaches the game, and every step the trace keeps is in this attempt's game log."""
-    started = time.perf_counter()
-    directory = Path(spec.episode_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    recorded = read_recorded(directory)  # an earlier attempt (a killed worker): continued, see agent.resume
-    game, observation, aborted = start_game(spec)
-    try:
-        continuation = continue_or_restart(directory, game, spec.seed, observation, recorded)
-        if game is not None and hasattr(game, "lock"):
-            game.lock()
-    except Exception as failure:  # the game failed while replaying: keep everything, --resume tries again
-        continuation = Continuation(observation, recorded, earlier_resumes(directory))
-        if recorded is not None:
-            keep_steps(directory, recorded)
-        aborted = _EpisodeAborted("env", f"the game failed while replaying the recorded actions: "
-                                         f"{type(failure).__name__}: {failure}")  # fmt: skip
-    if continuation.recorded is None:
-        shutil.rmtree(directory / MEMORY_DIR, ignore_errors=True)  # a rerun starts from nothing
-    return PreparedEpisode(game, continuation, aborted, time.perf_counter() - started)
-
-
-StartedGame = tuple["GameEnv | None", str, "_EpisodeAborted | None"]
-
-
-def start_game(spec: EpisodeSpec) -> StartedGame:
-    """The episode's game, made and reset on its seed in its own process: (game, first
-    observation, None), or the failure. Without an env server address the game is a forked
-    GameProcess keeping its log in the episode folder."""
-    game: GameEnv | None = None
-    try:
-        text = TextVariant(spec.observation, spec.instructions)
-        if spec.env_address:
-            from harness.envs.client import EnvClient
-            game = EnvClient(spec.env_address, spec.task, timeout_s=spec.env_timeout_s, text=text)
-        else:
-            process = GameProcess(spec.env, spec.task, spec.seed, text, str(Path(spec.episode_dir) / GAME_LOG_FILE),
-                                  factory=make_env)  # fmt: skip
-            game = process.client(spec.env_timeout_s)
-        return game, game.reset(spec.seed).text, None
-    except Exception as failure:
-        if game is not None:  # made but not reset: its process must not outlive the episode
-            try:
-                game.close()
-            except Exception:
-                pass
-        return None, "", _EpisodeAborted("env", f"the game failed to start: {type(failure).__name__}: {failure}")
 
 
 def _changed_state(scaffold: Scaffold, last: str | None, into: dict[str, Any]) -> str | None:

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.agent.episode import prepare_episode, run_episode
+from harness.agent.episode import run_episode
+from harness.agent.prepare import prepare_episode
 from harness.agent.submission import load_scaffold_class, read_submission
 from harness.models.router import ModelConfig
 from harness.runs.jobs import EpisodeSpec
