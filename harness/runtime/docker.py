@@ -184,15 +184,31 @@ class DockerRuntime:
                 "submission": "read-only", "capabilities": "none", "memory": self.limits.memory,
                 "cpus": self.limits.cpus, "pids": self.limits.pids}  # fmt: skip
 
-    def sweep(self) -> None:
-        """Remove every container this run started, and its socket folders."""
-        for container in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.run_id}"}):
-            try:
-                container.remove(force=True)
-            except Exception:
-                pass
+    def sweep(self, attempts: int = 5) -> None:
+        """Remove every container this run started, and its socket folders. A container caught
+        while it exits on its own (a killed run's game ends with its agent) can refuse removal
+        for a moment: the sweep tries again until none is left."""
+        for attempt in range(attempts):
+            left = self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.run_id}"})
+            for container in left:
+                try:
+                    container.remove(force=True)
+                except Exception:
+                    pass
+            if not left:
+                break
+            time.sleep(0.2 * (attempt + 1))
         self._relay = None
         shutil.rmtree(self.sockets, ignore_errors=True)
+
+    def _run(self, image: str, command: list[str], name: str, **settings: Any) -> Any:
+        """containers.run under a name of this run; a container an earlier session of the run
+        left under that name (its sweep raced with the container's own exit) is removed first."""
+        try:
+            self.client.containers.get(name).remove(force=True)
+        except Exception:
+            pass  # none there (the usual case), or gone already
+        return self.client.containers.run(image, command, name=name, **settings)
 
     def close(self) -> None:
         self.sweep()
@@ -216,7 +232,7 @@ class DockerRuntime:
         self._routes = {url: str(index) for index, url in enumerate(urls)}
         keys = {KEY_VARIABLE.format(0): api_key(model["api_key_env"])} if key_is_set(model.get("api_key_env")) else {}
         (self.sockets / "control").mkdir(parents=True, exist_ok=True)
-        self._relay = self.client.containers.run(
+        self._relay = self._run(
             self._image("agent"), ["-m", "harness.runtime.relay", "--control", "/sockets/control/relay.sock",
                                    *(f"--route={index}={url}" for url, index in self._routes.items())],
             entrypoint="python", name=f"harness-{self.run_id}-relay", detach=True, network_mode="host",
@@ -251,7 +267,7 @@ class DockerRuntime:
             self._control.listen(f"/sockets/{counter}/{model_sockets[role]}", self._routes[url], name)
         # The game keeps its own log in a folder only its container mounts (the agent's cannot
         # reach it); the host copies it into the episode folder once the agent has exited.
-        env = self.client.containers.run(
+        env = self._run(
             env_image, ["--unix", "/sockets/env.sock", "--episode", f"{episode['task']}:{episode['seed']}",
                         "--game-log", "/game/" + GAME_LOG_FILE, "--observation", episode.get("observation", "balrog"),
                         "--instructions", episode.get("instructions", "balrog"), episode["env"]],
@@ -266,7 +282,7 @@ class DockerRuntime:
                             "specialist_socket": "/" + model_sockets["specialist"] if specialist_url else None}}  # fmt: skip
         # written by rename, never through a link an earlier container may have left there
         atomic_write_json(job_path.with_name("job.container.json"), inside)
-        agent = self.client.containers.run(
+        agent = self._run(
             agent_image, ["/episode/job.container.json"], name=f"{key}-agent", environment={"HOME": "/tmp"},
             volumes={job["submission"]: {"bind": "/submission", "mode": "ro"},
                      episode["episode_dir"]: {"bind": "/episode", "mode": "rw"},
