@@ -82,9 +82,10 @@ def verification_problem(run: RunDir) -> str | None:
     return None
 
 
-def check_verified(runs: list[RunDir]) -> None:
-    """Refuse runs whose verification does not stand for their files, naming each and why."""
-    problems = [f"{run.root}: {problem}" for run in runs if (problem := verification_problem(run))]
+def check_verified(found: dict[Path, str | None]) -> None:
+    """Refuse runs whose verification does not stand for their files (`found`: run folder ->
+    verification_problem), naming each and why."""
+    problems = [f"{root}: {problem}" for root, problem in found.items() if problem]
     if problems:
         raise UnverifiedRunError("only verified runs are published:\n  " + "\n  ".join(problems) +
                                  "\nverify them with `harness verify RUN` (after any change), or pass --allow-unverified "
@@ -168,11 +169,11 @@ def leaderboard_rows(runs: list[RunDir], link_base: Path | None = None, allow_in
     (None: publish every run, as `--allow-unsandboxed`)."""
     if not allow_incomplete:
         check_complete(runs)
+    checked = {run.root: verification_problem(run) for run in runs}  # reads every file once: digests
     if not allow_unverified:
-        check_verified(runs)
+        check_verified(checked)
     if submissions_dir is not None:
         check_sandboxed(runs, submissions_dir)
-    checked = {run.root: verification_problem(run) for run in runs}
     rows = sorted((row_of(run, link_base, "yes" if checked[run.root] is None else f"NO: {checked[run.root]}")
                    for run in runs), key=lambda r: -(r["overall"] or 0.0))  # fmt: skip
     for rank, row in enumerate(rows, 1):

@@ -89,10 +89,16 @@ def find_submission(run: Run, given: Path | None) -> tuple[Path | None, str]:
 
 
 def _model_config(run: Run, url: str) -> ModelConfig:
+    """The run's model set-up pointed at the playback server. The embedded model's specialist
+    was a second server with its own alias; vLLM serves the adapter by its name on one server."""
     model = run.record.model
+    specialist_url = specialist_model = None
+    if model.adapter:
+        embedded = model.endpoint == "embedded"
+        specialist_url = url if embedded else None
+        specialist_model = f"{model.name}+{model.adapter}" if embedded else model.adapter
     return ModelConfig(base_url=url, model=model.name, kind=model.kind or "openai", adapter=model.adapter,
-                       specialist_model=f"{model.name}+{model.adapter}" if model.adapter and model.endpoint == "embedded"
-                       else model.adapter, specialist_url=url if model.adapter and model.endpoint == "embedded" else None,
+                       specialist_model=specialist_model, specialist_url=specialist_url,
                        adapter_routines=tuple(model.adapter_routines), max_retries=0, timeout_s=120.0)  # fmt: skip
 
 
