@@ -39,6 +39,7 @@ MAX_REQUEST_BYTES = 8 * 1024 * 1024  # a long prompt is a few hundred kB
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 UPSTREAM_TIMEOUT_S = 600.0  # as the harness's own model timeout
 CLIENT_TIMEOUT_S = 60.0  # to send a request once connected
+LINGER_S = 2.0  # to let a refused client read its answer before the socket closes
 _HOP_HEADERS = {"host", "connection", "keep-alive", "authorization", "content-length", "transfer-encoding",
                 "proxy-connection", "upgrade", "te", "trailer"}  # fmt: skip
 
@@ -126,6 +127,21 @@ class _Forward(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+        if self.close_connection:
+            self._linger()
+
+    def _linger(self) -> None:
+        """Close after the client has read the answer: closing a socket with an unread request
+        body in it sends a reset, which can reach the client before the error it should read."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(LINGER_S)
+            unread = 0
+            while unread < self.server.limits.max_request_bytes and (chunk := self.connection.recv(65536)):
+                unread += len(chunk)
+        except OSError:
+            pass  # the client left first: nothing is waiting for the answer
 
     def _refuse_endpoint(self) -> None:
         route = self.server.route
