@@ -179,24 +179,25 @@ def _crafter_scene(layout: dict[tuple[int, int], str]) -> str:
         for dy in range(-3, 4):
             world[(px + dx, py + dy)] = layout.get((dx, dy), "grass")
     player.facing = (0, 1)
-    return game._view(game._game)  # type: ignore[attr-defined]
+    return game.step("Noop").observation.long_lived
 
 
-def test_crafter_lists_one_of_each_kind_by_balrogs_leading_axis_rule() -> None:
+def test_crafter_lists_every_kind_once_at_its_fewest_steps_ground_included() -> None:
     text = _crafter_scene({(-4, 1): "tree", (0, -2): "tree", (0, 1): "sand", (3, 3): "stone"})
     lines = text.splitlines()
-    # the tree 1 south and 4 west is kept over the one 2 north: BALROG ranks by the first axis
-    assert lines[:3] == ["You see:", "- tree: 1 step south, 4 steps west", "- stone: 3 steps south, 3 steps east"]
-    assert "You face nothing (south)." in lines  # sand, grass and path read as nothing
+    # BALROG's defaults: ground is listed, the kept tile is the one with the fewest steps in
+    # all (the tree 2 north over the one 5 away), lines in the order the kinds are first met
+    # scanning column by column from the west.
+    assert lines[0] == "You see:"
+    assert lines[1:] == ["- grass 1 step to your west", "- tree 2 steps to your north",
+                         "- sand 1 step to your south", "- stone 6 steps to your south-east", "",
+                         "You face sand at your front."]  # fmt: skip
 
 
-def test_crafter_shows_water_only_at_its_edge() -> None:
-    water = {(dx, dy): "water" for dx in (1, 2, 3) for dy in (-1, 0, 1)}
-    text = _crafter_scene(water)
-    assert "- water: 1 step north, 1 step east" in text
-    inner = _crafter_scene({**{(dx, dy): "water" for dx in range(-4, 5) for dy in range(-3, 4)}, (0, 0): "grass"})
-    assert "water" in inner  # the ring next to the player's grass is an edge
-    assert "You face water (south)." in inner
+def test_crafter_keeps_the_first_tile_met_among_equally_near_ones() -> None:
+    text = _crafter_scene({(2, 0): "stone", (-2, 0): "stone", (0, 3): "water"})
+    assert "- stone 2 steps to your west" in text and "- stone 2 steps to your east" not in text
+    assert "- water 3 steps to your south" in text  # no kind is reduced to its edge
 
 
 # -- instructions and variants ---------------------------------------------------------------

@@ -62,6 +62,14 @@ class Step:
     last_action: str | None  # the action the game played last (None at index 0)
     last_reward: float
     feedback: str | None  # e.g. the notice that the last answer was not a valid action
+    # The observation's short-lived part (status, inventory: BALROG's short-term context), which
+    # `observation` starts with, followed by a newline; "" when the view has no such part.
+    short_lived: str = ""
+
+    @property
+    def long_lived(self) -> str:
+        """The observation without its short-lived part: what a history keeps (BALROG's long-term context)."""
+        return self.observation[len(self.short_lived) + 1 :] if self.short_lived else self.observation
 
 
 class Scaffold:

@@ -184,7 +184,8 @@ def run_episode(
     steps, invalid = len(kept.steps) if kept else 0, tally.invalid
     reward_total, progression = tally.reward_total, tally.progression
     status, error, error_kind = "truncated", None, None
-    final_observation = observation = continuation.observation
+    current = continuation.observation
+    final_observation = observation = current.text
     last_state = json.dumps(kept.state, sort_keys=True) if kept and kept.has_state else None  # stored when it changes
     try:
         if aborted is not None:
@@ -213,7 +214,7 @@ def run_episode(
             status = "completed" if last.done else "truncated"  # type: ignore[union-attr]
         for index in range(steps, 0 if ended else spec.max_steps):
             step_started = time.perf_counter()
-            step = Step(index, observation, task.actions, last_action, last_reward, feedback)
+            step = Step(index, observation, task.actions, last_action, last_reward, feedback, current.short_lived)
             step_clock = time.perf_counter()
             answer: object = None
             scaffold_error: BaseException | None = None
@@ -287,7 +288,8 @@ def run_episode(
                            "harness": round(_remainder(step_started, env_time, model_time, memory_time, scaffold_time), 6)},
             })  # fmt: skip
             steps = index + 1
-            observation = final_observation = result.observation.text
+            current = result.observation
+            observation = final_observation = current.text
             last_action, last_reward = action, result.reward
             if on_step is not None:
                 on_step({"event": "step", "index": index, "progression": progression})

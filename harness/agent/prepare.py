@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.agent.resume import Continuation, continue_or_restart, keep_steps, read_recorded
 from harness.envs import GameEnv, TextVariant, make_env
+from harness.envs.base import Observation
 from harness.envs.game_process import GameProcess
 from harness.envs.gamelog import GAME_LOG_FILE
 from harness.runs.jobs import EpisodeSpec
@@ -71,7 +72,7 @@ def prepare_episode(spec: EpisodeSpec) -> PreparedEpisode:
     return PreparedEpisode(game, continuation, aborted, time.perf_counter() - started)
 
 
-StartedGame = tuple["GameEnv | None", str, "EpisodeAborted | None"]
+StartedGame = tuple["GameEnv | None", Observation, "EpisodeAborted | None"]
 
 
 def start_game(spec: EpisodeSpec) -> StartedGame:
@@ -88,11 +89,11 @@ def start_game(spec: EpisodeSpec) -> StartedGame:
             process = GameProcess(spec.env, spec.task, spec.seed, text, str(Path(spec.episode_dir) / GAME_LOG_FILE),
                                   factory=make_env)  # fmt: skip
             game = process.client(spec.env_timeout_s)
-        return game, game.reset(spec.seed).text, None
+        return game, game.reset(spec.seed), None
     except Exception as failure:
         if game is not None:  # made but not reset: its process must not outlive the episode
             try:
                 game.close()
             except Exception:
                 pass
-        return None, "", EpisodeAborted("env", f"the game failed to start: {type(failure).__name__}: {failure}")
+        return None, Observation(text=""), EpisodeAborted("env", f"the game failed to start: {type(failure).__name__}: {failure}")

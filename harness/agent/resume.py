@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.envs import GameEnv
+from harness.envs.base import Observation
 from harness.memory.metrics import tool_call_routines
 from harness.runs.layout import MEMORY_DIR, MESSAGES_FILE, RESUMES_FILE, STEPS_FILE, read_jsonl
 from harness.runs.read import read_steps
@@ -74,15 +75,15 @@ def read_recorded(directory: Path) -> Recorded | None:
     return recorded
 
 
-def replay_onto(game: GameEnv, observation: str, steps: list[StepRecord]) -> str:
+def replay_onto(game: GameEnv, observation: Observation, steps: list[StepRecord]) -> Observation:
     """Play the recorded actions on `game`, just reset (its first observation given); returns
     the observation after the last one. Raises ReplayDiverged at the first observation that
     differs from the trace."""
     for step in steps:
-        if observation != step.observation:
+        if observation.text != step.observation:
             raise ReplayDiverged(f"the replayed observation before step {step.index} differs from the trace")
         assert step.action is not None
-        observation = game.step(step.action).observation.text
+        observation = game.step(step.action).observation
     return observation
 
 
@@ -163,12 +164,12 @@ def resume_entry(recorded: Recorded, continued: bool, reason: str, started: floa
 class Continuation:
     """How this attempt starts: the observation to play from and what it continues."""
 
-    observation: str
+    observation: Observation
     recorded: Recorded | None  # the kept steps when continuing, else None
     resumes: list[dict[str, Any]]
 
 
-def continue_or_restart(directory: Path, game: GameEnv | None, seed: int, observation: str,
+def continue_or_restart(directory: Path, game: GameEnv | None, seed: int, observation: Observation,
                         recorded: Recorded | None) -> Continuation:  # fmt: skip
     """Decide how an episode starts from what an earlier attempt left in `directory` (the game
     already reset on `seed`, or None when it failed to start: the kept steps are then kept)."""
@@ -186,7 +187,7 @@ def continue_or_restart(directory: Path, game: GameEnv | None, seed: int, observ
             observation = replay_onto(game, observation, recorded.steps)
         except ReplayDiverged as diverged:
             continued, reason = False, f"restarted from step 0: {diverged}"
-            observation = game.reset(seed).text
+            observation = game.reset(seed)
     if continued:
         keep_steps(directory, recorded)
     else:

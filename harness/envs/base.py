@@ -32,11 +32,24 @@ class Observation:
 
     `text` is the model's view; `raw` holds the game's own structures needed to re-render it
     (numpy arrays or plain values; absent when the observation came over the network without
-    them).
+    them). As in BALROG, a view may have a short-lived part (status, inventory: what an agent
+    keeping a history shows for the current step only): then `text` is that part, a newline,
+    and the long-lived part, BALROG's layout of the current observation.
     """
 
     text: str
     raw: dict[str, Any] = field(default_factory=dict)
+    short_lived: str = ""
+
+    @classmethod
+    def of_parts(cls, long_lived: str, short_lived: str, raw: dict[str, Any] | None = None) -> Observation:
+        text = f"{short_lived}\n{long_lived}" if short_lived else long_lived
+        return cls(text=text, raw=raw or {}, short_lived=short_lived)
+
+    @property
+    def long_lived(self) -> str:
+        """The part an agent keeps in its history (the whole text when there is no split)."""
+        return self.text[len(self.short_lived) + 1 :] if self.short_lived else self.text
 
 
 @dataclass

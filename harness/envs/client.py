@@ -19,6 +19,13 @@ from harness.envs.base import (
 from harness.envs.wire import wait_readable
 
 
+def observation_from_json(data: dict[str, Any]) -> Observation:
+    text, short_lived = str(data["text"]), str(data.get("short_lived") or "")
+    if short_lived and not text.startswith(short_lived + "\n"):
+        raise EnvError("the env server sent an observation whose short-lived part does not start its text")
+    return Observation(text=text, short_lived=short_lived)
+
+
 def parse_address(address: str) -> tuple[str, int]:
     """'host:port' -> (host, port)."""
     host, _, port = address.rpartition(":")
@@ -86,13 +93,13 @@ class EnvClient:
 
     def reset(self, seed: int) -> Observation:
         reply = self._request({"op": "reset", "seed": int(seed)})
-        return Observation(text=reply["observation"]["text"])
+        return observation_from_json(reply["observation"])
 
     def step(self, action: str) -> StepResult:
         check_action(self.spec, action)
         result = self._request({"op": "step", "action": action})["result"]
         return StepResult(
-            observation=Observation(text=result["observation"]["text"]),
+            observation=observation_from_json(result["observation"]),
             reward=float(result["reward"]),
             done=bool(result["done"]),
             truncated=bool(result["truncated"]),

@@ -24,8 +24,8 @@ from harness.envs.base import (
     TextVariant,
     check_action,
 )
+from harness.envs.crafter_text import balrog_parts, kind_names, local_materials, rich_view
 from harness.envs.progression import CRAFTER_ACHIEVEMENTS, crafter_progression
-from harness.envs.spatial import step_offsets
 
 # Readable name -> crafter's internal action name (index order is crafter's own).
 ACTION_NAMES: dict[str, str] = {
@@ -104,10 +104,6 @@ def instructions(text: TextVariant) -> str:
     return standard + TIPS if text.instructions == "tips" else standard
 
 
-# Map area the player sees (crafter's local view: 9 wide, 7 high around the player).
-_VIEW_HALF_WIDTH, _VIEW_HALF_HEIGHT = 4, 3
-
-
 class _InsertionOrderedSet(dict[Any, None]):
     """A set that iterates in insertion order (crafter's chunks used `set`: order by id())."""
 
@@ -152,128 +148,18 @@ class _DeterministicCrafter(crafter.Env):  # type: ignore[misc]
         return None  # the text observation is built from the world; pixels only on render()
 
 
-_UNSHOWN = {"grass", "sand", "path", None}  # ground BALROG leaves out of the list
-_FACING_WORDS = {(-1, 0): "west", (1, 0): "east", (0, -1): "north", (0, 1): "south"}
-_VITALS = ("health", "food", "drink", "energy")
-
-
-def _seen(world: Any, x: int, y: int) -> str | None:
-    """What the player sees on one tile: the creature or object there, else the ground."""
-    material, obj = world[(x, y)]
-    return type(obj).__name__.lower() if obj is not None else material
-
-
-def _steps(count: int, direction: str) -> str:
-    return f"{count} step{'s' if count > 1 else ''} {direction}"
-
-
-def _balrog_view(env: _DeterministicCrafter) -> str:
-    """The standard view: the same information as BALROG's Crafter text.
-
-    Its rules: the 9x7 local view, one entry per kind of thing (ground left out; water only
-    at its edge within the view), placed by its north/south then west/east steps; the entry
-    kept per kind is the first, in column-by-column order, with the fewest steps on its
-    leading axis (north/south, or west/east when on the player's row), as BALROG keeps it.
-    Then what the player faces, the vitals and the inventory.
-    """
-    world, player = env._world, env._player
-    px, py = (int(v) for v in player.pos)
-    grid = [[_seen(world, px + dx, py + dy) for dy in range(-_VIEW_HALF_HEIGHT, _VIEW_HALF_HEIGHT + 1)]
-            for dx in range(-_VIEW_HALF_WIDTH, _VIEW_HALF_WIDTH + 1)]  # fmt: skip
-    width, height = len(grid), len(grid[0])
-
-    def water_edge(i: int, j: int) -> bool:
-        around = ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1))
-        return any(0 <= a < width and 0 <= b < height and grid[a][b] != "water" for a, b in around)
-
-    kept: dict[str, tuple[int, int, int]] = {}  # name -> (leading steps, dx, dy)
-    for i in range(width):
-        for j in range(height):
-            name = grid[i][j]
-            dx, dy = i - _VIEW_HALF_WIDTH, j - _VIEW_HALF_HEIGHT
-            if name in _UNSHOWN or (dx, dy) == (0, 0) or (name == "water" and not water_edge(i, j)):
-                continue
-            assert name is not None
-            leading = abs(dy) if dy else abs(dx)
-            if name not in kept or leading < kept[name][0]:
-                kept[name] = (leading, dx, dy)
-    lines = []
-    if player.sleeping:
-        lines.append("You are asleep: your actions do nothing until your energy is full.")
-    elif player.health <= 0:
-        lines.append("You are dead.")
-    if kept:
-        lines.append("You see:")
-        for name, (_, dx, dy) in kept.items():
-            parts = ([_steps(abs(dy), "north" if dy < 0 else "south")] if dy else []) + (
-                [_steps(abs(dx), "west" if dx < 0 else "east")] if dx else [])
-            lines.append(f"- {name}: {', '.join(parts)}")
-    else:
-        lines.append("You see nothing around you.")
-    fx, fy = int(player.facing[0]), int(player.facing[1])
-    facing = _seen(world, px + fx, py + fy)
-    lines.append(f"You face {'nothing' if facing in _UNSHOWN else facing} ({_FACING_WORDS[(fx, fy)]}).")
-    inventory = player.inventory
-    lines.append("Vitals:")
-    lines.extend(f"- {name}: {inventory[name]}/9" for name in _VITALS)
-    items = [f"- {name}: {count}" for name, count in inventory.items() if name not in _VITALS and count]
-    lines.extend(["Inventory:", *items] if items else ["Inventory: empty"])
-    return "\n".join(lines)
-
-
-def _rich_view(env: _DeterministicCrafter) -> str:
-    """The "rich" view: nearest tile of every ground and creature kind, exact offsets, night."""
-    world, player = env._world, env._player
-    px, py = (int(v) for v in player.pos)
-    nearest: dict[str, tuple[int, int, int]] = {}
-    for dx in range(-_VIEW_HALF_WIDTH, _VIEW_HALF_WIDTH + 1):
-        for dy in range(-_VIEW_HALF_HEIGHT, _VIEW_HALF_HEIGHT + 1):
-            material, obj = world[(px + dx, py + dy)]
-            for thing in (material, type(obj).__name__.lower() if obj is not None else None):
-                if thing is None or thing == "player" or (dx == 0 and dy == 0):
-                    continue
-                steps = abs(dx) + abs(dy)
-                if thing not in nearest or steps < nearest[thing][0]:
-                    nearest[thing] = (steps, dx, dy)
-    lines = ["You see:"]
-    for thing, (steps, dx, dy) in sorted(nearest.items(), key=lambda item: (item[1][0], item[0])):
-        lines.append(f"- {thing}: {step_offsets(dx, dy)} ({steps} step{'s' if steps > 1 else ''})")
-    if len(lines) == 1:
-        lines.append("- nothing but darkness")
-    fx, fy = int(player.facing[0]), int(player.facing[1])
-    facing = _seen(world, px + fx, py + fy)
-    lines.append(f"You face {facing or 'the edge of the world'} ({_FACING_WORDS[(fx, fy)]}).")
-    inventory = player.inventory
-    lines.append("Vitals: " + ", ".join(f"{name} {inventory[name]}/9" for name in _VITALS))
-    items = [f"{name.replace('_', ' ')} {count}" for name, count in inventory.items()
-             if name not in _VITALS and count > 0]  # fmt: skip
-    lines.append("Inventory: " + (", ".join(items) if items else "empty"))
-    if world.daylight < 0.35:
-        lines.append("It is night: zombies are more frequent and you see less.")
-    if player.sleeping:
-        lines.append("You are sleeping.")
-    return "\n".join(lines)
-
-
-def _raw(env: _DeterministicCrafter) -> dict[str, Any]:
-    """The game state behind the text: local materials, position, facing, inventory, light."""
-    world, player = env._world, env._player
-    px, py = (int(v) for v in player.pos)
-    local = np.zeros((2 * _VIEW_HALF_WIDTH + 1, 2 * _VIEW_HALF_HEIGHT + 1), dtype=np.int16)
-    for dx in range(-_VIEW_HALF_WIDTH, _VIEW_HALF_WIDTH + 1):
-        for dy in range(-_VIEW_HALF_HEIGHT, _VIEW_HALF_HEIGHT + 1):
-            material, _ = world[(px + dx, py + dy)]
-            local[dx + _VIEW_HALF_WIDTH, dy + _VIEW_HALF_HEIGHT] = world._mat_ids.get(material, 0)
-    return {
-        "local_materials": local,
-        "position": (px, py),
-        "facing": (int(player.facing[0]), int(player.facing[1])),
-        "inventory": dict(player.inventory),
-        "daylight": float(world.daylight),
+def _observation(game: _DeterministicCrafter, text: TextVariant, names: dict[int, str]) -> Observation:
+    raw = {
+        "local_materials": local_materials(game),
+        "position": (int(game._player.pos[0]), int(game._player.pos[1])),
+        "facing": (int(game._player.facing[0]), int(game._player.facing[1])),
+        "inventory": dict(game._player.inventory),
+        "daylight": float(game._world.daylight),
     }
-
-
-_VIEWS = {"balrog": _balrog_view, "rich": _rich_view}
+    if text.observation == "rich":
+        return Observation(text=rich_view(game), raw=raw)
+    long_lived, short_lived = balrog_parts(game, names)
+    return Observation.of_parts(long_lived, short_lived, raw)
 
 
 class CrafterEnv:
@@ -283,7 +169,6 @@ class CrafterEnv:
         if task != "crafter":
             raise ValueError(f"crafter has one task, 'crafter'; got {task!r}")
         self.text = text
-        self._view = _VIEWS[text.observation]
         self.spec = TaskSpec(
             env="crafter",
             name="crafter",
@@ -294,15 +179,17 @@ class CrafterEnv:
         self._length = length
         self._game: _DeterministicCrafter | None = None
         self._unlocked: set[str] = set()
+        self._names: dict[int, str] = {}
 
     def reset(self, seed: int) -> Observation:
         # A fresh game per episode: crafter derives each reset's world from an episode counter.
         self._game = _DeterministicCrafter(seed=int(seed))
         self._game._length = self._length
         self._game.reset()
+        self._names = kind_names(self._game)
         self._game.step(_ACTION_INDEX["Noop"])  # BALROG's reset plays one Noop: the same start
         self._unlocked = set()
-        return Observation(text=self._view(self._game), raw=_raw(self._game))
+        return _observation(self._game, self.text, self._names)
 
     def step(self, action: str) -> StepResult:
         check_action(self.spec, action)
@@ -314,12 +201,12 @@ class CrafterEnv:
             if count > 0 and name not in self._unlocked
         }  # fmt: skip
         self._unlocked |= newly
-        text, raw = self._view(self._game), _raw(self._game)
+        observation = _observation(self._game, self.text, self._names)
         dead = self._game._player.health <= 0
         if newly and self.text.observation == "rich":
-            text = "Achievement unlocked: " + ", ".join(sorted(newly)) + "\n" + text
+            observation.text = "Achievement unlocked: " + ", ".join(sorted(newly)) + "\n" + observation.text
         return StepResult(
-            observation=Observation(text=text, raw=raw),
+            observation=observation,
             reward=float(reward),
             done=bool(dead),
             truncated=bool(done and not dead),

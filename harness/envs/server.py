@@ -30,16 +30,21 @@ from pathlib import Path
 from typing import Any
 
 from harness.envs import make_env, tasks_of
-from harness.envs.base import STANDARD_TEXT, GameEnv, InvalidActionError, StepResult, TextVariant
+from harness.envs.base import STANDARD_TEXT, GameEnv, InvalidActionError, Observation, StepResult, TextVariant
 from harness.envs.gamelog import GameLog
 from harness.envs.wire import wait_readable
 
 PROTOCOL_VERSION = 1
 
 
+def observation_to_json(observation: Observation) -> dict[str, str]:
+    """The observation's text, and its short-lived part when it has one."""
+    return {"text": observation.text, **({"short_lived": observation.short_lived} if observation.short_lived else {})}
+
+
 def step_result_to_json(result: StepResult) -> dict[str, Any]:
     return {
-        "observation": {"text": result.observation.text},
+        "observation": observation_to_json(result.observation),
         "reward": result.reward,
         "done": result.done,
         "truncated": result.truncated,
@@ -83,7 +88,7 @@ class GameSession:
                     self.log.step(action, result)
                 return {"ok": True, "result": step_result_to_json(result)}, True
             if op == "reset":
-                return {"ok": True, "observation": {"text": self._reset(int(request["seed"]))}}, True
+                return {"ok": True, "observation": observation_to_json(self._reset(int(request["seed"])))}, True
             if op == "make":
                 self._make(request.get("task"), TextVariant(**request.get("text") or {}))
                 assert self.game is not None
@@ -118,16 +123,16 @@ class GameSession:
         extra = {} if text.is_standard else {"text": text}
         self.game = self.service.factory(self.service.env_name, task, **extra)
 
-    def _reset(self, seed: int) -> str:
+    def _reset(self, seed: int) -> Observation:
         binding = self.service.binding
         if self.locked:
             raise PermissionError("this session is locked: the game cannot be reset once the scaffold runs")
         if binding is not None and seed != binding.seed:
             raise PermissionError(f"this env server plays seed {binding.seed}, not {seed}")
-        text = self._game().reset(seed).text
+        observation = self._game().reset(seed)
         if self.log is not None and binding is not None:
-            self.log.reset(self.service.env_name, binding.task, seed, binding.text, text)
-        return text
+            self.log.reset(self.service.env_name, binding.task, seed, binding.text, observation.text)
+        return observation
 
     def _game(self) -> GameEnv:
         if self.game is None:
