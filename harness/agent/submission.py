@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from harness.agent.answers import ANSWER_RULES
 from harness.agent.api import Scaffold
 from harness.models.features import FEATURES
 from harness.models.router import check_routine
@@ -57,6 +58,7 @@ class Submission:
     scaffold_class: str
     model: ModelSpec = field(default_factory=ModelSpec)
     extra: dict[str, Any] = field(default_factory=dict)  # other keys, e.g. `parent`
+    answers: str = "forgiving"  # how the harness reads the scaffold's answer (agent.episode.resolve_action)
 
     @property
     def content_hash(self) -> str:
@@ -126,9 +128,13 @@ def read_submission(directory: str | Path) -> Submission:
     model = ModelSpec()
     if data.get("model") is not None:
         model = _read_model(data["model"], directory, config_path, _line_of(node, "model"))
-    extra = {k: v for k, v in data.items() if k not in (*REQUIRED_FIELDS, "model")}
+    answers = data.get("answers", "forgiving")
+    if answers not in ANSWER_RULES:
+        raise SubmissionError(config_path, _line_of(node, "answers"), f"answers: {answers!r} is not one of {', '.join(ANSWER_RULES)}",
+                              "leave it out (forgiving: trimmed, any letter case) or write `answers: exact`")  # fmt: skip
+    extra = {k: v for k, v in data.items() if k not in (*REQUIRED_FIELDS, "model", "answers")}
     return Submission(directory, str(data["name"]), str(data["description"]), authors,
-                      file_name, class_name, model, extra)  # fmt: skip
+                      file_name, class_name, model, extra, answers)  # fmt: skip
 
 
 def _read_model(raw: Any, directory: Path, config_path: Path, line: int | None) -> ModelSpec:

@@ -57,7 +57,8 @@ class GameLog:
     def step(self, action: str, result: StepResult) -> None:
         self._write({"event": "step", "index": self._steps, "action": action, "reward": result.reward,
                      "done": bool(result.done), "truncated": bool(result.truncated),
-                     "progression": result.progression, "digest": observation_digest(result.observation.text)})  # fmt: skip
+                     "progression": result.progression, "digest": observation_digest(result.observation.text),
+                     **({"solved": bool(result.info["solved"])} if "solved" in result.info else {})})  # fmt: skip
         self._steps += 1
 
     def close(self) -> None:

@@ -100,7 +100,7 @@ def _load_levels(directory: Path) -> list[str]:
 
 
 class MiniHackEnv(NLEGameEnv):
-    """One MiniHack task; progression 1 when solved, else 0."""
+    """One MiniHack task; progression BALROG's (1 once a step pays at least 1), `solved` apart."""
 
     def __init__(self, task: str, text: TextVariant = STANDARD_TEXT) -> None:
         if task not in TASKS:
@@ -136,11 +136,17 @@ class MiniHackEnv(NLEGameEnv):
             self._env._levels = [self._boxoban_levels[index]]
 
     def _start_episode(self, observation: dict[str, np.ndarray]) -> None:
-        self._solved = False
+        self._solved = self._paid = False
 
     def _update_progression(
-        self, observation: dict[str, np.ndarray], done: bool, info: dict[str, Any]
+        self, observation: dict[str, np.ndarray], done: bool, info: dict[str, Any], reward: float
     ) -> float:
-        # Read end_status, not the flags: MiniHack's timeout also comes back as terminated.
+        # Solved: read end_status, not the flags (MiniHack's timeout also comes back as
+        # terminated). Progression is BALROG's rule, a step paying at least 1: a maze solved on a
+        # step that also paid a --More-- page's penalty (0.99) is solved with progression 0.
         self._solved = self._solved or int(info.get("end_status", 0)) == _TASK_SUCCESSFUL
-        return minihack_progression(self._solved)
+        self._paid = self._paid or reward >= 1.0
+        return minihack_progression(self._paid)
+
+    def _task_info(self) -> dict[str, Any]:
+        return {"solved": self._solved}

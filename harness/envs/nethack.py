@@ -87,7 +87,7 @@ class NetHackEnv(NLEGameEnv):
         self._progression = 0.0
 
     def _update_progression(
-        self, observation: dict[str, np.ndarray], done: bool, info: dict[str, Any]
+        self, observation: dict[str, np.ndarray], done: bool, info: dict[str, Any], reward: float
     ) -> float:
         blstats = observation["blstats"]
         # After death NLE zeroes blstats: only read them while the game is running.

@@ -97,9 +97,14 @@ class NLEGameEnv(abc.ABC):
 
     @abc.abstractmethod
     def _update_progression(
-        self, observation: dict[str, np.ndarray], done: bool, info: dict[str, Any]
+        self, observation: dict[str, np.ndarray], done: bool, info: dict[str, Any], reward: float
     ) -> float:
-        """Record this step's game state and return progression so far (monotone)."""
+        """Record this step's game state and reward (its --More-- pages' included) and return
+        progression so far (monotone)."""
+
+    def _task_info(self) -> dict[str, Any]:
+        """Facts of the task to report with each step (e.g. MiniHack's `solved`)."""
+        return {}
 
     def _truncated(self, observation: dict[str, np.ndarray]) -> bool:
         """An extra stopping rule of the task (beyond the game's own)."""
@@ -116,7 +121,7 @@ class NLEGameEnv(abc.ABC):
         self._observation = copy_observation(observation)
         self._start_episode(self._observation)
         message = terminal_message(self._observation["tty_chars"])
-        return Observation(text=self._view(self._observation, message), raw=self._observation)
+        return self._observed(message)
 
     def step(self, action: str) -> StepResult:
         check_action(self.spec, action)
@@ -142,11 +147,11 @@ class NLEGameEnv(abc.ABC):
             # NLE zeroes the arrays at game end; keep the last living view for the text.
             observation = {**self._observation, "message": observation["message"]}
         self._observation = copy_observation(observation)
-        progression = self._update_progression(self._observation, bool(done), info)
+        progression = self._update_progression(self._observation, bool(done), info, total_reward)
         truncated = bool(truncated) or aborted or self._truncated(self._observation)
         done = bool(done) and not aborted
         return StepResult(
-            observation=Observation(text=self._view(self._observation, message), raw=self._observation),
+            observation=self._observed(message),
             reward=total_reward,
             done=bool(done),
             truncated=truncated and not done,
@@ -155,8 +160,14 @@ class NLEGameEnv(abc.ABC):
                 "end_status": int(info.get("end_status", 0)),
                 "more_pages": pages,
                 "game_time": int(self._observation["blstats"][nh.NLE_BL_TIME]),
+                **self._task_info(),
             },
         )
+
+    def _observed(self, message: str) -> Observation:
+        observation = self._view(self._observation, message)
+        observation.raw = self._observation
+        return observation
 
     def close(self) -> None:
         self._env.close()

@@ -13,7 +13,10 @@ What the model reads about the map (the rules of BALROG's `nle_language_obsv`, i
   then the diagonal: "eastnortheast" is 3 east and 1 north).
 - Order: farthest first, then clockwise from north; one line per (name, distance), its
   directions in order of first appearance; a name seen more than once in one direction gets
-  a line of its own under its plural.
+  a line of its own under its plural (where the plural is the name itself, BALROG prints
+  that line twice and no line for the single places: reproduced).
+- Names and plurals: BALROG's, read from its compiled code as data
+  (data/balrog/nle_glyph_names.json), so that its spellings and plural forms are kept.
 
 The message is read from the terminal as BALROG reads it (whole menus and text windows down
 to their "--More--", "(end)" or "(n of m)" row), and the cursor is described as there.
@@ -21,9 +24,10 @@ to their "--More--", "(end)" or "(n of m)" row), and the cursor is described as 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
-import nle.nethack as nh
 import numpy as np
 
 MAP_WIDTH, MAP_HEIGHT = 79, 21
@@ -42,147 +46,18 @@ _RANK = {
     )
 }
 
-# Map symbols (NetHack's defsyms order), named for the model. Orientation is kept where the
-# game draws one feature with several symbols (walls, doors, drawbridges).
-_WALLS = (
-    "vertical wall", "horizontal wall", "northwest corner", "northeast corner",
-    "southwest corner", "southeast corner", "crossing wall", "T-wall up", "T-wall down",
-    "T-wall west", "T-wall east",
-)  # fmt: skip
-_TERRAIN = (
-    "dark area", *_WALLS, "doorway", "vertical open door", "horizontal open door",
-    "vertical closed door", "horizontal closed door", "iron bars", "tree", "floor", "dark floor",
-    "corridor", "lit corridor", "staircase up", "staircase down", "ladder up", "ladder down",
-    "altar", "grave", "throne", "sink", "fountain", "pool", "ice", "lava",
-    "vertical lowered drawbridge", "horizontal lowered drawbridge",
-    "vertical raised drawbridge", "horizontal raised drawbridge", "air", "cloud", "water",
-)  # fmt: skip
-_EFFECTS = (
-    "vertical beam", "horizontal beam", "left slant beam", "right slant beam", "digging beam",
-    "camera flash", "boomerang", "boomerang", "magic shield", "magic shield", "magic shield",
-    "magic shield", "poison cloud", "valid position",
-)  # fmt: skip
-_PLACES = ("top left", "top center", "top right", "middle left", "middle right",
-           "bottom left", "bottom center", "bottom right")  # fmt: skip
-_FLOORS = {"floor", "dark floor", "corridor", "lit corridor"}
-_WHOLE_MAP_TERRAIN = {
-    "vertical closed door", "horizontal closed door", "iron bars", "tree", "staircase up",
-    "staircase down", "ladder up", "ladder down", "altar", "grave", "throne", "sink",
-    "fountain", "pool", "ice", "lava", "vertical raised drawbridge", "horizontal raised drawbridge",
-}  # fmt: skip
-_ENDS_RAY = {"dark area", *_WALLS}
-# NetHack's warning levels (drawing.c), weakest first.
-_WARNINGS = ("worry", "concern", "anxiety", "disquiet", "alarm", "dread")
-_APPEARANCE_SUFFIX = {
-    nh.RING_CLASS: "ring", nh.POTION_CLASS: "potion", nh.SPBOOK_CLASS: "spellbook",
-    nh.WAND_CLASS: "wand",
-}  # fmt: skip
-
-
-def _cmap_name(index: int) -> str:
-    trap_offset = len(_TERRAIN)
-    if index < trap_offset:
-        return _TERRAIN[index]
-    effects_offset = trap_offset + 23  # arrow trap .. vibrating square
-    if index < effects_offset:
-        name = nh.symdef.from_idx(index).explanation
-        return "anti magic trap" if name == "anti-magic field" else name
-    if index < effects_offset + len(_EFFECTS):
-        return _EFFECTS[index - effects_offset]
-    return "swallow " + _PLACES[(index - effects_offset - len(_EFFECTS)) % len(_PLACES)]
-
-
-def _object_name(glyph: int) -> str:
-    """What the player sees of an object: its appearance where the game shuffles them."""
-    index = nh.glyph_to_obj(glyph)
-    obj = nh.objclass(index)
-    name, appearance = nh.OBJ_NAME(obj) or "", nh.OBJ_DESCR(obj) or ""
-    kind = ord(obj.oc_class)
-    if kind in _APPEARANCE_SUFFIX:
-        return f"{appearance} {_APPEARANCE_SUFFIX[kind]}"
-    if kind == nh.SCROLL_CLASS:
-        return f"scroll labeled {appearance}"
-    if kind == nh.AMULET_CLASS:
-        return appearance if "Amulet" in appearance else f"{appearance} amulet"
-    if kind in (nh.ARMOR_CLASS, nh.TOOL_CLASS):
-        return appearance or name
-    if kind == nh.FOOD_CLASS:
-        return name + appearance
-    if kind == nh.GEM_CLASS:
-        return name if appearance in name else f"{appearance} {name}"
-    if kind == nh.VENOM_CLASS:
-        return f"splash of {name}"
-    return name
-
-
-def _monster(glyph: int) -> str:
-    return str(nh.permonst(nh.glyph_to_mon(glyph)).mname)
-
-
-def _whole_map_name(glyph: int) -> str:
-    """The name a glyph has in the whole-map list ('' when only rays name it, or never)."""
-    if glyph >= nh.GLYPH_STATUE_OFF:
-        return str(nh.permonst(glyph - nh.GLYPH_STATUE_OFF).mname) + " statue"
-    if glyph >= nh.GLYPH_WARNING_OFF:
-        return "unknown creature causing you " + _WARNINGS[glyph - nh.GLYPH_WARNING_OFF]
-    if glyph >= nh.GLYPH_SWALLOW_OFF:
-        return "swallow " + _PLACES[(glyph - nh.GLYPH_SWALLOW_OFF) % len(_PLACES)]
-    if glyph >= nh.GLYPH_ZAP_OFF:
-        beams = ("horizontal zap beam", "vertical zap beam", "left slant zap beam", "right slant zap beam")
-        return beams[(glyph - nh.GLYPH_ZAP_OFF) % len(beams)]
-    if glyph >= nh.GLYPH_EXPLODE_OFF:
-        places = (*_PLACES[:4], "middle center", *_PLACES[4:])
-        return "explosion " + places[(glyph - nh.GLYPH_EXPLODE_OFF) % len(places)]
-    if glyph >= nh.GLYPH_CMAP_OFF:
-        name = _cmap_name(glyph - nh.GLYPH_CMAP_OFF)
-        return name if name in _WHOLE_MAP_TERRAIN else ""
-    if glyph >= nh.GLYPH_OBJ_OFF:
-        return _object_name(glyph)
-    if glyph >= nh.GLYPH_RIDDEN_OFF:
-        return "ridden " + _monster(glyph)
-    if glyph >= nh.GLYPH_BODY_OFF:
-        return str(nh.permonst(glyph - nh.GLYPH_BODY_OFF).mname) + " corpse"
-    if glyph >= nh.GLYPH_DETECT_OFF:
-        return "detected " + _monster(glyph)
-    if glyph >= nh.GLYPH_INVIS_OFF:
-        return "invisible creature"
-    if glyph >= nh.GLYPH_PET_OFF:
-        return "tame " + _monster(glyph)
-    return _monster(glyph)
-
-
-def _ray_name(glyph: int) -> str:
-    """The name a glyph has along the rays: terrain that is neither floor nor whole-map."""
-    if not nh.GLYPH_CMAP_OFF <= glyph < nh.GLYPH_EXPLODE_OFF:
-        return ""
-    name = _cmap_name(glyph - nh.GLYPH_CMAP_OFF)
-    return "" if name in _FLOORS or name in _WHOLE_MAP_TERRAIN else name
-
-
-WHOLE_MAP_NAMES = [_whole_map_name(glyph) for glyph in range(nh.MAX_GLYPH)]
-RAY_NAMES = [_ray_name(glyph) for glyph in range(nh.MAX_GLYPH)]
+# BALROG's names and plurals of every glyph, and which glyphs end a ray: data read from
+# BALROG's compiled code (data/balrog/README.md), its spellings and plural forms as they are.
+_NAMES = json.loads((Path(__file__).parent / "data" / "balrog" / "nle_glyph_names.json").read_text())
+WHOLE_MAP_NAMES: list[str] = _NAMES["whole"]
+RAY_NAMES: list[str] = _NAMES["ray"]
+_ENDS_RAY = np.array(_NAMES["ends_ray"], dtype=bool)
 _NAMED_WHOLE_MAP = np.array([bool(name) for name in WHOLE_MAP_NAMES])
-
-
-def pluralize(noun: str) -> str:
-    """English plural of a thing's name; for 'X of Y', 'X labeled Y', 'X causing Y' the head X."""
-    for joint in (" of ", " labeled ", " causing "):
-        head, found, tail = noun.partition(joint)
-        if found and head:
-            return pluralize(head) + found + tail
-    if noun in ("ice", "lava", "water", "air", "cloud"):
-        return f"areas of {noun}"
-    if noun.endswith(("boots", "shoes", "scales", "lenses", "bars")):
-        return noun  # already plural
-    if len(noun) > 1 and noun.endswith("y") and noun[-2] not in "aeiou":
-        return noun[:-1] + "ies"
-    if noun.endswith(("z", "x", "ch", "sh", "ss", "s")):
-        return noun + "es"
-    if noun.endswith("ff"):
-        return noun[:-2] + "ves"
-    if noun.endswith("f"):
-        return noun[:-1] + "ves"
-    return noun + "s"
+PLURALS: dict[str, str] = {
+    name: plural
+    for names, plurals in ((WHOLE_MAP_NAMES, _NAMES["whole_plural"]), (RAY_NAMES, _NAMES["ray_plural"]))
+    for name, plural in zip(names, plurals) if name
+}  # fmt: skip
 
 
 def distance_word(dx: int, dy: int) -> str:
@@ -234,10 +109,13 @@ def describe(things: list[tuple[str, int, int]]) -> list[str]:
         counts = Counter(directions)
         once = [d for d in dict.fromkeys(directions) if counts[d] == 1]
         several = [d for d in dict.fromkeys(directions) if counts[d] > 1]
+        plural = PLURALS.get(name, name)
+        if once and several and plural == name:
+            once = several  # BALROG's quirk: one name for both lines, the repeated places twice
         if once:
             lines.append(f"{name} {distance} {joined(once)}")
         if several:
-            lines.append(f"{pluralize(name)} {distance} {joined(several)}")
+            lines.append(f"{plural} {distance} {joined(several)}")
     return lines
 
 
@@ -256,10 +134,11 @@ def language_view(glyphs: np.ndarray, player_x: int, player_y: int) -> str:
             x, y = player_x + step_x * offset, player_y + step_y * offset
             if not (0 <= x < MAP_WIDTH and 0 <= y < MAP_HEIGHT):
                 break
-            name = RAY_NAMES[int(glyphs[y, x])]
+            glyph = int(glyphs[y, x])
+            name = RAY_NAMES[glyph]
             if name:
                 things.append((name, x - player_x, y - player_y))
-                if name in _ENDS_RAY:
+                if _ENDS_RAY[glyph]:
                     break
     return "\n".join(describe(things))
 
@@ -309,4 +188,4 @@ def cursor_text(glyphs: np.ndarray, player_x: int, player_y: int, tty_cursor: np
     if (x, y) == (player_x, player_y):
         return f"Yourself a {name}"
     dx, dy = x - player_x, y - player_y
-    return f"{distance_word(dx, dy)} {direction_word(dx, dy)} {name}".rstrip()
+    return f"{distance_word(dx, dy)} {direction_word(dx, dy)} {name}"  # a trailing space when unnamed, as BALROG

@@ -18,6 +18,7 @@ from typing import Any
 import nle.nethack as nh
 import numpy as np
 
+from harness.envs.base import Observation
 from harness.envs.nle_language import cursor_text, distance_word, language_view
 from harness.envs.spatial import compass_direction
 
@@ -166,25 +167,24 @@ def terminal_rows(tty_chars: np.ndarray) -> str:
     return "\n".join(_screen_rows(tty_chars, 1, tty_chars.shape[0]))
 
 
-def balrog_view(observation: Mapping[str, Any], message: str) -> str:
-    """The standard view: the same information as BALROG's hybrid NetHack prompt."""
+def balrog_view(observation: Mapping[str, Any], message: str) -> Observation:
+    """The standard view: BALROG's hybrid NetHack text, byte for byte. Long-lived part: the
+    message, the language observation, the cursor (what is under it, then "(x=, y=)"), and
+    the terminal's rows 1-23 as they are; short-lived part: the inventory. Each section is
+    "<label>:", its text and a blank line, as BALROG joins them."""
     blstats, cursor = observation["blstats"], observation["tty_cursor"]
     x, y = int(blstats[nh.NLE_BL_X]), int(blstats[nh.NLE_BL_Y])
-    sections = [
-        f"Message:\n{message}",
-        "Language observation:\n" + language_view(observation["glyphs"], x, y),
-        f"Cursor:\n{cursor_text(observation['glyphs'], x, y, cursor)}\n"
-        f"(x={int(cursor[1])}, y={int(cursor[0])})",
-        "Screen:\n" + terminal_rows(observation["tty_chars"]),
-    ]
-    if "inv_letters" in observation:
-        sections.append(
-            "Inventory:\n" + inventory_text(observation["inv_letters"], observation["inv_strs"])
-        )
-    return "\n\n".join(sections)
+    tty_chars = observation["tty_chars"]
+    terminal = "".join(bytes(row).decode("latin-1") + "\n" for row in tty_chars[1:])
+    cursor_where = f"{cursor_text(observation['glyphs'], x, y, cursor)}\n(x={int(cursor[1])}, y={int(cursor[0])})"
+    long_lived = "\n".join(f"{label}:\n{text}\n" for label, text in (
+        ("message", message), ("language observation", language_view(observation["glyphs"], x, y)),
+        ("cursor", cursor_where), ("map", terminal)))  # fmt: skip
+    inventory = inventory_text(observation["inv_letters"], observation["inv_strs"]) if "inv_letters" in observation else ""
+    return Observation.of_parts(long_lived, f"inventory:\n{inventory}\n")
 
 
-def rich_view(observation: Mapping[str, Any], message: str) -> str:
+def rich_view(observation: Mapping[str, Any], message: str) -> Observation:
     """The "rich" view: nearest things, cropped map, status lines, inventory."""
     blstats = observation["blstats"]
     sections = [
@@ -199,7 +199,7 @@ def rich_view(observation: Mapping[str, Any], message: str) -> str:
         sections.append(
             "Inventory:\n" + inventory_text(observation["inv_letters"], observation["inv_strs"])
         )
-    return "\n\n".join(sections)
+    return Observation(text="\n\n".join(sections))
 
 
 VIEWS = {"balrog": balrog_view, "rich": rich_view}

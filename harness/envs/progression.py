@@ -26,9 +26,11 @@ def crafter_progression(unlocked: Iterable[str]) -> float:
     return len(set(unlocked) & set(CRAFTER_ACHIEVEMENTS)) / len(CRAFTER_ACHIEVEMENTS)
 
 
-def minihack_progression(solved: bool) -> float:
-    """1 if the task was solved, else 0."""
-    return 1.0 if solved else 0.0
+def minihack_progression(paid_at_least_one: bool) -> float:
+    """BALROG's rule: 1 once a step's reward (its --More-- pages' included) is at least 1, else 0.
+    BALROG sets it anew on every step; a MiniHack step paying 1 ends the episode, so the two agree
+    on every episode (tests/test_conformance.py). Whether the task was solved is kept apart."""
+    return 1.0 if paid_at_least_one else 0.0
 
 
 def nethack_milestone_value(dungeon_level: int, experience_level: int) -> float:

@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.envs import make_env, tasks_of
-from harness.envs.base import STANDARD_TEXT, GameEnv, InvalidActionError, Observation, StepResult, TextVariant
+from harness.envs.base import (
+    STANDARD_TEXT,
+    GameEnv,
+    InvalidActionError,
+    Observation,
+    StepResult,
+    TextVariant,
+)
 from harness.envs.gamelog import GameLog
 from harness.envs.wire import wait_readable
 

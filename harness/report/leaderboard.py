@@ -32,7 +32,7 @@ from harness.runs.suites import seed_text
 
 FORMATS = ("md", "csv", "json", "html")
 COLUMNS = ["rank", "submission", "model", "adapter", "track", "suite", "seeds",
-           *(f"{env} %" for env in ENV_NAMES), "overall %", "memory growth chars/step", "write/search",
+           *(f"{env} %" for env in ENV_NAMES), "minihack solved %", "overall %", "memory growth chars/step", "write/search",
            "consult-before-write", "invalid actions %", "tokens prompt", "prefix reuse %", "tokens completion", "wall time s",
            "complete", "verified", "sandboxed", "run", "submission hash"]  # fmt: skip
 
@@ -158,6 +158,8 @@ def row_of(run_dir: RunDir, link_base: Path | None = None, verified: str | None 
     for env in ENV_NAMES:
         block = results.envs.get(env)
         row[f"{env} %"] = percent(block.progression_mean, block.progression_ci95) if block else "-"
+        if env == "minihack":  # solved apart from progression (BALROG's reward rule): never mixed in
+            row["minihack solved %"] = percent(block.solved_rate) if block else "-"
     return row
 
 

@@ -116,6 +116,9 @@ def _runtime(run: Run, key: str) -> Iterator[Any]:
 def rerun_episodes(run: Run, submission: Path, episodes: list[EpisodeRecord]) -> Iterator[tuple[EpisodeRecord, Path]]:
     """Play each scored episode again against its recorded answers; yields (episode, folder of
     the new trace). The folders are removed when the iteration ends."""
+    from harness.agent.submission import read_submission
+
+    answers = read_submission(submission).answers  # the submission's rule, not what episode.json says
     playback = Playback()
     scratch = Path(tempfile.mkdtemp(prefix="harness-verify-"))
     try:
@@ -128,7 +131,7 @@ def rerun_episodes(run: Run, submission: Path, episodes: list[EpisodeRecord]) ->
                     continue
                 playback.load(run.steps(episode))
                 folder = scratch / str(number)
-                spec = EpisodeSpec(**{**episode.spec, "episode_dir": str(folder), "env_address": None})
+                spec = EpisodeSpec(**{**episode.spec, "episode_dir": str(folder), "env_address": None, "answers": answers})
                 scheduler.run([EpisodeJob(spec, str(submission), model)])
                 yield episode, folder
     finally:

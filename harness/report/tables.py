@@ -20,7 +20,7 @@ def number(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-RUN_TABLE_HEADERS = ["env", "episodes", "progression % [95% CI]", "memory growth chars/step",
+RUN_TABLE_HEADERS = ["env", "episodes", "progression % [95% CI]", "solved %", "memory growth chars/step",
                      "write/search", "consult-before-write", "invalid actions %",
                      "tokens prompt", "prefix reuse %", "tokens completion", "time s"]  # fmt: skip
 
@@ -43,7 +43,7 @@ def run_table(results: Results, tablefmt: str = "github") -> str:
     for env, summary in results.envs.items():
         rows.append([
             env, summary.episodes, percent(summary.progression_mean, summary.progression_ci95),
-            number(summary.growth_chars_per_step, 1), number(summary.write_to_search_ratio),
+            percent(summary.solved_rate), number(summary.growth_chars_per_step, 1), number(summary.write_to_search_ratio),
             number(summary.consult_before_write), percent(summary.invalid_action_rate),
             summary.tokens_prompt, percent(summary.prefix_reuse), summary.tokens_completion,
             number(summary.time_s.get("total"), 0),
@@ -52,7 +52,7 @@ def run_table(results: Results, tablefmt: str = "github") -> str:
     score = (percent(overall.progression_mean, overall.progression_ci95) if results.complete
              else f"INCOMPLETE ({results.episodes_scored}/{results.episodes_planned or 0} scored)")  # fmt: skip
     rows.append(["overall (mean of envs)", sum(s.episodes for s in results.envs.values()),
-                 score, "", "", "", "", "", "", "", ""])  # fmt: skip
+                 score, "", "", "", "", "", "", "", "", ""])  # fmt: skip
     table = tabulate(rows, headers=RUN_TABLE_HEADERS, tablefmt=tablefmt, disable_numparse=True)
     notice = incomplete_notice(results)
     return f"{notice}\n\n{table}" if notice else table

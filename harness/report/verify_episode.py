@@ -84,7 +84,8 @@ def check_episode(folder: Path, episode: EpisodeRecord, steps: list[StepRecord],
             problems += _check_totals(key, episode, steps, read_messages(folder), logged)
     finally:
         game.close()
-    problems += [mismatch(key, index, problem) for index, problem in trace_problems(steps, spec.actions, spec.default_action)]
+    problems += [mismatch(key, index, problem) for index, problem in trace_problems(steps, spec.actions, spec.default_action,
+                                                                                    str(episode.spec.get("answers", "forgiving")))]
     problems += _check_status(key, episode, steps)
     problems += _check_memory_folder(key, folder, steps)
     return problems, replayed

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.agent.episode import resolve_action
+from harness.agent.answers import resolve_action
 from harness.models import tool_json
 from harness.runs.records import LLMCall, MemoryOpRecord, StepRecord
 
@@ -22,11 +22,11 @@ OP_OF_TOOL = {"list": "list", "read": "read", "search": "search", "append": "app
               "rewrite": "write", "delete": "delete"}  # fmt: skip
 
 
-def action_problem(step: StepRecord, actions: tuple[str, ...], default_action: str) -> str | None:
+def action_problem(step: StepRecord, actions: tuple[str, ...], default_action: str, rule: str = "forgiving") -> str | None:
     """What is wrong with a played step's `valid` flag or action, given its raw answer."""
     if step.action is None:
         return None
-    resolved = resolve_action(step.raw_action, actions)
+    resolved = resolve_action(step.raw_action, actions, rule)
     if step.valid != (resolved is not None):
         return f"valid is {step.valid}, but the answer {str(step.raw_action)[:80]!r} {'names' if resolved else 'names no'} action"
     expected = resolved if resolved is not None else default_action
@@ -93,11 +93,12 @@ def answer_problem(call: LLMCall) -> str | None:
     return None
 
 
-def trace_problems(steps: list[StepRecord], actions: tuple[str, ...], default_action: str) -> list[tuple[int, str]]:
+def trace_problems(steps: list[StepRecord], actions: tuple[str, ...], default_action: str,
+                   rule: str = "forgiving") -> list[tuple[int, str]]:  # fmt: skip
     """(step index, problem) of every step whose records contradict each other."""
     problems = []
     for step in steps:
-        problem = action_problem(step, actions, default_action)
+        problem = action_problem(step, actions, default_action, rule)
         if problem:
             problems.append((step.index, problem))
         problems += [(step.index, found) for call in step.llm_calls if (found := answer_problem(call))]

@@ -32,6 +32,7 @@ class EpisodeSpec:
     max_episode_bytes: int = 2**30  # the episode folder's size, enforced from outside (0: none)
     observation: str = "balrog"  # the text variants the model reads (the suite's)
     instructions: str = "balrog"
+    answers: str = "forgiving"  # how an answer names an action (agent.episode.resolve_action)
 
     @property
     def key(self) -> str:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # 1.4: episode tokens.prompt_reusable, results prefix_reuse per env;
 # 1.5: step scaffold_state, episode resumes (mid-episode resume);
 # 1.6: episode game (the score from the game's own log), chat calls' retries
-SCHEMA_VERSION = "1.6"
+SCHEMA_VERSION = "1.7"
 SCHEMA_MAJOR = 1
 
 EpisodeStatus = Literal["completed", "truncated", "errored"]
@@ -161,6 +161,8 @@ class EpisodeRecord(Record):
     steps: int
     max_steps: int
     progression: float
+    solved: bool | None = Field(None, description="MiniHack: the game ended with the task solved (from the "
+                                "game's log); None for other games")  # fmt: skip
     reward_total: float
     invalid_actions: int
     memory: MemoryMetrics
@@ -193,6 +195,8 @@ class GameRecord(Record):
     log: str = Field("game.jsonl", description="the log's file in the episode folder")
     steps: int = Field(description="actions the game played in its last session")
     progression: float = Field(description="progression over the steps that count")
+    solved: bool | None = Field(None, description="the task was solved (MiniHack's end status), apart from "
+                                "progression; None for games without such an end")  # fmt: skip
     reward_total: float
     agrees: bool = Field(description="the trace and the game's log agree on every played step")
     disagreement: DisagreementRecord | None = None
@@ -277,6 +281,7 @@ class EnvResults(Record):
     write_to_search_ratio: float | None
     consult_before_write: float | None
     invalid_action_rate: float | None
+    solved_rate: float | None = Field(None, description="share of episodes that solved the task (MiniHack; None elsewhere)")
     steps: int = 0
     tokens_prompt: int
     tokens_completion: int

@@ -30,6 +30,7 @@ def env_summary(episodes: list[EpisodeRecord]) -> dict[str, Any]:
         "write_to_search_ratio": mean_defined([m.write_to_search_ratio for m in memory]),
         "consult_before_write": mean_defined([m.consult_before_write for m in memory]),
         "invalid_action_rate": mean_defined([e.invalid_actions / e.steps if e.steps else None for e in scored]),
+        "solved_rate": mean_defined([float(e.solved) if e.solved is not None else None for e in scored]),
         "steps": sum(e.steps for e in scored),
         "tokens_prompt": sum(e.tokens.prompt for e in scored),
         "tokens_completion": sum(e.tokens.completion for e in scored),

@@ -124,6 +124,7 @@ def game_record(episode: EpisodeRecord, steps: list[StepRecord], session: GameSe
     return {
         "log": GAME_LOG_FILE, "steps": len(game_steps),
         "progression": max((float(g["progression"]) for g in counted), default=0.0),
+        "solved": any(bool(g["solved"]) for g in counted) if any("solved" in g for g in game_steps) else None,
         "reward_total": sum(float(g["reward"]) for g in counted),
         "agrees": found is None,
         "disagreement": {"step": found[0], "problem": found[1]} if found else None,
@@ -138,7 +139,8 @@ def score_of(game: dict[str, Any], steps: list[StepRecord]) -> dict[str, Any]:
     game's."""
     unplayed_tail = 1 if steps and steps[-1].action is None else 0
     count = game["steps"] + unplayed_tail - game["unrecorded_steps"] if game["agrees"] else game["steps"]
-    return {"progression": game["progression"], "reward_total": game["reward_total"], "steps": count}
+    return {"progression": game["progression"], "reward_total": game["reward_total"], "steps": count,
+            "solved": game.get("solved")}
 
 
 def seal_episode(spec: EpisodeSpec, salvaged: bool) -> dict[str, Any] | None:

@@ -195,7 +195,7 @@ def _episode_jobs(run: RunDir, suite: Suite, submission: Submission, model: Mode
                                    step_timeout_s=options.step_timeout_s, env_timeout_s=options.env_timeout_s,
                                    max_episode_bytes=options.max_episode_bytes,
                                    episode_timeout_s=episode_timeout, observation=suite.text.observation,
-                                   instructions=suite.text.instructions)  # fmt: skip
+                                   instructions=suite.text.instructions, answers=submission.answers)  # fmt: skip
                 jobs.append(EpisodeJob(spec, str(submission.directory), model))
     return jobs
 
