@@ -18,8 +18,9 @@ from harness.envs.nle_language import (
     describe,
     direction_word,
     distance_word,
+    PLURALS,
+    WHOLE_MAP_NAMES,
     language_view,
-    pluralize,
     terminal_message,
 )
 
@@ -48,25 +49,36 @@ def test_sixteen_directions(dx: int, dy: int, word: str) -> None:
 
 
 def test_lines_go_farthest_first_then_clockwise_with_plurals_for_repeats() -> None:
-    things = [("wall", 0, -2), ("wall", 2, -2), ("wall", -2, 0), ("newt", 1, 0), ("wall", 0, -2),
+    things = [("doorway", 0, -2), ("doorway", 2, -2), ("doorway", -2, 0), ("newt", 1, 0), ("doorway", 0, -2),
               ("fountain", 10, 0), ("newt", -1, 0), ("newt", 0, 1)]  # fmt: skip
     assert describe(things) == [
         "fountain far east",
-        "wall very near northeast and west",
-        "walls very near north",
+        "doorway very near northeast and west",
+        "doorways very near north",
         "newt adjacent east, south, and west",
     ]
 
 
 @pytest.mark.parametrize("noun, plural", [
-    ("newt", "newts"), ("jackal", "jackals"), ("fly", "flies"), ("monkey", "monkeys"), ("dwarf", "dwarves"),
-    ("box", "boxes"), ("lich", "liches"), ("scroll labeled FOO", "scrolls labeled FOO"),
-    ("worthless piece of red glass", "worthless pieces of red glass"), ("high boots", "high boots"),
-    ("iron bars", "iron bars"), ("lava", "areas of lava"),
-    ("unknown creature causing you worry", "unknown creatures causing you worry"),
+    ("newt", "newts"), ("killer bee", "killer bees"), ("dwarf", "dwarves"), ("fox", "foxes"),
+    ("lich", "lichs"), ("clove of garlic", "clove of garlics"), ("Master of Thieves", "Masters of Thieves"),
+    ("worthless piece of red glass", "worthless pieces of red glass"), ("bars", "bars"),
+    ("lava", "area of lava"), ("stairs down", "stairs downs"),
 ])  # fmt: skip
-def test_plurals(noun: str, plural: str) -> None:
-    assert pluralize(noun) == plural
+def test_plurals_are_balrogs_own_forms(noun: str, plural: str) -> None:
+    assert PLURALS[noun] == plural
+
+
+def test_balrogs_names_are_kept_as_it_spells_them() -> None:
+    cmap = {index: WHOLE_MAP_NAMES[nh.GLYPH_CMAP_OFF + index] for index in (17, 23, 24, 27)}
+    assert cmap == {17: "bars", 23: "stairs up", 24: "stairs down", 27: "alter"}
+
+
+def test_a_name_whose_plural_is_itself_prints_the_repeated_places_twice() -> None:
+    # BALROG's quirk, reproduced: the single place's line gives way to a second repeated one.
+    things = [("bars", 6, 2), ("bars", 7, 2), ("bars", 10, 0), ("tree", 6, 2), ("tree", 7, 2), ("tree", 10, 0)]
+    assert describe(things) == ["bars far eastsoutheast", "bars far eastsoutheast",
+                                "tree far east", "trees far eastsoutheast"]  # fmt: skip
 
 
 def _map(player: tuple[int, int] = (40, 10)) -> np.ndarray:
@@ -158,7 +170,7 @@ def test_a_menu_reaches_the_model_whole_with_its_header() -> None:
     game = make_env("nethack")
     game.reset(0)
     text = game.step("inventory").observation.text
-    message = text.split("Message:\n", 1)[1].split("\n\nLanguage observation:", 1)[0]
+    message = text.split("message:\n", 1)[1].split("\n\nlanguage observation:", 1)[0]
     assert message.splitlines()[0] == "Weapons" and message.endswith("(end)")
     assert "a - a blessed +1 mace (weapon in hand)" in message
     game.close()
