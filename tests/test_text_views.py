@@ -14,12 +14,12 @@ import pytest
 
 from harness.envs import TextVariant, make_env
 from harness.envs.nle_language import (
+    PLURALS,
+    WHOLE_MAP_NAMES,
     cursor_text,
     describe,
     direction_word,
     distance_word,
-    PLURALS,
-    WHOLE_MAP_NAMES,
     language_view,
     terminal_message,
 )

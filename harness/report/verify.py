@@ -111,6 +111,9 @@ def _check_episodes(run: Run, report: VerificationRecord) -> None:
             continue
         if (folder.parent.parent.name, folder.parent.name, folder.name) != (episode.env, episode.task, str(episode.seed)):
             report.mismatches.append(mismatch(episode.key, None, f"episode.json names another episode than its folder {where}"))
+        if str(episode.spec.get("answers", "forgiving")) != run.record.submission.answers:
+            report.mismatches.append(mismatch(episode.key, None, f"the episode read answers by the rule "
+                                              f"{episode.spec.get('answers', 'forgiving')!r}, run.json says {run.record.submission.answers!r}"))  # fmt: skip
         problems, replayed = check_episode(folder, episode, steps, plan, text)
         report.mismatches += problems + call_problems(episode.key, steps, run.record) + file_problems(run, folder, episode.key)
         if counter is not None:

@@ -211,6 +211,8 @@ class SubmissionInfo(Record):
     directory: str
     hash: str
     scaffold: str
+    answers: str = Field("forgiving", description="how the harness read the scaffold's answers as actions "
+                         "(submission.yaml `answers:`; agent.answers)")  # fmt: skip
     parent: str | None = None
 
 

@@ -253,6 +253,7 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
             "submission": {"name": submission.name, "directory": str(submission.directory),
                            "hash": submission.content_hash,
                            "scaffold": f"{submission.scaffold_file}:{submission.scaffold_class}",
+                           "answers": submission.answers,
                            **({"parent": submission.extra["parent"]} if "parent" in submission.extra else {})},
             "model": {"name": model.model or EMBEDDED_MODEL_NAME,
                       "endpoint": EMBEDDED if options.model == EMBEDDED else options.model,
