@@ -108,3 +108,33 @@ def test_content_hash_changes_with_any_file(tmp_path: Path) -> None:
     first = content_hash(tmp_path)
     (tmp_path / "prompts.txt").write_text("hello")
     assert content_hash(tmp_path) != first
+
+
+def test_answer_rule_and_answer_length_are_read_and_checked(tmp_path: Path) -> None:
+    head = "name: x\ndescription: y\nauthors: [a]\nscaffold: scaffold.py:Agent\n"
+    write_submission(tmp_path, GOOD, head + "answers: exact\nmodel: {uses: [], max_tokens: 8192}\n")
+    submission = read_submission(tmp_path)
+    assert (submission.answers, submission.model.max_tokens) == ("exact", 8192)
+    write_submission(tmp_path, GOOD, head + "answers: lenient\n")
+    with pytest.raises(SubmissionError, match="answers: 'lenient' is not one of forgiving, exact") as refused:
+        read_submission(tmp_path)
+    assert refused.value.line == 5
+    write_submission(tmp_path, GOOD, head + "model: {max_tokens: many}\n")
+    with pytest.raises(SubmissionError, match="model.max_tokens 'many'"):
+        read_submission(tmp_path)
+
+
+def test_a_server_whose_context_cannot_hold_the_answers_asked_refuses_or_says_so(tmp_path: Path) -> None:
+    from harness.models.router import ModelConfig
+    from harness.tracks.eval import Endpoint, EvalError, answer_budget
+
+    head = "name: x\ndescription: y\nauthors: [a]\nscaffold: scaffold.py:Agent\n"
+    write_submission(tmp_path, GOOD, head + "model: {max_tokens: 8192}\n")
+    submission = read_submission(tmp_path)
+    vllm = Endpoint(ModelConfig(base_url="http://x", model="m", kind="vllm"), [], context_tokens=4096)
+    with pytest.raises(EvalError, match="--max-model-len above 8192"):
+        answer_budget(submission, vllm)
+    llama = Endpoint(ModelConfig(base_url="http://x", model="m", kind="llamacpp"), [], context_tokens=8192)
+    assert "caps each answer" in answer_budget(submission, llama)["capped"]
+    roomy = Endpoint(ModelConfig(base_url="http://x", model="m", kind="vllm"), [], context_tokens=32768)
+    assert answer_budget(submission, roomy) == {"submission_max_tokens": 8192, "server_context_tokens": 32768}

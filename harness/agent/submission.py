@@ -46,6 +46,7 @@ class ModelSpec:
     adapter: Path | None = None
     adapter_routines: tuple[str, ...] = ("log", "recall")
     uses: tuple[str, ...] = FEATURES  # what the scaffold asks of the model server (models.features)
+    max_tokens: int | None = None  # the most tokens one answer of the scaffold asks for (checked against the server)
 
 
 @dataclass
@@ -169,7 +170,12 @@ def _read_model(raw: Any, directory: Path, config_path: Path, line: int | None) 
     if not isinstance(uses, list) or any(feature not in FEATURES for feature in uses):
         raise SubmissionError(config_path, line, f"model.uses {uses!r} names something other than {', '.join(FEATURES)}",
                               "list what the scaffold asks of the server, e.g. `uses: [tools, choices]`, or `uses: []`")  # fmt: skip
-    return ModelSpec(base=raw.get("base"), adapter=adapter, adapter_routines=routines, uses=tuple(uses))
+    max_tokens = raw.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
+        raise SubmissionError(config_path, line, f"model.max_tokens {max_tokens!r} is not a positive whole number",
+                              "give the most tokens one answer asks for, e.g. `max_tokens: 8192`, or leave it out")  # fmt: skip
+    return ModelSpec(base=raw.get("base"), adapter=adapter, adapter_routines=routines, uses=tuple(uses),
+                     max_tokens=max_tokens)  # fmt: skip
 
 
 def load_scaffold_class(submission: Submission) -> type[Scaffold]:

@@ -150,6 +150,16 @@ class ChatClient:
             owner = str(getattr(models[0], "owned_by", "") or "")
             self._kind = "vllm" if owner == "vllm" else "llamacpp" if owner in ("me", "llamacpp") else "openai"
 
+    def context_tokens(self) -> int | None:
+        """The server's context length for its first model, where it says (vLLM's
+        `max_model_len` in /v1/models), else None."""
+        try:
+            models = self._client.models.list().data
+        except openai.OpenAIError:
+            return None
+        length = getattr(models[0], "max_model_len", None) if models else None
+        return int(length) if isinstance(length, int) else None
+
     @property
     def model(self) -> str:
         if self._model is None:

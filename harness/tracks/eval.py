@@ -9,6 +9,7 @@ import hashlib
 import os
 import platform
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -96,6 +97,27 @@ class Endpoint:
     servers: list[dict[str, str]]  # {"url", "log"?}: named in run.json and in failure reports
     health_checks: list[Callable[[], str | None]] = field(default_factory=list)
     adapter_hash: str | None = None
+    context_tokens: int | None = None  # the server's context length, where known
+
+
+def answer_budget(submission: Submission, endpoint: Endpoint) -> dict[str, Any]:
+    """run.json's record of the answer length the submission asks for (model.max_tokens) and
+    whether the server can give it. A vLLM server whose context cannot hold that many answer
+    tokens refuses every such call (HTTP 400, which would read as the scaffold's bad request):
+    the run is refused before its first episode. llama.cpp caps the answer at what its context
+    leaves: the run goes on and its record says so."""
+    asked, context = submission.model.max_tokens, endpoint.context_tokens
+    if asked is None:
+        return {}
+    budget: dict[str, Any] = {"submission_max_tokens": asked, "server_context_tokens": context}
+    if context is not None and context <= asked:
+        if endpoint.config.kind == "vllm":
+            raise EvalError(f"the submission asks for answers of up to {asked} tokens (model.max_tokens), and the "
+                            f"server's context holds {context}: vLLM would refuse every such call. Serve the model "
+                            f"with --max-model-len above {asked} plus the prompt's length")  # fmt: skip
+        budget["capped"] = (f"the server's context ({context} tokens) holds less than a prompt plus {asked} answer "
+                            f"tokens: it caps each answer at what its context leaves")  # fmt: skip
+    return budget
 
 
 def preflight(client: ChatClient, model: str | None = None, uses: tuple[str, ...] = FEATURES) -> dict[str, str]:
@@ -152,7 +174,7 @@ def model_endpoint(options: EvalOptions, submission: Submission) -> Iterator[End
                              specialist_model=served, adapter_routines=routines, timeout_s=options.model_timeout_s,
                              api_key_env=options.api_key_env if key_is_set(options.api_key_env) else None,
                              refused_features=refused)  # fmt: skip
-        yield Endpoint(config, [{"url": options.model}], [], content_hash)
+        yield Endpoint(config, [{"url": options.model}], [], content_hash, client.context_tokens())
         return
     servers: list[LlamaCppServer] = []
     try:
@@ -175,8 +197,7 @@ def model_endpoint(options: EvalOptions, submission: Submission) -> Iterator[End
                                                  uses=submission.model.uses)  # fmt: skip
         described = [{"url": server.url, "log": str(server.log_path), "cpu_features": server.cpu_features() or "?"}
                      for server in servers]  # fmt: skip
-        yield Endpoint(config, described,
-                       [server.failure for server in servers], content_hash)  # fmt: skip
+        yield Endpoint(config, described, [server.failure for server in servers], content_hash, base.n_ctx)
     finally:
         for server in servers:
             server.stop()
@@ -245,6 +266,9 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
                           worker_start=options.worker_start)  # fmt: skip
     with model_endpoint(options, submission) as endpoint:
         model = endpoint.config
+        budget = answer_budget(submission, endpoint)
+        if "capped" in budget:
+            print(f"NOTE: {budget['capped']} (recorded in run.json's sampling)", file=sys.stderr)
         jobs = _episode_jobs(run, suite, submission, model, options)
         fresh = {
             "run_id": run.run_id,
@@ -266,7 +290,7 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                         "python": platform.python_version()},
             "options": {k: v for k, v in asdict(options).items() if k not in ("show_progress",)},
-            "sampling": DEFAULT_SAMPLING,
+            "sampling": {**DEFAULT_SAMPLING, **budget},
         }  # fmt: skip
         record = fresh
         if run.run_file.exists():  # --resume: the same set-up, or nothing
