@@ -94,5 +94,5 @@ def test_cli_server_process_serves_crafter() -> None:
         client = EnvClient(server.address)
         assert client.spec.name == "crafter"
         result = client.step("Noop") if client.reset(1) else None
-        assert result is not None and "Vitals" in result.observation.text
+        assert result is not None and "Your status:" in result.observation.text
         client.close()

@@ -32,26 +32,13 @@ from harness.agent import Scaffold, Step
 
 class Agent(Scaffold):
     def step(self, step: Step) -> str:
-        if "You face tree" in step.observation:
+        if "You face tree at your front." in step.observation:
             return "Do"
         for line in step.observation.splitlines():
-            if line.startswith("- tree: "):
-                dx = dy = 0
-                for part in line.split(": ", 1)[1].split(" (")[0].split(", "):
-                    words = part.split(" ")  # "3 steps north"
-                    count, direction = words[0], words[-1]
-                    sign = -1 if direction in ("north", "west") else 1
-                    if direction in ("north", "south"):
-                        dy = sign * int(count)
-                    else:
-                        dx = sign * int(count)
-                self.memory.append("trees.md", f"{dx},{dy}\\n")
-                if abs(dx) + abs(dy) == 1:
-                    facing = {(1, 0): "east", (-1, 0): "west", (0, 1): "south", (0, -1): "north"}[(dx, dy)]
-                    return "Do" if f"({facing})" in step.observation and "You face tree" in step.observation else "Move " + facing.title()
-                if dx:  # across first: the listed tree is the one fewest steps north or south
-                    return "Move West" if dx < 0 else "Move East"
-                return "Move North" if dy < 0 else "Move South"
+            if line.startswith("- tree "):  # "- tree 7 steps to your north-west"
+                direction = line.rsplit(" ", 1)[-1]
+                self.memory.append("trees.md", direction + "\\n")
+                return "Move " + direction.split("-")[0].title()  # north/south first, then across
         return "Noop"
 '''
 
