@@ -12,6 +12,7 @@ NOTICE = "Your previous output did not contain a valid action. Defaulted to acti
 
 
 def _run(tmp_path: Path, env_yaml: str, answers: list[str], steps: int) -> tuple[list[dict], list, object]:
+    """Requests the episode sent, its steps, and the results (run.json checked on the way)."""
     suite = tmp_path / "suite.yaml"
     suite.write_text(f"name: naive\nenvs:\n{env_yaml}    seeds: [0]\n    max_steps: {steps}\n")
     replies = iter(answers)
@@ -25,6 +26,9 @@ def _run(tmp_path: Path, env_yaml: str, answers: list[str], steps: int) -> tuple
         run, results = run_eval(options)
         requests = episode_requests(server)
     recorded = read_run(run.root)
+    # BALROG's sampling, as the calls sent it, and how the harness read the answers: in run.json
+    assert recorded.record.sampling_used == {"max_tokens": [8192], "temperature": [1.0]}
+    assert recorded.record.submission.answers == "exact"
     return requests, list(recorded.steps(recorded.episodes()[0])), results
 
 

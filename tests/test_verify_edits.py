@@ -135,6 +135,9 @@ EDITS: dict[str, tuple[Callable[[Path], None], str]] = {
     "prompt token counts edited consistently": (prompt_tokens_everywhere, "prompt tokens; its prompt has"),
     "an extra key in results.json": (results_extra_key, "overall.rank is not a key"),
     "worker.log and job.json deleted": (job_files_deleted, "is missing"),
+    "run.json sampling_used claims BALROG's sampling": (
+        run_json(lambda r: r.update(sampling_used={"max_tokens": [8192], "temperature": [1.0]})), "sampling_used is"),
+    "run.json answer rule": (run_json(lambda r: r["submission"].update(answers="exact")), "read answers by the rule"),
 }
 
 

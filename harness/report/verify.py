@@ -22,6 +22,7 @@ from harness.report.rerun import rerun_problems
 from harness.report.tokens import PromptTokens, prompt_token_problems
 from harness.report.verify_episode import check_episode, differences, extra_keys, mismatch
 from harness.report.verify_provenance import call_problems, file_problems, run_problems
+from harness.runs.derive import merged_sampling
 from harness.runs.digest import file_digests, tree_digest
 from harness.runs.layout import EPISODE_FILE, VERIFICATION_FILE, RunDir, atomic_write_json
 from harness.runs.read import RecordError, Run, read_episode, read_messages, read_run, read_steps
@@ -48,6 +49,11 @@ def verify_run(run_dir: RunDir | Path | str, write: bool = True, rerun: bool = T
     report.mismatches += _check_suite(run.record, report.warnings)
     report.mismatches += run_problems(run.record)
     _check_episodes(run, report)
+    if run.record.sampling_used is not None:  # what the verified episodes asked, together
+        used = merged_sampling(episode.sampling for episode in run.episodes())
+        if used != run.record.sampling_used:
+            report.mismatches.append(mismatch("run.json", None, f"sampling_used is {run.record.sampling_used}, "
+                                              f"the episodes' calls sent {used}"))  # fmt: skip
     if rerun:
         report.mismatches += rerun_problems(run, submission, report.warnings)
         report.reexecuted = not any(w.startswith("recorded before 1.6") for w in report.warnings)

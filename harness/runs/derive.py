@@ -6,6 +6,7 @@ for every episode and compares. One function, so the two cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from harness.memory import memory_metrics
@@ -38,7 +39,24 @@ def derived_totals(steps: list[StepRecord], messages: dict[str, dict[str, Any]])
         "tokens": {"prompt": sum(c.prompt_tokens for c in calls),
                    "completion": sum(c.completion_tokens for c in calls),
                    "prompt_reusable": reusable_prompt_tokens(calls, messages)},  # fmt: skip
+        "sampling": sampling_asked([c.sampling for c in calls]),
     }
+
+
+def sampling_asked(samplings: Iterable[dict[str, Any] | None]) -> dict[str, list[Any]]:
+    """Each generation parameter the calls sent (temperature, max_tokens...), with its distinct
+    values, sorted: what a reader checks a run's sampling against (e.g. BALROG's 1.0 and 8,192)."""
+    values: dict[str, set[Any]] = {}
+    for sampling in samplings:
+        for name, value in (sampling or {}).items():
+            if isinstance(value, (int, float, str, bool)) or value is None:
+                values.setdefault(name, set()).add(value)
+    return {name: sorted(found, key=repr) for name, found in sorted(values.items())}
+
+
+def merged_sampling(per_episode: Iterable[dict[str, list[Any]] | None]) -> dict[str, list[Any]]:
+    """The run's sampling_used: every episode's parameters and values together."""
+    return sampling_asked({name: value} for found in per_episode for name, values in (found or {}).items() for value in values)
 
 
 def summed_times(steps: list[StepRecord]) -> dict[str, float]:

@@ -23,8 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 # 1.3: run.json isolation (the sandbox's limits), track.json candidates (how candidates ran);
 # 1.4: episode tokens.prompt_reusable, results prefix_reuse per env;
 # 1.5: step scaffold_state, episode resumes (mid-episode resume);
-# 1.6: episode game (the score from the game's own log), chat calls' retries
-SCHEMA_VERSION = "1.7"
+# 1.6: episode game (the score from the game's own log), chat calls' retries;
+# 1.7: episode solved (MiniHack), run.json submission.answers, results solved_rate;
+# 1.8: episode sampling, run.json sampling_used (the generation parameters the calls sent)
+SCHEMA_VERSION = "1.8"
 SCHEMA_MAJOR = 1
 
 EpisodeStatus = Literal["completed", "truncated", "errored"]
@@ -169,6 +171,8 @@ class EpisodeRecord(Record):
     tokens: Tokens
     time_s: EpisodeTimes
     trace_bytes: TraceBytes = Field(default_factory=TraceBytes)
+    sampling: dict[str, list[Any]] | None = Field(None, description="each generation parameter the episode's calls "
+                                                  "sent, with its distinct values (None: recorded before 1.8)")  # fmt: skip
     final_observation: str = ""
     spec: dict[str, Any] = Field(default_factory=dict)
     salvaged: bool = False  # written by the scheduler from the records, not by the episode loop
@@ -265,7 +269,12 @@ class RunRecord(Record):
                                              "read-only, limits); None: unsandboxed (local, ray) or recorded before 1.3")  # fmt: skip
     machine: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
-    sampling: dict[str, Any] | None = Field(None, description="the chat defaults every call starts from (None: recorded before it was)")
+    sampling: dict[str, Any] | None = Field(None, description="the chat defaults every call starts from, and the "
+                                            "submission's declared longest answer against the server's context "
+                                            "(None: recorded before it was)")  # fmt: skip
+    sampling_used: dict[str, list[Any]] | None = Field(None, description="each generation parameter the run's calls "
+                                                       "sent, with its distinct values, over every episode; written "
+                                                       "when the run ends (None: before 1.8)")  # fmt: skip
     status: RunStatus = "running"
     servers: list[dict[str, str]] = Field(default_factory=list)
     stop_reason: str | None = None

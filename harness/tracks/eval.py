@@ -25,6 +25,7 @@ from harness.models.features import FEATURES, fix_for, refused_features
 from harness.models.keys import DEFAULT_API_KEY_ENV, api_key, key_is_set
 from harness.models.router import ModelConfig
 from harness.report.tables import run_leaderboard_markdown
+from harness.runs.derive import merged_sampling
 from harness.runs.jobs import EpisodeSpec, default_episode_timeout_s
 from harness.runs.layout import RunDir, atomic_write_json, atomic_write_text, new_run_id
 from harness.runs.provenance import DEFAULT_SAMPLING, setup_differences
@@ -320,6 +321,7 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
         finally:
             runtime.close()
     results = aggregate(run)
+    record["sampling_used"] = merged_sampling(episode.sampling for episode in read_run(run.root).episodes())
     record["status"] = "complete" if results.complete else "incomplete"
     record["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     atomic_write_json(run.run_file, validated(RunRecord, record))
