@@ -31,6 +31,7 @@ from harness.memory import Memory, MemoryLimits, MemoryOp, memory_metrics
 from harness.memory.metrics import tool_call_routines
 from harness.models import ModelRouter, ModelUnavailableError
 from harness.models.client import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, ModelError
+from harness.runs.derive import sampling_asked
 from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import MEMORY_DIR
 from harness.runs.phase import NoPhaseMarker, PhaseMarker
@@ -165,8 +166,10 @@ def run_episode(
     totals, tokens = tally.times, tally.tokens
     totals["env"] += prepared.env_s  # the game's start (and the replay of kept steps)
     prefix, reusable = PrefixCache(trace.messages.record), 0.0  # what a server's prefix cache could serve
+    samplings: list[dict[str, Any] | None] = []  # what every call sent, for the episode's record
     for step_record in kept.steps if kept else ():
         for past in step_record.llm_calls:
+            samplings.append(past.sampling)
             if past.input.get("messages"):
                 reusable += past.prompt_tokens * prefix.add(prompt_units(past.tools, past.input["messages"]))
     trace.step_bytes = list(tally.step_bytes)
@@ -227,6 +230,7 @@ def run_episode(
             totals["memory"] += memory_time
             totals["scaffold"] += scaffold_time
             for call in calls:
+                samplings.append(call.get("sampling"))
                 tokens["prompt"] += call["prompt_tokens"]
                 tokens["completion"] += call["completion_tokens"]
                 if call["input"]["messages"]:
@@ -304,6 +308,7 @@ def run_episode(
         "progression": progression, "reward_total": reward_total, "invalid_actions": invalid,
         "memory": memory_metrics(ops_per_step, steps, memory.total_chars, memory.file_count, routines_per_step),
         "tokens": tokens | {"prompt_reusable": round(reusable)},
+        "sampling": sampling_asked(samplings),
         "time_s": {"env": round(totals["env"], 6), "model": round(totals["model"], 6),
                    "memory": round(totals["memory"], 6), "scaffold": round(totals["scaffold"], 6),
                    "harness": round(harness_time, 6), "total": round(total, 6)},
