@@ -59,15 +59,15 @@ def record_states(env: str, task: str, seeds: list[int], steps: int) -> dict[str
     game = make_env(env, task)
     try:
         for seed in seeds:
-            game.reset(seed)
+            observation = game.reset(seed)
             choose = random.Random(f"{task}/{seed}")
             for index in range(steps + 1):
-                raw = game._observation  # type: ignore[attr-defined]
-                for name in _ARRAYS:
-                    kept[name].append(np.array(raw[name], copy=True))
+                for name in _ARRAYS:  # the arrays the text was written from (Observation.raw)
+                    kept[name].append(np.array(observation.raw[name], copy=True))
                 if index == steps:
                     break
                 result = game.step(choose.choice(game.spec.actions))
+                observation = result.observation
                 if result.done or result.truncated:
                     break
     finally:
