@@ -21,7 +21,7 @@ import numpy as np
 
 from harness.envs import make_env
 from harness.envs.nle_language import cursor_text, language_view, terminal_message
-from harness.envs.nle_text import inventory_text
+from harness.envs.nle_text import inventory_text, terminal_rows
 
 SECTIONS = ("message", "language", "cursor", "map", "inventory")
 _ARRAYS = ("glyphs", "blstats", "tty_chars", "tty_cursor", "inv_strs", "inv_letters")
@@ -82,7 +82,7 @@ def our_sections(states: dict[str, np.ndarray], index: int) -> dict[str, str]:
         "message": terminal_message(tty_chars),
         "language": language_view(glyphs, x, y),
         "cursor": cursor_text(glyphs, x, y, states["tty_cursor"][index]),
-        "map": "".join(bytes(row).decode("latin-1") + "\n" for row in tty_chars[1:]),
+        "map": terminal_rows(tty_chars),
         "inventory": inventory_text(states["inv_letters"][index], states["inv_strs"][index]),
     }
 

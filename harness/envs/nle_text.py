@@ -3,7 +3,7 @@
 Two views, chosen by the suite's `observation` setting:
 - "balrog" (the standard): what BALROG's hybrid prompt gives the model: the message, the
   language observation (`nle_language`), the cursor, the terminal rows 1-23 (map and status
-  lines; trailing blanks trimmed), and the inventory.
+  lines, as they are), and the inventory, in BALROG's layout and bytes.
 - "rich": the message, the nearest few of each kind of thing (BALROG's distance words, 8-way
   directions), the map
   rows cropped to the part in use, the status lines, and the inventory.
@@ -163,8 +163,9 @@ def inventory_text(inv_letters: np.ndarray, inv_strs: np.ndarray) -> str:
 
 
 def terminal_rows(tty_chars: np.ndarray) -> str:
-    """Terminal rows 1-23 (the map and the two status lines), trailing blanks trimmed."""
-    return "\n".join(_screen_rows(tty_chars, 1, tty_chars.shape[0]))
+    """Terminal rows 1-23 (the map and the two status lines) as they are, each ended by a
+    newline: BALROG's map section, trailing blanks and all."""
+    return "".join(bytes(row).decode("latin-1") + "\n" for row in tty_chars[1:])
 
 
 def balrog_view(observation: Mapping[str, Any], message: str) -> Observation:
@@ -174,8 +175,7 @@ def balrog_view(observation: Mapping[str, Any], message: str) -> Observation:
     "<label>:", its text and a blank line, as BALROG joins them."""
     blstats, cursor = observation["blstats"], observation["tty_cursor"]
     x, y = int(blstats[nh.NLE_BL_X]), int(blstats[nh.NLE_BL_Y])
-    tty_chars = observation["tty_chars"]
-    terminal = "".join(bytes(row).decode("latin-1") + "\n" for row in tty_chars[1:])
+    terminal = terminal_rows(observation["tty_chars"])
     cursor_where = f"{cursor_text(observation['glyphs'], x, y, cursor)}\n(x={int(cursor[1])}, y={int(cursor[0])})"
     long_lived = "\n".join(f"{label}:\n{text}\n" for label, text in (
         ("message", message), ("language observation", language_view(observation["glyphs"], x, y)),
