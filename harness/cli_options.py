@@ -56,6 +56,9 @@ def eval_options(function: Any) -> Any:
                           "from outside and the episode is the scaffold's error (0: no limit)."),
         click.option("--max-consecutive-failures", default=3, show_default=True,
                      help="Infrastructure failures in a row after which no new episode starts (0: never stop)."),
+        click.option("--attempts", default=3, show_default=True,
+                     help="Launches of an episode whose worker or game died (a killed process, a lost Ray node); "
+                          "each continues from the last recorded step."),
         click.option("--no-progress", is_flag=True, help="No live progress display."),
     ]  # fmt: skip
     for option in reversed(options):
@@ -75,6 +78,6 @@ def options_from(submission: str, kwargs: dict[str, Any]) -> Any:
         step_timeout_s=kwargs["step_timeout_s"], model_timeout_s=kwargs["model_timeout_s"],
         env_timeout_s=kwargs["env_timeout_s"], episode_timeout_s=kwargs["episode_timeout_s"],
         max_episode_bytes=kwargs["max_episode_bytes"],
-        max_consecutive_failures=kwargs["max_consecutive_failures"], show_progress=not kwargs["no_progress"],
+        max_consecutive_failures=kwargs["max_consecutive_failures"], attempts=kwargs["attempts"], show_progress=not kwargs["no_progress"],
         observation=kwargs["observation"], instructions=kwargs["instructions"], api_key_env=kwargs["api_key_env"] or None,
     )  # fmt: skip

@@ -2,7 +2,6 @@
 recorded step (the game replayed on its seed, the memory rebuilt from the recorded operations,
 the scaffold's state restored), and the finished trace equals an uninterrupted run's."""
 
-import hashlib
 import json
 import os
 import signal
@@ -15,7 +14,8 @@ from typing import Any
 import psutil
 import pytest
 
-from harness.models.scripted import ScriptedModelServer, requested_choices
+from harness.models.scripted import ScriptedModelServer, answer_by_content
+from harness.runs.fingerprint import episode_fingerprint
 from harness.runs.layout import EPISODE_FILE, STEPS_FILE
 from harness.runs.read import read_run
 
@@ -23,28 +23,6 @@ from conftest import write_submission
 
 SEED = "submissions/automem-seed"
 STEPS = 10
-# Times and latencies differ from run to run; everything else of a step must be equal.
-UNTIMED = ("time_s", "latency_s")
-
-
-def _deterministic(request: dict[str, Any]) -> Any:
-    """Answers that depend only on the request: a resumed episode asks the same questions."""
-    if request.get("max_tokens") == 1:
-        return "ok"
-    digest = int(hashlib.sha256(json.dumps(request["messages"], sort_keys=True).encode()).hexdigest(), 16)
-    choices = requested_choices(request)
-    if choices:
-        return choices[digest % len(choices)]
-    asked = [m for m in request["messages"] if m["role"] == "user"][-1]["content"]
-    if asked.startswith("LOG"):
-        arguments = {"path": f"notes{digest % 2}.md", "text": f"saw {digest % 97}\n"}
-        name = "append"
-    elif asked.startswith("RECALL"):
-        name, arguments = "search", {"pattern": str(digest % 10)}
-    else:
-        return "ok"
-    return {"content": None, "tool_calls": [{"id": f"call-{digest % 10**8}", "type": "function",
-                                             "function": {"name": name, "arguments": json.dumps(arguments)}}]}  # fmt: skip
 
 
 def _eval(runs: Path, url: str, submission: str, *extra: str, steps: int = STEPS) -> subprocess.Popen[str]:
@@ -72,20 +50,6 @@ def _kill_midway(process: subprocess.Popen[str], runs: Path, at_least: int, epis
         psutil.wait_procs([p for p in psutil.process_iter() if p.pid == pid], timeout=10)
 
 
-def _untimed(record: Any) -> Any:
-    if isinstance(record, dict):
-        return {k: _untimed(v) for k, v in record.items() if k not in UNTIMED}
-    if isinstance(record, list):
-        return [_untimed(v) for v in record]
-    return record
-
-
-def _trace(folder: Path) -> tuple[list[Any], str, dict[str, str]]:
-    steps = [_untimed(json.loads(line)) for line in (folder / STEPS_FILE).read_text().splitlines()]
-    memory = {p.relative_to(folder / "memory").as_posix(): p.read_text() for p in (folder / "memory").rglob("*") if p.is_file()}
-    return steps, (folder / "messages.jsonl").read_text(), memory
-
-
 def _finish(process: subprocess.Popen[str]) -> str:
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output
@@ -94,7 +58,7 @@ def _finish(process: subprocess.Popen[str]) -> str:
 
 @pytest.mark.slow
 def test_a_killed_run_continues_every_episode_and_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
-    with ScriptedModelServer(_deterministic, owned_by="vllm") as server:
+    with ScriptedModelServer(answer_by_content, owned_by="vllm") as server:
         server.latency_s = 0.05  # a step takes ~0.15 s: the kill lands in the middle of episodes
         _finish(_eval(tmp_path / "whole", server.url, SEED))
         interrupted = _eval(tmp_path / "killed", server.url, SEED)
@@ -108,7 +72,7 @@ def test_a_killed_run_continues_every_episode_and_ends_as_an_uninterrupted_one(t
     for episode in resumed.episodes():
         folder = resumed.episode_folder(episode)
         twin = whole.episode_folder(next(e for e in whole.episodes() if e.key == episode.key))
-        assert _trace(folder) == _trace(twin), episode.key
+        assert episode_fingerprint(folder) == episode_fingerprint(twin), episode.key
         (resume,) = episode.resumes
         assert resume.continued and resume.from_step >= 3 and resume.from_step <= killed_at[
             folder.relative_to(tmp_path / "killed").as_posix()], resume
@@ -135,7 +99,7 @@ class Agent(Scaffold):
 @pytest.mark.slow
 def test_a_scaffold_without_a_state_hook_restarts_its_episode_and_keeps_the_earlier_attempt(tmp_path: Path) -> None:
     submission = write_submission(tmp_path / "no-hook", NO_HOOK)
-    with ScriptedModelServer(_deterministic, owned_by="vllm") as server:
+    with ScriptedModelServer(answer_by_content, owned_by="vllm") as server:
         server.latency_s = 0.1  # one call a step
         # (MiniHack's maze ends at once here: the answers lead onto its stairs)
         games = ("--env", "crafter", "--env", "nethack")
@@ -182,16 +146,16 @@ def _run_in_process(tmp_path: Path, url: str, submission: str, resume: bool = Fa
 
 
 def test_state_is_stored_when_it_changes_and_restored_with_the_game_and_memory(tmp_path: Path) -> None:
-    with ScriptedModelServer(_deterministic, owned_by="vllm") as server:
+    with ScriptedModelServer(answer_by_content, owned_by="vllm") as server:
         run, episode = _run_in_process(tmp_path, server.url, "submissions/context-baseline")
         folder = run.episode_folder(episode)
-        whole = _trace(folder)
+        whole = episode_fingerprint(folder)
         states = [s.scaffold_state for s in run.steps(episode)]
         assert states[0] == {"history": [], "previous_observation": run.steps(episode)[0].observation}
         assert all(state is not None for state in states)  # the history changes every step
         _cut_to(folder, 3)
         run, episode = _run_in_process(tmp_path, server.url, "submissions/context-baseline", resume=True)
-    assert _trace(folder) == whole
+    assert episode_fingerprint(folder) == whole
     (resume,) = episode.resumes
     assert (resume.from_step, resume.recorded_steps, resume.continued) == (3, 3, True)
     discarded = (folder / "discarded-steps.jsonl").read_text().splitlines()
@@ -202,14 +166,14 @@ def test_a_replay_that_differs_from_the_trace_restarts_the_episode_and_says_wher
     def tamper(records: list[dict[str, Any]]) -> None:
         records[2]["observation"] += " (edited)"
 
-    with ScriptedModelServer(_deterministic, owned_by="vllm") as server:
+    with ScriptedModelServer(answer_by_content, owned_by="vllm") as server:
         run, episode = _run_in_process(tmp_path, server.url, SEED)
         folder = run.episode_folder(episode)
-        whole = _trace(folder)
+        whole = episode_fingerprint(folder)
         assert [s.scaffold_state for s in run.steps(episode)] == [{}] + [None] * 5  # stored once: it never changes
         _cut_to(folder, 4, tamper)
         run, episode = _run_in_process(tmp_path, server.url, SEED, resume=True)
     (resume,) = episode.resumes
     assert not resume.continued and "before step 2 differs from the trace" in resume.reason
-    assert _trace(folder) == whole  # played again from step 0
+    assert episode_fingerprint(folder) == whole  # played again from step 0
     assert "(edited)" in (folder / "attempts" / "1" / STEPS_FILE).read_text()

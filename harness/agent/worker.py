@@ -19,6 +19,7 @@ from typing import Any
 from harness.agent.episode import run_episode
 from harness.agent.prepare import prepare_episode
 from harness.agent.submission import load_scaffold_class, read_submission
+from harness.envs.game_process import die_with_parent
 from harness.models.router import ModelConfig
 from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import EPISODE_FILE, atomic_write_json
@@ -31,7 +32,16 @@ def _emit(event: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def end_with_parent() -> None:
+    """End this worker (and with it its game) when the process that launched it ends: a killed
+    harness, a Ray worker cancelled or lost with its node. An orphan would go on playing and
+    writing into a folder that a resumed run continues from; the kernel's signal reaches it even
+    in C code that never returns to Python."""
+    die_with_parent(os.getppid())
+
+
 def main(job_path: str) -> int:
+    end_with_parent()
     job = json.loads(Path(job_path).read_text())
     spec = EpisodeSpec(**job["episode"])
     model = ModelConfig(**{**job["model"], "adapter_routines": tuple(job["model"].get("adapter_routines") or ())})

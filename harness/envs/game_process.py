@@ -27,7 +27,8 @@ from harness.envs.server import EpisodeBinding, EpisodeService, serve_connection
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
+    """Be killed when the process `parent` ends (Linux), or end now if it already has."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
@@ -68,7 +69,7 @@ class GameProcess:
             code = 0
             try:
                 parent_end.close()
-                _die_with_parent(parent)
+                die_with_parent(parent)
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, 1)  # the worker's stdout carries its events: the game writes none
                 os.close(devnull)

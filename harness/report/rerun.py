@@ -124,7 +124,7 @@ def rerun_episodes(run: Run, submission: Path, episodes: list[EpisodeRecord]) ->
     try:
         with ScriptedModelServer(playback, model_name=run.record.model.name, owned_by=_owner(run)) as server, \
                 _runtime(run, f"verify-{scratch.name.rsplit('-', 1)[-1]}") as runtime:  # fmt: skip
-            scheduler = Scheduler(runtime, workers=1, show_progress=False, max_consecutive_failures=0)
+            scheduler = Scheduler(runtime, workers=1, show_progress=False, max_consecutive_failures=0, attempts=1)
             model = _model_config(run, server.url)
             for number, episode in enumerate(episodes):
                 if not is_scored(episode):

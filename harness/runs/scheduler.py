@@ -9,13 +9,17 @@ worker (a process of the runtime). The scheduler also watches, from outside:
 - consecutive infrastructure failures: after `max_consecutive_failures` in a row no new episode
   is launched (a dead endpoint does not burn through the whole suite).
 A worker that dies without writing episode.json leaves an `errored` episode of kind `worker`
-(infrastructure, retried by `--resume`), built from what it recorded (runs.salvage).
+(infrastructure), built from what it recorded (runs.salvage). An episode whose worker or game
+died is launched again at once, up to `attempts` launches, and continues from its last recorded
+step (agent.resume); each launch is a line of its launches.jsonl (runs.launches). What is still
+not scored after that is retried by `--resume`.
 """
 
 from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,6 +39,7 @@ from rich.progress import (
 
 from harness.models.router import ModelConfig
 from harness.runs.jobs import EpisodeSpec, is_scored
+from harness.runs.launches import RELAUNCHED_KINDS, now_iso, record_launch, recorded_steps
 from harness.runs.layout import EPISODE_FILE, atomic_write_json
 from harness.runs.phase import PHASE_FILE, read_phase
 from harness.runs.read import read_episode
@@ -46,6 +51,7 @@ from harness.runs.watchdog import Overdue, WatchLimits, overdue, oversized
 HealthCheck = Callable[[], "str | None"]  # None while healthy, else what failed
 WATCH_INTERVAL_S = 0.5
 SIZE_INTERVAL_S = 5.0  # an episode folder's size is measured this often
+RELAUNCH_PAUSE_S = 1.0  # before an episode whose worker died is launched again
 MAX_EVENT_CHARS = 64 * 1024  # a progress event is a short line; longer ones are read in pieces and ignored
 
 
@@ -105,12 +111,14 @@ class _Running:
 
 class Scheduler:
     def __init__(self, runtime: Runtime, workers: int = 1, show_progress: bool = True,
-                 health_checks: Sequence[HealthCheck] = (), max_consecutive_failures: int = 3) -> None:  # fmt: skip
+                 health_checks: Sequence[HealthCheck] = (), max_consecutive_failures: int = 3,
+                 attempts: int = 3) -> None:  # fmt: skip
         self.runtime = runtime
         self.workers = max(1, workers)
         self.show_progress = show_progress
         self.health_checks = list(health_checks)
         self.max_consecutive_failures = max_consecutive_failures
+        self.attempts = max(1, attempts)  # launches of an episode whose worker died (runs.launches)
         self.stop_reason: str | None = None
         self._consecutive_failures = 0
         self._stop = threading.Event()
@@ -193,13 +201,33 @@ class Scheduler:
                 _kill(process)
 
     def _run_one(self, job: EpisodeJob, progress: Progress, episodes_bar: Any, steps_bar: Any) -> dict[str, Any]:
+        """Launch the episode's worker, and again (continuing from its recorded steps) while it
+        ends with a dead process, up to `attempts` launches."""
         if self._stop.is_set():
             return {"key": job.spec.key, "status": "not started"}
+        steps_seen, outcome = 0, {"key": job.spec.key, "status": "not started"}
+        for launch in range(1, self.attempts + 1):
+            launched, seen, episode = self._launch(job, progress, steps_bar, launch)
+            steps_seen, outcome = steps_seen + seen, launched
+            if episode is None or episode.error_kind not in RELAUNCHED_KINDS or self._stop.is_set():
+                break
+            if launch < self.attempts:
+                time.sleep(RELAUNCH_PAUSE_S)
+        progress.advance(steps_bar, max(0, job.spec.max_steps - steps_seen))
+        progress.advance(episodes_bar)
+        return outcome
+
+    def _launch(self, job: EpisodeJob, progress: Progress, steps_bar: Any,
+                launch: int) -> tuple[dict[str, Any], int, EpisodeRecord | None]:  # fmt: skip
+        """One launch of the episode's worker: (its outcome, the steps it reported, the episode
+        as recorded after it, or None when the run stopped before it finished)."""
         job.directory.mkdir(parents=True, exist_ok=True)
         (job.directory / EPISODE_FILE).unlink(missing_ok=True)  # an infrastructure error is retried
         job_path = job.directory / "job.json"
         atomic_write_json(job_path, job.to_json())
         state = _Running(job, time.time())
+        entry: dict[str, Any] = {"launch": launch, "runtime": self.runtime.name, "started": now_iso(),
+                                 "steps_before": recorded_steps(job.directory)}  # fmt: skip
         process = self.runtime.launch(job_path, job.directory / "worker.log")
         with self._lock:
             self._running[process] = state
@@ -221,8 +249,8 @@ class Scheduler:
             with self._lock:
                 self._running.pop(process, None)
         (job.directory / PHASE_FILE).unlink(missing_ok=True)  # only meaningful while the worker runs
-        progress.advance(steps_bar, max(0, job.spec.max_steps - steps_seen))
-        progress.advance(episodes_bar)
+        if state.verdict is None:
+            state.verdict = getattr(process, "verdict", None)  # a runtime's own verdict (Ray's stream)
         result_path = job.directory / EPISODE_FILE
         salvaged = True
         if state.verdict is not None:  # ended by the watchdog: whatever it wrote is not the result
@@ -232,10 +260,17 @@ class Scheduler:
             atomic_write_json(result_path, salvaged_episode(job.spec, "worker", message))
         else:
             salvaged = False
+        episode = None
         if result_path.exists():
             seal_episode(job.spec, salvaged)  # the score from the game's own log, on this side
-            self._count_failure(read_episode(job.directory))
-        return {"key": job.spec.key, "exit_code": process.returncode, **last}
+            episode = read_episode(job.directory)
+            self._count_failure(episode)
+        ended = "stopped with the run" if episode is None else (
+            episode.status if is_scored(episode) else f"{episode.error_kind}: {episode.error}")  # fmt: skip
+        record_launch(job.directory, {**entry, "placement": _placement(process), "ended": now_iso(),
+                                      "steps_after": recorded_steps(job.directory), "exit_code": process.returncode,
+                                      "outcome": ended[:2000]})  # fmt: skip
+        return {"key": job.spec.key, "exit_code": process.returncode, **last}, steps_seen, episode
 
     def _count_failure(self, episode: EpisodeRecord) -> None:
         """Stop launching after K infrastructure failures in a row."""
@@ -265,6 +300,12 @@ def _log_tail(directory: Path, chars: int = 1500) -> str:
     with open(log, "rb") as stream:
         stream.seek(max(0, log.stat().st_size - 4 * chars))
         return stream.read().decode(errors="replace").strip()[-chars:]
+
+
+def _placement(process: Any) -> dict[str, Any]:
+    """Where a runtime placed a worker (a Ray node, a container), else this host and its pid."""
+    placement = getattr(process, "placement", None)
+    return dict(placement) if placement else {"host": socket.gethostname(), "pid": getattr(process, "pid", None)}
 
 
 def _kill(process: Any) -> None:

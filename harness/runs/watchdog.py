@@ -91,9 +91,13 @@ def oversized(folder: Path, limit: int) -> Overdue | None:
     """The verdict on an episode folder past its size limit (0: no limit), or None."""
     if limit <= 0:
         return None
-    size = folder_bytes(folder, limit)
-    if size <= limit:
+    if folder_bytes(folder, limit) <= limit:
         return None
+    return oversized_verdict(limit)
+
+
+def oversized_verdict(limit: int) -> Overdue:
+    """An episode folder passed `limit` bytes: the scaffold's fault (only its code writes without bound)."""
     return Overdue("scaffold", f"the episode folder passed its limit of {limit} bytes (the trace, the logs and any file "
                                f"written there); the worker was ended from outside (raise --max-episode-bytes if the "
                                f"limit is too low)")  # fmt: skip

@@ -66,6 +66,7 @@ class EvalOptions:
     max_episode_bytes: int = 2**30  # an episode folder's size, enforced from outside (0: none)
     episode_timeout_s: float | None = None  # wall clock per episode (default: 1 h or 30 s a step)
     max_consecutive_failures: int = 3  # infrastructure failures in a row before no new episode starts
+    attempts: int = 3  # launches of an episode whose worker or game died (runs.launches)
     api_key_env: str | None = DEFAULT_API_KEY_ENV  # the variable holding a hosted server's key (its name only is kept)
     observation: str | None = None  # text variants instead of the suite's (None: the suite's)
     instructions: str | None = None
@@ -305,7 +306,7 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
         record.pop("stop_reason", None)
         atomic_write_json(run.run_file, validated(RunRecord, record))
         scheduler = Scheduler(runtime, options.workers, options.show_progress, endpoint.health_checks,
-                              options.max_consecutive_failures)  # fmt: skip
+                              options.max_consecutive_failures, options.attempts)  # fmt: skip
         try:
             scheduler.run(jobs)
         except (Interrupted, RunStopped) as stopped:

@@ -1,0 +1,49 @@
+"""Where and how often an episode was launched: launches.jsonl, written by the scheduler.
+
+One line per launch of the episode's worker: which runtime placed it where (a Ray node, a
+container, a local process), when it started and ended, how many steps the episode had recorded
+before and after it, and how it ended. An episode whose worker died (a killed process, a lost
+Ray node, a crashed game) is launched again in the same run, up to the scheduler's `attempts`,
+and continues from its last recorded step (agent.resume): this file is the record of each move.
+The harness writes it on the run's side; it never travels to the worker.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.runs.layout import STEPS_FILE, atomic_write_text, read_jsonl
+
+LAUNCHES_FILE = "launches.jsonl"
+# Failures of a worker's process, not of its code or of a server: launched again at once.
+# (A model server that does not answer has had the client's retries; the run's consecutive
+# failure rule decides about it. A wall-clock cap would be passed again.)
+RELAUNCHED_KINDS = ("worker", "env")
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+
+
+def recorded_steps(directory: Path) -> int:
+    """The whole lines of steps.jsonl (the steps recorded so far)."""
+    path = directory / STEPS_FILE
+    if not path.is_file() or path.is_symlink():
+        return 0
+    return path.read_bytes().count(b"\n")
+
+
+def read_launches(directory: Path) -> list[dict[str, Any]]:
+    path = directory / LAUNCHES_FILE
+    return read_jsonl(path) if path.is_file() and not path.is_symlink() else []
+
+
+def record_launch(directory: Path, entry: dict[str, Any]) -> None:
+    """Append `entry` to launches.jsonl (the file is replaced whole: a link a worker left there is
+    never followed)."""
+    path = directory / LAUNCHES_FILE
+    earlier = path.read_text(encoding="utf-8") if path.is_file() and not path.is_symlink() else ""
+    atomic_write_text(path, earlier + json.dumps(entry) + "\n")
