@@ -352,6 +352,16 @@ def bench_eval(instant_steps: int, embedded_steps: int, write: bool) -> None:
     run_eval_benchmark(instant_steps, embedded_steps, write)
 
 
+@bench.command("chaos")
+@click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
+def bench_chaos(write: bool) -> None:
+    """A suite under faults (workers, env servers, the model server, the harness, a Ray node
+    killed) on the local runtime and a local multi-node Ray cluster, against an undisturbed run."""
+    from harness.bench.chaos import run_chaos_benchmark
+
+    run_chaos_benchmark(write)
+
+
 @bench.command("scale")
 @click.option("--games", default="crafter,nethack", show_default=True, help="Games, comma-separated.")
 @click.option("--counts", default="1,8,32,64", show_default=True, help="Episodes in parallel, comma-separated.")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.runs.jobs import INFRASTRUCTURE_ERRORS
-from harness.runs.read import read_run
+from harness.runs.launches import read_launches
+from harness.runs.read import Run, read_run
 
 MISSING_SHOWN = 10
 
@@ -66,14 +67,29 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in str(text).splitlines())
 
 
+def _relaunches(run: Run) -> list[str]:
+    """The episodes launched more than once in this run (their worker or game died), said loudly."""
+    moved = []
+    for episode in run.episodes():
+        launches = read_launches(run.episode_folder(episode))
+        for launch in launches[:-1]:
+            where = launch.get("placement", {}).get("node") or launch.get("placement", {}).get("host", "?")
+            moved.append(f"{episode.key} launch {launch['launch']} on {str(where)[:16]}: {str(launch['outcome'])[:160]}")
+    if not moved:
+        return []
+    return [f"INFRASTRUCTURE: {len(moved)} launches ended with their worker or game dead and were launched again, "
+            f"continuing from the last recorded step:"] + [f"  {line}" for line in moved]
+
+
 def resume_summary(run_root: Path) -> str | None:
     """What mid-episode resumes the run's episodes went through (agent.resume), or None."""
-    episodes = [episode for episode in read_run(run_root).episodes() if episode.resumes]
+    run = read_run(run_root)
+    lines = _relaunches(run)
+    episodes = [episode for episode in run.episodes() if episode.resumes]
     if not episodes:
-        return None
+        return "\n".join(lines) or None
     continued = [e for e in episodes if e.resumes[-1].continued]
     restarted = [e for e in episodes if not e.resumes[-1].continued]
-    lines = []
     if continued:
         lines.append(f"resume: continued {len(continued)} episodes from their last recorded step "
                      f"({', '.join(f'{e.key} at step {e.resumes[-1].from_step}' for e in continued)})")  # fmt: skip

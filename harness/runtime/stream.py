@@ -22,6 +22,7 @@ from harness.runs.layout import atomic_write_bytes
 
 APPENDED_SUFFIXES = (".jsonl", ".log")  # written only at their end: sent line by line
 SMALL_FILE_BYTES = 4096  # small files are compared by content (the phase file is written through a map: no mtime)
+TAIL_BYTES = 4096  # how much of an appended file's end is compared before sending only what follows
 NOT_STREAMED = ("job.json",)  # the task's own copy of the job, with paths of the remote node
 
 
@@ -43,6 +44,7 @@ class _Sent:
     size: int  # bytes sent (for an appended file: up to its last whole line)
     mtime_ns: int
     content: bytes | None = None  # a small file's bytes as sent
+    tail: bytes = b""  # an appended file's last bytes as sent (a file rewritten in place no longer ends so)
 
 
 class FolderTracker:
@@ -53,7 +55,9 @@ class FolderTracker:
         self._sent: dict[str, _Sent] = {}
         if already_sent:  # the folder came from the run directory: only what changes afterwards is sent
             for relative, status in self._files().items():
-                self._sent[relative] = _Sent(status.st_ino, status.st_size, status.st_mtime_ns, self._small(relative, status))
+                path = self.folder / relative
+                self._sent[relative] = _Sent(status.st_ino, status.st_size, status.st_mtime_ns, self._small(relative, status),
+                                             _read(path, max(0, status.st_size - TAIL_BYTES), status.st_size))  # fmt: skip
 
     def _files(self) -> dict[str, os.stat_result]:
         found: dict[str, os.stat_result] = {}
@@ -95,23 +99,28 @@ class FolderTracker:
 
     def _change(self, relative: str, status: os.stat_result) -> Change | None:
         sent = self._sent.get(relative)
+        path = self.folder / relative
         if relative.endswith(APPENDED_SUFFIXES):
             if sent is not None and sent.inode == status.st_ino and status.st_size >= sent.size:
-                data = _read(self.folder / relative, sent.size, status.st_size)
-                whole = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next look
-                if not whole:
-                    return None
-                sent.size += len(whole)
-                return Change(relative, "append", whole, sent.size - len(whole))
-            data = _read(self.folder / relative, 0, status.st_size)  # new, or rewritten (a resume cut it)
+                data = _read(path, sent.size - len(sent.tail), status.st_size)
+                if data.startswith(sent.tail):  # else it was rewritten in place: sent whole below
+                    new = data[len(sent.tail):]
+                    whole = new[: new.rfind(b"\n") + 1]  # a line still being written waits for the next look
+                    if not whole:
+                        return None
+                    offset = sent.size
+                    sent.size += len(whole)
+                    sent.tail = (sent.tail + whole)[-TAIL_BYTES:]
+                    return Change(relative, "append", whole, offset)
+            data = _read(path, 0, status.st_size)  # new, or rewritten (a resume cut it)
             whole = data[: data.rfind(b"\n") + 1]
-            self._sent[relative] = _Sent(status.st_ino, len(whole), status.st_mtime_ns)
+            self._sent[relative] = _Sent(status.st_ino, len(whole), status.st_mtime_ns, tail=whole[-TAIL_BYTES:])
             return Change(relative, "write", whole)
         small = self._small(relative, status)
         if sent is not None and (sent.inode, sent.size, sent.mtime_ns) == (status.st_ino, status.st_size, status.st_mtime_ns) \
                 and (small is None or small == sent.content):
             return None
-        data = small if small is not None else _read(self.folder / relative, 0, status.st_size)
+        data = small if small is not None else _read(path, 0, status.st_size)
         self._sent[relative] = _Sent(status.st_ino, status.st_size, status.st_mtime_ns, small)
         return Change(relative, "write", data)
 
