@@ -16,6 +16,7 @@ import pytest
 
 from harness.models.scripted import ScriptedModelServer, answer_by_content
 from harness.runs.fingerprint import episode_fingerprint
+from harness.runs.launches import read_launches
 from harness.runs.layout import EPISODE_FILE, STEPS_FILE
 from harness.runs.read import read_run
 
@@ -177,3 +178,65 @@ def test_a_replay_that_differs_from_the_trace_restarts_the_episode_and_says_wher
     assert not resume.continued and "before step 2 differs from the trace" in resume.reason
     assert episode_fingerprint(folder) == whole  # played again from step 0
     assert "(edited)" in (folder / "attempts" / "1" / STEPS_FILE).read_text()
+
+
+def _wait_for_steps(runs: Path, at_least: int, process: subprocess.Popen[str], episodes: int = 3) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        counts = [len(p.read_text().splitlines()) for p in (runs / "run" / "episodes").glob(f"*/*/*/{STEPS_FILE}")]
+        if len(counts) == episodes and min(counts) >= at_least:
+            return
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        time.sleep(0.05)
+    pytest.fail("the episodes did not get under way")
+
+
+def _workers(harness: subprocess.Popen[str]) -> list[psutil.Process]:
+    """The episode workers: the children of the harness's fork server."""
+    servers = [c for c in psutil.Process(harness.pid).children() if "forkserver" in " ".join(c.cmdline())]
+    return [worker for server in servers for worker in server.children()]
+
+
+def _in_run(runs: Path) -> list[psutil.Process]:
+    """The processes working in the run's folders (workers and their games)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if str(runs) in process.cwd():
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_launched_again_in_the_run_and_a_killed_harness_leaves_no_worker_behind(tmp_path: Path) -> None:
+    with ScriptedModelServer(answer_by_content, owned_by="vllm") as server:
+        server.latency_s = 0.05
+        _finish(_eval(tmp_path / "whole", server.url, SEED))
+        # one worker killed: its episode is launched again at once and continues, the run goes on
+        running = _eval(tmp_path / "worker", server.url, SEED)
+        _wait_for_steps(tmp_path / "worker", 3, running)
+        victim = _workers(running)[0]
+        victim_folder = Path(victim.cwd())
+        victim.kill()
+        output = _finish(running)
+        # the harness killed alone: its workers and games end with it, --resume continues
+        running = _eval(tmp_path / "harness", server.url, SEED)
+        _wait_for_steps(tmp_path / "harness", 3, running)
+        assert _in_run(tmp_path / "harness")
+        running.kill()
+        running.wait()
+        _, alive = psutil.wait_procs(_in_run(tmp_path / "harness"), timeout=10)
+        assert not alive, [p.cmdline() for p in alive]  # no orphan goes on writing into the run
+        _finish(_eval(tmp_path / "harness", server.url, SEED, "--resume"))
+    whole = read_run(tmp_path / "whole" / "run")
+    for name in ("worker", "harness"):
+        run = read_run(tmp_path / name / "run")
+        assert run.results is not None and run.results.complete
+        for episode in run.episodes():
+            twin = whole.episode_folder(next(e for e in whole.episodes() if e.key == episode.key))
+            assert episode_fingerprint(run.episode_folder(episode)) == episode_fingerprint(twin), (name, episode.key)
+    launches = read_launches(victim_folder)
+    assert len(launches) == 2 and launches[0]["outcome"].startswith("worker: worker exited") and launches[1]["steps_before"] >= 3
+    assert "INFRASTRUCTURE: 1 launches ended with their worker or game dead" in output, output
