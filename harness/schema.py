@@ -4,6 +4,7 @@ that the files there match the models."""
 
 from __future__ import annotations
 
+from harness.runs.launches import LaunchRecord
 from harness.runs.records import SCHEMA_VERSION, json_schemas
 from harness.tracks.records import TRACK_RECORD_MODELS
 
@@ -12,4 +13,4 @@ __all__ = ["SCHEMA_VERSION", "all_json_schemas"]
 
 def all_json_schemas() -> dict[str, str]:
     """File name -> JSON Schema text, for every record."""
-    return json_schemas() | json_schemas(TRACK_RECORD_MODELS)
+    return json_schemas() | json_schemas({"launch": LaunchRecord}) | json_schemas(TRACK_RECORD_MODELS)

@@ -78,7 +78,7 @@ def test_a_run_loses_a_worker_node_mid_run_and_ends_as_an_undisturbed_one(tmp_pa
     assert moved, "no episode was moved off the killed node"
     for episode, launches in moved:
         first, last = launches[0], launches[-1]
-        assert first["placement"]["node"] == killed["node"] and "worker" in first["outcome"], first
-        assert last["placement"]["node"] != killed["node"] and last["outcome"] in ("completed", "truncated"), last
-        assert last["steps_before"] <= first["steps_after"]  # it continued from what had been streamed
+        assert first.placement["node"] == killed["node"] and first.outcome.startswith("worker: "), first
+        assert last.placement["node"] != killed["node"] and last.outcome in ("completed", "truncated"), last
+        assert 0 < last.steps_before <= first.steps_after  # it continued from what had been streamed
         assert episode.resumes and episode.resumes[-1].continued, episode.resumes

@@ -11,6 +11,7 @@ import pytest
 
 from harness.models.embedded import free_port
 from harness.models.scripted import ScriptedModelServer, first_choice_or
+from harness.runs.launches import read_launches
 from harness.runs.layout import read_json, read_jsonl
 from harness.runs.read import read_run
 from harness.tracks.eval import EvalOptions, run_eval
@@ -85,4 +86,4 @@ def test_the_watchdog_ends_a_remote_episode_and_keeps_the_steps_it_streamed(ray_
     assert episode.steps == 3  # the three played steps came back before the worker was ended
     folder = Path(episode.spec["episode_dir"])
     assert (folder / "memory" / "notes.md").read_text() == "seen\n" * 3  # the memory follows the records
-    assert len(read_jsonl(folder / "launches.jsonl")) == 1  # ended by the watchdog: not launched again
+    assert len(read_launches(folder)) == 1  # ended by the watchdog: not launched again

@@ -302,3 +302,20 @@ def test_the_leaderboard_publishes_unsandboxed_runs_only_of_reviewed_code(runs: 
     assert refused.returncode == 1 and "--allow-unsandboxed" in refused.stderr
     allowed = subprocess.run(command + ["--allow-unsandboxed"], capture_output=True, text=True)
     assert allowed.returncode == 0 and "| sandboxed" in allowed.stdout
+
+
+@pytest.mark.parametrize("edit", ["deleted", "renumbered", "outcome", "not a launch"])
+def test_an_edited_launch_record_fails_verify_and_is_named(runs: dict[str, RunDir], tmp_path: Path, edit: str) -> None:
+    run = _copy(runs["wood"], tmp_path / "launches")
+    path = run.episode_dir("crafter", "crafter", 1) / "launches.jsonl"
+    (launch,) = [json.loads(line) for line in path.read_text().splitlines()]
+    if edit == "deleted":
+        path.unlink()
+    elif edit == "renumbered":
+        path.write_text(json.dumps({**launch, "launch": 2}) + "\n")
+    elif edit == "outcome":  # a failed launch passed off as the one that counted
+        path.write_text(json.dumps({**launch, "outcome": "worker: worker exited with code -9"}) + "\n")
+    else:
+        path.write_text(json.dumps({"launch": 1}) + "\n")
+    problems = [m.problem for m in verify_run(run).mismatches if m.episode == "crafter/crafter/1"]
+    assert any("launch" in problem for problem in problems), problems

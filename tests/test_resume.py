@@ -238,5 +238,5 @@ def test_a_killed_worker_is_launched_again_in_the_run_and_a_killed_harness_leave
             twin = whole.episode_folder(next(e for e in whole.episodes() if e.key == episode.key))
             assert episode_fingerprint(run.episode_folder(episode)) == episode_fingerprint(twin), (name, episode.key)
     launches = read_launches(victim_folder)
-    assert len(launches) == 2 and launches[0]["outcome"].startswith("worker: worker exited") and launches[1]["steps_before"] >= 3
+    assert len(launches) == 2 and launches[0].outcome.startswith("worker: worker exited") and launches[1].steps_before >= 3
     assert "INFRASTRUCTURE: 1 launches ended with their worker or game dead" in output, output

@@ -73,8 +73,8 @@ def _relaunches(run: Run) -> list[str]:
     for episode in run.episodes():
         launches = read_launches(run.episode_folder(episode))
         for launch in launches[:-1]:
-            where = launch.get("placement", {}).get("node") or launch.get("placement", {}).get("host", "?")
-            moved.append(f"{episode.key} launch {launch['launch']} on {str(where)[:16]}: {str(launch['outcome'])[:160]}")
+            where = launch.placement.get("node") or launch.placement.get("host", "?")
+            moved.append(f"{episode.key} launch {launch.launch} on {str(where)[:16]}: {launch.outcome[:160]}")
     if not moved:
         return []
     return [f"INFRASTRUCTURE: {len(moved)} launches ended with their worker or game dead and were launched again, "

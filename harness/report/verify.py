@@ -121,7 +121,7 @@ def _check_episodes(run: Run, report: VerificationRecord) -> None:
             report.mismatches.append(mismatch(episode.key, None, f"the episode read answers by the rule "
                                               f"{episode.spec.get('answers', 'forgiving')!r}, run.json says {run.record.submission.answers!r}"))  # fmt: skip
         problems, replayed = check_episode(folder, episode, steps, plan, text)
-        report.mismatches += problems + call_problems(episode.key, steps, run.record) + file_problems(run, folder, episode.key)
+        report.mismatches += problems + call_problems(episode.key, steps, run.record) + file_problems(run, folder, episode)
         if counter is not None:
             report.mismatches += prompt_token_problems(episode.key, steps, read_messages(folder), counter)
         report.episodes_checked += 1

@@ -10,11 +10,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.runs.jobs import is_scored
+from harness.runs.launches import read_launches
 from harness.runs.read import Run
-from harness.runs.records import MismatchRecord, RunRecord, StepRecord
+from harness.runs.records import EpisodeRecord, MismatchRecord, RunRecord, StepRecord
 
 EMBEDDED = "embedded"
+LAUNCHES_SINCE = (1, 9)  # episodes record each launch of their worker (runs.launches)
 JOB_FILES = ("job.json", "worker.log")  # what the scheduler writes for every episode it launched
+
+
+def launch_problems(folder: Path, episode: EpisodeRecord) -> list[MismatchRecord]:
+    """launches.jsonl: one valid line per launch, numbered from 1, the last one ending as the episode did."""
+    try:
+        launches = read_launches(folder)
+    except (ValueError, TypeError) as broken:  # a line that is no launch record
+        return [_problem(episode.key, f"launches.jsonl is not a list of launches: {str(broken)[:300]}")]
+    if not launches:
+        return [_problem(episode.key, "launches.jsonl is missing (the scheduler writes a line for every launch)")]
+    numbers = [launch.launch for launch in launches]
+    if numbers != list(range(1, len(launches) + 1)):
+        return [_problem(episode.key, f"launches.jsonl numbers its launches {numbers}")]
+    ended = episode.status if is_scored(episode) else f"{episode.error_kind}: {episode.error}"
+    if launches[-1].outcome != ended[: len(launches[-1].outcome)] or not launches[-1].outcome:
+        return [_problem(episode.key, f"the last launch ended {launches[-1].outcome[:120]!r}, but episode.json "
+                                      f"says {ended[:120]!r}")]  # fmt: skip
+    return []
 
 
 def _problem(where: str, problem: str) -> MismatchRecord:
@@ -75,10 +96,13 @@ def call_problems(key: str, steps: list[StepRecord], record: RunRecord) -> list[
     return []
 
 
-def file_problems(run: Run, folder: Path, key: str) -> list[MismatchRecord]:
+def file_problems(run: Run, folder: Path, episode: EpisodeRecord) -> list[MismatchRecord]:
     """The files the scheduler and the runtime write for every episode they launched."""
+    key = episode.key
     problems = [_problem(key, f"{name} is missing (the scheduler writes it for every episode it launches)")
                 for name in JOB_FILES if not (folder / name).is_file()]  # fmt: skip
+    if tuple(int(part) for part in episode.schema_version.split(".")) >= LAUNCHES_SINCE:
+        problems += launch_problems(folder, episode)
     sandboxed = (folder / "job.container.json").is_file()
     if sandboxed != (run.record.runtime == "docker"):
         problems.append(_problem(key, f"run.json says runtime {run.record.runtime!r}, but the episode "

@@ -15,13 +15,30 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from harness.runs.layout import STEPS_FILE, atomic_write_text, read_jsonl
+from harness.runs.records import Record, validated
 
 LAUNCHES_FILE = "launches.jsonl"
 # Failures of a worker's process, not of its code or of a server: launched again at once.
 # (A model server that does not answer has had the client's retries; the run's consecutive
 # failure rule decides about it. A wall-clock cap would be passed again.)
 RELAUNCHED_KINDS = ("worker", "env")
+
+
+class LaunchRecord(Record):
+    """One launch of an episode's worker (a line of launches.jsonl)."""
+
+    launch: int = Field(description="1 for the first launch of the episode in this run folder, then 2, 3, ...")
+    runtime: str
+    placement: dict[str, Any] = Field(description="where it ran: {node, address, host, pid} on Ray, else {host, pid}")
+    started: str
+    ended: str
+    steps_before: int = Field(description="steps recorded when it was launched (it continued from them)")
+    steps_after: int = Field(description="steps recorded when it ended")
+    exit_code: int | None
+    outcome: str = Field(description="the episode's status, or 'KIND: error' when it ended in a failure")
 
 
 def now_iso() -> str:
@@ -36,9 +53,9 @@ def recorded_steps(directory: Path) -> int:
     return path.read_bytes().count(b"\n")
 
 
-def read_launches(directory: Path) -> list[dict[str, Any]]:
+def read_launches(directory: Path) -> list[LaunchRecord]:
     path = directory / LAUNCHES_FILE
-    return read_jsonl(path) if path.is_file() and not path.is_symlink() else []
+    return [LaunchRecord.model_validate(line) for line in read_jsonl(path)] if path.is_file() and not path.is_symlink() else []
 
 
 def record_launch(directory: Path, entry: dict[str, Any]) -> None:
@@ -46,4 +63,4 @@ def record_launch(directory: Path, entry: dict[str, Any]) -> None:
     never followed)."""
     path = directory / LAUNCHES_FILE
     earlier = path.read_text(encoding="utf-8") if path.is_file() and not path.is_symlink() else ""
-    atomic_write_text(path, earlier + json.dumps(entry) + "\n")
+    atomic_write_text(path, earlier + json.dumps(validated(LaunchRecord, entry)) + "\n")

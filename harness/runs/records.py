@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # 1.6: episode game (the score from the game's own log), chat calls' retries;
 # 1.7: episode solved (MiniHack), run.json submission.answers, results solved_rate;
 # 1.8: episode sampling, run.json sampling_used (the generation parameters the calls sent)
-SCHEMA_VERSION = "1.8"
+SCHEMA_VERSION = "1.9"
 SCHEMA_MAJOR = 1
 
 EpisodeStatus = Literal["completed", "truncated", "errored"]

@@ -39,7 +39,13 @@ from rich.progress import (
 
 from harness.models.router import ModelConfig
 from harness.runs.jobs import EpisodeSpec, is_scored
-from harness.runs.launches import RELAUNCHED_KINDS, now_iso, record_launch, recorded_steps
+from harness.runs.launches import (
+    RELAUNCHED_KINDS,
+    now_iso,
+    read_launches,
+    record_launch,
+    recorded_steps,
+)
 from harness.runs.layout import EPISODE_FILE, atomic_write_json
 from harness.runs.phase import PHASE_FILE, read_phase
 from harness.runs.read import read_episode
@@ -207,7 +213,7 @@ class Scheduler:
             return {"key": job.spec.key, "status": "not started"}
         steps_seen, outcome = 0, {"key": job.spec.key, "status": "not started"}
         for launch in range(1, self.attempts + 1):
-            launched, seen, episode = self._launch(job, progress, steps_bar, launch)
+            launched, seen, episode = self._launch(job, progress, steps_bar)
             steps_seen, outcome = steps_seen + seen, launched
             if episode is None or episode.error_kind not in RELAUNCHED_KINDS or self._stop.is_set():
                 break
@@ -217,8 +223,8 @@ class Scheduler:
         progress.advance(episodes_bar)
         return outcome
 
-    def _launch(self, job: EpisodeJob, progress: Progress, steps_bar: Any,
-                launch: int) -> tuple[dict[str, Any], int, EpisodeRecord | None]:  # fmt: skip
+    def _launch(self, job: EpisodeJob, progress: Progress,
+                steps_bar: Any) -> tuple[dict[str, Any], int, EpisodeRecord | None]:  # fmt: skip
         """One launch of the episode's worker: (its outcome, the steps it reported, the episode
         as recorded after it, or None when the run stopped before it finished)."""
         job.directory.mkdir(parents=True, exist_ok=True)
@@ -226,8 +232,8 @@ class Scheduler:
         job_path = job.directory / "job.json"
         atomic_write_json(job_path, job.to_json())
         state = _Running(job, time.time())
-        entry: dict[str, Any] = {"launch": launch, "runtime": self.runtime.name, "started": now_iso(),
-                                 "steps_before": recorded_steps(job.directory)}  # fmt: skip
+        entry: dict[str, Any] = {"launch": len(read_launches(job.directory)) + 1, "runtime": self.runtime.name,
+                                 "started": now_iso(), "steps_before": recorded_steps(job.directory)}  # fmt: skip
         process = self.runtime.launch(job_path, job.directory / "worker.log")
         with self._lock:
             self._running[process] = state
