@@ -352,6 +352,20 @@ def bench_eval(instant_steps: int, embedded_steps: int, write: bool) -> None:
     run_eval_benchmark(instant_steps, embedded_steps, write)
 
 
+@bench.command("calibrate")
+@click.option("--seeds", default=500, show_default=True, help="Crafter seeds (0..N-1) the random agent plays.")
+@click.option("--workers", default=2, show_default=True, help="Episodes run in parallel.")
+@click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
+def bench_calibrate(seeds: int, workers: int, write: bool) -> None:
+    """Our Crafter against its authors': the random agent's 22 achievement rates and episode
+    length beside the published ones, each tested (Holm over the 22)."""
+    from harness.bench.calibrate import run_calibration
+
+    calibration = run_calibration(seeds, workers, write)
+    if calibration.differing():
+        raise click.ClickException(f"our Crafter differs from its authors' on: {', '.join(calibration.differing())}")
+
+
 @bench.command("chaos")
 @click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
 def bench_chaos(write: bool) -> None:

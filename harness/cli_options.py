@@ -26,7 +26,9 @@ def eval_options(function: Any) -> Any:
         click.option("--instructions", type=click.Choice(INSTRUCTION_VARIANTS), default=None,
                      help="Instructions instead of the suite's (standard: balrog; tips adds our strategy tips)."),
         click.option("--model", default="embedded", show_default=True,
-                     help="'embedded' (local CPU model, started here) or the URL of an OpenAI-compatible server."),
+                     help="'embedded' (local CPU model, started here), the URL of an OpenAI-compatible server, or "
+                          "'none' (no model server: any chat call is the scaffold's error; the default for a "
+                          "submission whose submission.yaml says `model: none`)."),
         click.option("--model-name", default=None, help="Model name on that server (default: its first model)."),
         click.option("--api-key-env", default=DEFAULT_API_KEY_ENV, show_default=True,
                      help="Environment variable holding the server's API key (hosted APIs); the key is never recorded."),

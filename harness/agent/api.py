@@ -50,6 +50,7 @@ class Task:
     actions: tuple[str, ...]  # the valid world actions
     default_action: str  # what the harness plays instead of an invalid action
     max_steps: int  # the episode's step cap
+    seed: int = 0  # the episode's seed (the game is reset on it); a scaffold may seed its own draws from it
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,7 @@ def run_episode(
             raise aborted
         assert game is not None
         task = Task(spec.env, game.spec.name, game.spec.instructions, game.spec.actions,
-                    game.spec.default_action, spec.max_steps)  # fmt: skip
+                    game.spec.default_action, spec.max_steps, spec.seed)  # fmt: skip
         phase.enter("scaffold")
         try:
             scaffold = scaffold_class()

@@ -47,6 +47,7 @@ class ModelSpec:
     adapter_routines: tuple[str, ...] = ("log", "recall")
     uses: tuple[str, ...] = FEATURES  # what the scaffold asks of the model server (models.features)
     max_tokens: int | None = None  # the most tokens one answer of the scaffold asks for (checked against the server)
+    none: bool = False  # `model: none`: the scaffold makes no model call, and its runs have no model server
 
 
 @dataclass
@@ -139,8 +140,10 @@ def read_submission(directory: str | Path) -> Submission:
 
 
 def _read_model(raw: Any, directory: Path, config_path: Path, line: int | None) -> ModelSpec:
+    if raw == "none":
+        return ModelSpec(uses=(), none=True)
     if not isinstance(raw, dict):
-        raise SubmissionError(config_path, line, "'model' must be a mapping",
+        raise SubmissionError(config_path, line, "'model' must be a mapping, or none",
                               "write `model: {base: ..., adapter: adapter/, adapter_routines: [log, recall], uses: [tools, choices]}`")  # fmt: skip
     adapter = None
     if raw.get("adapter"):

@@ -58,7 +58,8 @@ class GameLog:
         self._write({"event": "step", "index": self._steps, "action": action, "reward": result.reward,
                      "done": bool(result.done), "truncated": bool(result.truncated),
                      "progression": result.progression, "digest": observation_digest(result.observation.text),
-                     **({"solved": bool(result.info["solved"])} if "solved" in result.info else {})})  # fmt: skip
+                     **({"solved": bool(result.info["solved"])} if "solved" in result.info else {}),
+                     **({"unlocked": list(result.info["new_achievements"])} if result.info.get("new_achievements") else {})})  # fmt: skip
         self._steps += 1
 
     def close(self) -> None:

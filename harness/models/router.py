@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.models.client import ChatClient, ChatResult
+from harness.models.client import ChatClient, ChatResult, ModelRequestError
 from harness.models.features import uses_refused
 from harness.models.keys import api_key
 
@@ -50,6 +50,19 @@ def check_no_model_choice(generation: dict[str, Any]) -> None:
             f"the messages given as the first argument; remove {named[0]!r} from the call")
 
 
+NO_MODEL = "none"  # a run without a model server (`--model none`, or submission.yaml `model: none`)
+
+
+class NoModel:
+    """The model of a run that has none: any chat call is the scaffold's error, named."""
+
+    model = NO_MODEL
+
+    def chat(self, messages: list[dict[str, Any]], **generation: Any) -> ChatResult:
+        raise ModelRequestError("this run has no model server (--model none, or `model: none` in submission.yaml), "
+                                "yet the scaffold made a chat call", server=NO_MODEL)  # fmt: skip
+
+
 @dataclass
 class Specialist:
     """Where the adapter answers: a client (maybe the base one) and the model name to ask for."""
@@ -62,7 +75,7 @@ class Specialist:
 class ModelRouter:
     def __init__(
         self,
-        base: ChatClient,
+        base: ChatClient | NoModel,
         specialist: Specialist | None = None,
         adapter_routines: tuple[str, ...] = DEFAULT_ADAPTER_ROUTINES,
         refused_features: dict[str, str] | None = None,
@@ -106,6 +119,8 @@ class ModelConfig:
     refused_features: dict[str, str] = field(default_factory=dict)  # what the server refused before the run
 
     def router(self) -> ModelRouter:
+        if self.kind == NO_MODEL:
+            return ModelRouter(NoModel(), None, tuple(self.adapter_routines))
         base = ChatClient(self.base_url, self.model, kind=self.kind, timeout_s=self.timeout_s,
                           max_retries=self.max_retries, unix_socket=self.base_socket,
                           api_key=api_key(self.api_key_env))  # fmt: skip

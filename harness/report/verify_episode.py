@@ -158,6 +158,10 @@ def _replay_log(key: str, episode: EpisodeRecord, session: GameSession, game: Ga
             got = (result.reward, bool(result.done), bool(result.truncated), result.progression,
                    observation_digest(result.observation.text))  # fmt: skip
             logged = (event["reward"], event["done"], event["truncated"], event["progression"], event["digest"])
+            if _version(episode.schema_version) >= (1, 9) and \
+                    event.get("unlocked", []) != list(result.info.get("new_achievements") or []):
+                return [mismatch(where, event["index"], f"the logged step unlocked {event.get('unlocked', [])}, the "
+                                                        f"replay {list(result.info.get('new_achievements') or [])}")], replayed  # fmt: skip
             if not (same(got[0], logged[0]) and got[1:3] == logged[1:3] and same(got[3], logged[3]) and got[4] == logged[4]):
                 return [mismatch(where, event["index"], f"the logged step differs from the replay (reward, done, truncated, "
                                                         f"progression: {list(logged[:4])} logged, {list(got[:4])} replayed"

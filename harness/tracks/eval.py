@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from harness.models.client import ChatClient, ModelError, ModelUnavailableError
 from harness.models.embedded import EMBEDDED_MODEL_NAME, LlamaCppServer
 from harness.models.features import FEATURES, fix_for, refused_features
 from harness.models.keys import DEFAULT_API_KEY_ENV, api_key, key_is_set
-from harness.models.router import ModelConfig
+from harness.models.router import NO_MODEL, ModelConfig
 from harness.report.tables import run_leaderboard_markdown
 from harness.runs.derive import merged_sampling
 from harness.runs.jobs import EpisodeSpec, default_episode_timeout_s
@@ -49,7 +49,7 @@ class EvalOptions:
     env: tuple[str, ...] = ()
     seeds: str | None = None
     max_steps: int | None = None
-    model: str = EMBEDDED  # "embedded" or the URL of an OpenAI-compatible server
+    model: str = EMBEDDED  # "embedded", the URL of an OpenAI-compatible server, or "none" (no model calls)
     model_name: str | None = None
     adapter: str | None = None
     adapter_routines: tuple[str, ...] | None = None  # routines the adapter answers (None: the submission's)
@@ -154,6 +154,11 @@ def model_endpoint(options: EvalOptions, submission: Submission) -> Iterator[End
     adapter = Path(options.adapter).resolve() if options.adapter else submission.model.adapter
     routines = tuple(options.adapter_routines or submission.model.adapter_routines)
     content_hash = adapter_hash(adapter) if adapter is not None else None
+    if options.model == NO_MODEL:
+        if adapter is not None:
+            raise EvalError("an adapter needs a model server; this run has none (--model none or `model: none`)")
+        yield Endpoint(ModelConfig(base_url="", model=NO_MODEL, kind=NO_MODEL, adapter_routines=routines), [], [], None, None)
+        return
     if options.model != EMBEDDED:
         client = ChatClient(options.model, options.model_name or submission.model.base, timeout_s=options.model_timeout_s,
                             api_key=api_key(options.api_key_env))  # fmt: skip
@@ -259,6 +264,11 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
     forked = options.runtime == "local" and options.worker_start == "fork"
     submission = check_submission(options.submission, sandboxed=is_sandboxed(options.runtime),
                                   run_in=run_forked if forked else None)  # fmt: skip
+    if submission.model.none:  # it makes no model call: its runs have no model server
+        if options.model not in (EMBEDDED, NO_MODEL):
+            raise EvalError(f"{submission.name} makes no model call (submission.yaml: `model: none`); run it "
+                            f"without --model {options.model}")  # fmt: skip
+        options = replace(options, model=NO_MODEL)
     seeds, offset = seed_option(options.seeds)
     suite = with_text(narrow(load_suite(options.suite), tuple(options.env), seeds, options.max_steps, offset),
                       options.observation, options.instructions)  # fmt: skip
@@ -282,7 +292,8 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
                            "answers": submission.answers,
                            **({"parent": submission.extra["parent"]} if "parent" in submission.extra else {})},
             "model": {"name": model.model or EMBEDDED_MODEL_NAME,
-                      "endpoint": EMBEDDED if options.model == EMBEDDED else options.model,
+                      "endpoint": NO_MODEL if model.kind == NO_MODEL else EMBEDDED if options.model == EMBEDDED
+                      else options.model,
                       "kind": model.kind, "adapter": model.adapter, "adapter_hash": endpoint.adapter_hash,
                       "adapter_routines": list(model.adapter_routines), "refused_features": model.refused_features},
             "suite": suite.to_json(),
