@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from harness.cli_options import eval_options, options_from
+from harness.cli_power import power
 from harness.cli_tracks import track
 from harness.envs import ENV_NAMES
 
@@ -17,6 +18,7 @@ def main() -> None:
 
 
 main.add_command(track)
+main.add_command(power)
 
 
 @main.command("eval")

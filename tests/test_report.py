@@ -1,6 +1,8 @@
 """verify, compare and leaderboard on real runs (instant scripted model)."""
 
 import json
+import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ from harness.report.compare import CompareError, compare
 from harness.report.leaderboard import leaderboard_rows, render
 from harness.report.verify import verify_run
 from harness.runs.layout import RunDir, read_json
+from harness.runs.read import read_run
 from harness.tracks.eval import EvalOptions, run_eval
 
 from conftest import write_submission
@@ -96,6 +99,14 @@ def test_compare_flags_the_worse_candidate(runs: dict[str, RunDir]) -> None:
     assert result.verdict == "worse" and result.envs["crafter"]["pairs"] == 3
     assert result.envs["crafter"]["delta"] < 0 and result.overall["ci95"][1] < 0
     assert compare(runs["idle"], runs["wood"]).verdict == "better"
+    # the minimal detectable difference of these 3 crafter pairs, from the spread of their deltas
+    from harness.runs.power import mde
+
+    scores = [{e.seed: e.progression for e in read_run(runs[name].root).episodes() if e.env == "crafter"}
+              for name in ("wood", "idle")]  # fmt: skip
+    spread = statistics.stdev(scores[1][seed] - scores[0][seed] for seed in scores[0])
+    expected = mde(spread, 3) if spread > 0 else math.nan
+    assert result.envs["crafter"]["mde"] == pytest.approx(expected, nan_ok=True)
     command = [sys.executable, "-m", "harness.cli", "compare", str(runs["wood"].root), str(runs["idle"].root), "--fail-if-worse"]
     completed = subprocess.run(command, capture_output=True, text=True)
     assert completed.returncode == 1 and "verdict: worse" in completed.stdout
@@ -117,6 +128,7 @@ def test_leaderboard_sorts_by_overall_and_cites_runs(runs: dict[str, RunDir], tm
     rows = leaderboard_rows([runs["idle"], runs["wood"]])
     assert [r["submission"] for r in rows] == ["wood", "idle"] and rows[0]["rank"] == 1
     assert rows[0]["verified"] == "yes" and rows[0]["submission hash"].startswith("sha256:")
+    assert "overall MDE %" in rows[0] and "overall MDE %" in render(rows, "md")
     markdown = render(rows, "md")
     assert "| 1      | wood" in markdown or "| 1 " in markdown
     assert render(rows, "csv").splitlines()[0].startswith("rank,submission")

@@ -2,12 +2,14 @@
 
 Pairs are episodes with the same env, task and seed. Runs whose step caps, tasks, text
 variants (what the model read) or harness versions differ are refused (the comparison would not be fair), with the reason. The delta
-per env and overall (unweighted mean of envs) comes with a bootstrap 95% interval; the
-candidate is significantly worse when the interval lies wholly below -min_delta.
+per env and overall (unweighted mean of envs) comes with a bootstrap 95% interval and the
+minimal detectable difference of these pairs at 80% power (runs.power); the candidate is
+significantly worse when the interval lies wholly below -min_delta.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,7 @@ from tabulate import tabulate
 
 from harness.runs.jobs import is_scored
 from harness.runs.layout import RunDir
+from harness.runs.power import ALPHA, POWER, Spread, mde_of_mean_of_means
 from harness.runs.read import Run, read_run
 from harness.runs.stats import mean_ci95, mean_of_group_means_ci95
 
@@ -33,13 +36,22 @@ class Comparison:
 
     def table(self) -> str:
         rows = [[env, d["pairs"], f"{100 * d['baseline']:.1f}", f"{100 * d['candidate']:.1f}",
-                 f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"]
+                 f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]", _points(d["mde"])]
                 for env, d in self.envs.items()]  # fmt: skip
         o = self.overall
         rows.append(["overall", o["pairs"], f"{100 * o['baseline']:.1f}", f"{100 * o['candidate']:.1f}",
-                     f"{100 * o['delta']:+.1f} [{100 * o['ci95'][0]:+.1f}, {100 * o['ci95'][1]:+.1f}]"])  # fmt: skip
-        headers = ["env", "paired episodes", "baseline %", "candidate %", "delta % [95% CI]"]
-        return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + f"\n\nverdict: {self.verdict}"
+                     f"{100 * o['delta']:+.1f} [{100 * o['ci95'][0]:+.1f}, {100 * o['ci95'][1]:+.1f}]", _points(o["mde"])])  # fmt: skip
+        headers = ["env", "paired episodes", "baseline %", "candidate %", "delta % [95% CI]",
+                   f"MDE % ({POWER:.0%} power, {ALPHA} two-sided)"]  # fmt: skip
+        text = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + f"\n\nverdict: {self.verdict}"
+        if self.verdict == "no significant difference" and not math.isnan(o["mde"]) and abs(o["delta"]) < o["mde"]:
+            text += (f" (these {o['pairs']} pairs detect an overall difference of {100 * o['mde']:.1f} points at "
+                     f"{POWER:.0%} power; a smaller one may be there unseen: `harness power` says how many seeds)")  # fmt: skip
+        return text
+
+
+def _points(fraction: float) -> str:
+    return "-" if math.isnan(fraction) else f"{100 * fraction:.1f}"
 
 
 def _base_version(version: str) -> str:
@@ -90,17 +102,19 @@ def compare(baseline: RunDir, candidate: RunDir, min_delta: float = 0.0, allow_i
         raise CompareError("the runs share no episode (env, task, seed): nothing to pair")
     result = Comparison(baseline.run_id, candidate.run_id)
     groups: list[list[float]] = []
+    spreads: list[Spread] = []
     for env in sorted({key[0] for key in shared}):
         keys = [key for key in shared if key[0] == env]
         deltas = [cand_scores[k] - base_scores[k] for k in keys]
         mean, low, high = mean_ci95(deltas)
         groups.append(deltas)
-        result.envs[env] = {"pairs": len(keys), "delta": mean, "ci95": [low, high],
+        spreads.append(Spread.of(deltas, paired=True))
+        result.envs[env] = {"pairs": len(keys), "delta": mean, "ci95": [low, high], "mde": spreads[-1].mde() if spreads[-1].known else math.nan,
                             "baseline": sum(base_scores[k] for k in keys) / len(keys),
                             "candidate": sum(cand_scores[k] for k in keys) / len(keys)}  # fmt: skip
     mean, low, high = mean_of_group_means_ci95(groups)
     envs = result.envs.values()
-    result.overall = {"pairs": len(shared), "delta": mean, "ci95": [low, high],
+    result.overall = {"pairs": len(shared), "delta": mean, "ci95": [low, high], "mde": mde_of_mean_of_means(spreads) if all(x.known for x in spreads) else math.nan,
                       "baseline": sum(e["baseline"] for e in envs) / len(result.envs),
                       "candidate": sum(e["candidate"] for e in envs) / len(result.envs)}  # fmt: skip
     if high < -min_delta:

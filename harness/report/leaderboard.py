@@ -25,14 +25,16 @@ from harness.agent.submission import content_hash
 from harness.envs import ENV_NAMES
 from harness.report.tables import number, percent
 from harness.runs.digest import changed_files, file_digests, tree_digest
+from harness.runs.jobs import is_scored
 from harness.runs.layout import RunDir
-from harness.runs.read import read_run
+from harness.runs.power import Spread, mde_of_mean_of_means
+from harness.runs.read import Run, read_run
 from harness.runs.stats import mean_defined
 from harness.runs.suites import seed_text
 
 FORMATS = ("md", "csv", "json", "html")
 COLUMNS = ["rank", "submission", "model", "adapter", "track", "suite", "seeds",
-           *(f"{env} %" for env in ENV_NAMES), "minihack solved %", "overall %", "memory growth chars/step", "write/search",
+           *(f"{env} %" for env in ENV_NAMES), "minihack solved %", "overall %", "overall MDE %", "memory growth chars/step", "write/search",
            "consult-before-write", "invalid actions %", "tokens prompt", "prefix reuse %", "tokens completion", "wall time s",
            "complete", "verified", "sandboxed", "run", "submission hash"]  # fmt: skip
 
@@ -141,6 +143,7 @@ def row_of(run_dir: RunDir, link_base: Path | None = None, verified: str | None 
         "seeds": seed_text(seeds),
         "overall": overall.progression_mean,
         "overall %": percent(overall.progression_mean, overall.progression_ci95),
+        "overall MDE %": _detectable(run),
         "memory growth chars/step": number(mean_defined([e.growth_chars_per_step for e in envs]), 1),
         "write/search": number(mean_defined([e.write_to_search_ratio for e in envs])),
         "consult-before-write": number(mean_defined([e.consult_before_write for e in envs])),
@@ -161,6 +164,19 @@ def row_of(run_dir: RunDir, link_base: Path | None = None, verified: str | None 
         if env == "minihack":  # solved apart from progression (BALROG's reward rule): never mixed in
             row["minihack solved %"] = percent(block.solved_rate) if block else "-"
     return row
+
+
+def _detectable(run: Run) -> str:
+    """The overall difference (points) this run can tell from another run like it at 80% power
+    (runs.power: two independent runs, the run's own spread of episode scores per env)."""
+    by_env: dict[str, list[float]] = {}
+    for episode in run.episodes():
+        if is_scored(episode):
+            by_env.setdefault(episode.env, []).append(100 * episode.progression)
+    spreads = [Spread.of(values, paired=False) for values in by_env.values()]
+    if not spreads or not all(spread.known for spread in spreads):
+        return "-"  # fewer than two episodes, or all alike, in some env: the spread is unknown
+    return f"{mde_of_mean_of_means(spreads):.1f}"
 
 
 def leaderboard_rows(runs: list[RunDir], link_base: Path | None = None, allow_incomplete: bool = False,
@@ -200,6 +216,8 @@ def render(rows: list[dict[str, Any]], fmt: str = "md", title: str = "Leaderboar
                 f"<table id='leaderboard'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")  # fmt: skip
     if fmt == "md":
         note = ("\n\nProgression in % (95% bootstrap interval over seeds); overall = unweighted mean of envs. "
+                "`overall MDE %`: the smallest overall difference, in points, that a run like this one can tell from "
+                "another at 80% power and 0.05 two-sided (from its episodes' spread; `harness power` for more seeds). "
                 "`verified`: `harness verify` replayed every game from its own log, recomputed every score and re-executed the "
                 "submission against the recorded answers; the run's files are the ones it checked (digests compared when "
                 "this table was made).\n")  # fmt: skip
