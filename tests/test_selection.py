@@ -75,3 +75,13 @@ def test_a_track_record_of_another_major_version_is_not_resumed(tmp_path: Path) 
     fresh = ScaffoldTrackRecord(created="now", options={}, seeds=SeedSplit(selection=[1], report=[0]))
     with pytest.raises(TrackError, match="schema version 2.0; this harness reads 1.x"):
         TrackState(tmp_path, fresh, resume=True)
+
+
+def test_a_gate_says_when_its_seeds_are_too_few_to_detect_the_gain_it_measured() -> None:
+    underpowered = Paired(delta_mean=0.02, delta_ci95=[-0.05, 0.09], pairs=4, mde=0.15)
+    kept, reason = gate_verdict("mean", 0.3, 0.28, underpowered)
+    assert kept and "detect 15.0 points at 80% power: too few seeds" in reason
+    assert underpowered.power_flag() == " (MDE 15.0: too few seeds)"
+    enough = Paired(delta_mean=0.2, delta_ci95=[0.1, 0.3], pairs=40, mde=0.05)
+    assert enough.power_note() == "" and enough.power_flag() == ""
+    assert "unknown" in gate_verdict("ci", 0.3, 0.1, Paired(delta_mean=0.2, delta_ci95=[0.05, 0.3], pairs=5))[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -158,7 +159,8 @@ class UnverifiedEvaluation(TrackError):
 def paired_comparison(baseline: RunDir, candidate: RunDir) -> Paired:
     """`harness compare`'s paired per-seed delta (overall), as a track records it."""
     overall = compare(baseline, candidate).overall
-    return Paired(delta_mean=overall["delta"], delta_ci95=overall["ci95"], pairs=overall["pairs"])
+    return Paired(delta_mean=overall["delta"], delta_ci95=overall["ci95"], pairs=overall["pairs"],
+                  mde=None if math.isnan(overall["mde"]) else overall["mde"])  # fmt: skip
 
 
 def held_out_report(base: EvalOptions, root: Path, resume: bool, track: str, start: tuple[Path, dict[str, Any]],
@@ -179,7 +181,7 @@ def delta_text(comparison: Paired | None) -> str:
     if comparison is None:
         return "-"
     low, high = comparison.delta_ci95
-    return f"{100 * comparison.delta_mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+    return f"{100 * comparison.delta_mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]{comparison.power_flag()}"
 
 
 def write_table(path: Path, title: str, headers: list[str], rows: list[list[Any]], note: str = "") -> None:

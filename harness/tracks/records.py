@@ -26,6 +26,23 @@ class Paired(Record):
     delta_mean: float
     delta_ci95: list[float]
     pairs: int
+    mde: float | None = Field(None, description="the smallest overall gain these pairs detect at 80% power "
+                                                "(runs.power); None when their spread is unknown")
+
+    def power_note(self) -> str:
+        """'' when the pairs can detect a gain of the size measured, else what they can detect."""
+        if self.mde is None:
+            return f"; {self.pairs} pairs: their spread is unknown, so what they can detect is not known"
+        if abs(self.delta_mean) < self.mde:
+            return (f"; {self.pairs} pairs detect {100 * self.mde:.1f} points at 80% power: too few seeds to "
+                    f"detect a gain of this size (`harness power`)")  # fmt: skip
+        return ""
+
+    def power_flag(self) -> str:
+        """power_note for a table cell."""
+        if self.mde is None:
+            return " (MDE unknown)"
+        return f" (MDE {100 * self.mde:.1f}: too few seeds)" if abs(self.delta_mean) < self.mde else ""
 
 
 class RunFigures(Record):
@@ -123,13 +140,14 @@ def gate_verdict(gate: str, candidate: float | None, incumbent: float | None, co
     seeds is higher (the paper's rule). `ci`: the paired 95% interval of the per-seed gain lies
     above zero (needs at least two paired seeds)."""
     score, best = candidate or 0.0, incumbent or 0.0
+    note = comparison.power_note() if comparison is not None else ""
     if gate == "mean":
         if score > best:
-            return True, f"kept: {100 * score:.1f}% > {100 * best:.1f}% (selection seeds)"
-        return False, f"rejected: {100 * score:.1f}% does not beat {100 * best:.1f}% (selection seeds)"
+            return True, f"kept: {100 * score:.1f}% > {100 * best:.1f}% (selection seeds){note}"
+        return False, f"rejected: {100 * score:.1f}% does not beat {100 * best:.1f}% (selection seeds){note}"
     if comparison is None or comparison.pairs < 2:
         return False, "rejected: the ci gate needs at least two paired selection seeds"
     low = comparison.delta_ci95[0]
     if low > 0:
-        return True, f"kept: paired gain {100 * comparison.delta_mean:+.1f}, 95% CI lower bound {100 * low:+.1f} > 0"
-    return False, f"rejected: paired gain {100 * comparison.delta_mean:+.1f}, 95% CI lower bound {100 * low:+.1f} <= 0"
+        return True, f"kept: paired gain {100 * comparison.delta_mean:+.1f}, 95% CI lower bound {100 * low:+.1f} > 0{note}"
+    return False, f"rejected: paired gain {100 * comparison.delta_mean:+.1f}, 95% CI lower bound {100 * low:+.1f} <= 0{note}"
