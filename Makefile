@@ -27,6 +27,8 @@ MODEL ?= embedded
 EVAL_ARGS ?=
 REGRESS_BASELINE ?= leaderboards/runs/smoke-automem-seed
 REGRESS_MIN_DELTA ?= 0.0
+REGRESS_FLOOR ?= leaderboards/runs/regress-random
+REGRESS_EXACT ?= --exact
 
 VLLM_VENV := .cache/vllm-venv
 BALROG_VENV := .cache/balrog-venv
@@ -47,11 +49,17 @@ lint: install-test
 	$(BIN)/ruff check harness tests
 	$(BIN)/mypy harness
 
-# The CI regression benchmark: smoke suite for SUBMISSION, paired against the stored baseline run.
+# The CI regression benchmark, with teeth: what is deterministic must not change unnoticed.
+# 1. the random floor (no model) on suites/regress against its stored run, action by action;
+# 2. SUBMISSION's smoke run on the embedded model (temperature 0, portable build) against its
+#    stored run, call by call; then the paired score gate. Each names the first step that
+#    differs. A deliberate change re-records the stored runs in the same commit (README).
 regress: install-eval
 	rm -rf runs/regress
+	$(BIN)/harness eval submissions/random --suite regress --runs-dir runs/regress --run-id random --no-progress
+	$(BIN)/harness compare $(REGRESS_FLOOR) runs/regress/random --exact
 	$(BIN)/harness eval $(SUBMISSION) --suite smoke --model $(MODEL) --runs-dir runs/regress --run-id candidate --no-progress
-	$(BIN)/harness compare $(REGRESS_BASELINE) runs/regress/candidate --fail-if-worse --min-delta $(REGRESS_MIN_DELTA)
+	$(BIN)/harness compare $(REGRESS_BASELINE) runs/regress/candidate $(REGRESS_EXACT) --fail-if-worse --min-delta $(REGRESS_MIN_DELTA)
 
 # Published tables: verify every cited run, then regenerate the tables from them.
 leaderboard: install-eval

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from harness.cli_bench import bench
 from harness.cli_options import eval_options, options_from
 from harness.cli_power import power
 from harness.cli_tracks import track
@@ -19,6 +20,7 @@ def main() -> None:
 
 main.add_command(track)
 main.add_command(power)
+main.add_command(bench)
 
 
 @main.command("eval")
@@ -135,13 +137,26 @@ def leaderboard_command(runs: tuple[str, ...], out: str | None, fmt: str, title:
 @click.option("--fail-if-worse", is_flag=True, help="Exit with code 1 when the candidate is significantly worse.")
 @click.option("--min-delta", default=0.0, show_default=True, help="Progression (fraction) a drop must exceed to count.")
 @click.option("--allow-incomplete", is_flag=True, help="Compare the scored episodes of incomplete runs too.")
-def compare_command(baseline: str, candidate: str, fail_if_worse: bool, min_delta: float, allow_incomplete: bool) -> None:
+@click.option("--exact", is_flag=True, help="The runs must be the same step by step (deterministic runs: a policy "
+              "without a model, the embedded model at temperature 0); name each episode's first difference, exit 1.")
+def compare_command(baseline: str, candidate: str, fail_if_worse: bool, min_delta: float, allow_incomplete: bool,
+                    exact: bool) -> None:  # fmt: skip
     """Paired per-seed comparison of two runs (the CI regression gate). Incomplete runs are refused."""
     import sys
     from pathlib import Path
 
     from harness.report.compare import CompareError, compare
     from harness.runs.layout import RunDir
+
+    if exact:
+        from harness.report.exact import exact_differences
+        from harness.runs.read import read_run
+
+        found, steps = exact_differences(read_run(Path(baseline)), read_run(Path(candidate)))
+        if found:
+            click.echo(f"DIFFERENT: {len(found)} episodes differ from the baseline {baseline}:\n  " + "\n  ".join(found))
+            sys.exit(1)
+        click.echo(f"identical to the baseline step by step: {steps} steps")
 
     try:
         result = compare(RunDir(Path(baseline)), RunDir(Path(candidate)), min_delta, allow_incomplete)
@@ -315,85 +330,6 @@ def env_list() -> None:
 
     for name in ENV_NAMES:
         click.echo(f"{name}: {', '.join(tasks_of(name))}")
-
-
-@main.group()
-def bench() -> None:
-    """Benchmarks; figures go to docs/benchmarks.md."""
-
-
-@bench.command("envs")
-@click.option("--steps", default=2000, show_default=True, help="Steps per game and mode.")
-@click.option("--write/--no-write", default=True, show_default=True,
-              help="Write the figures into docs/benchmarks.md.")  # fmt: skip
-def bench_envs(steps: int, write: bool) -> None:
-    """Raw steps/s of each game in-process and through the env server."""
-    from harness.bench.envs import run_env_benchmark
-
-    run_env_benchmark(steps=steps, write=write)
-
-
-@bench.command("runtimes")
-@click.option("--steps", default=50, show_default=True, help="Steps per episode.")
-@click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
-def bench_runtimes(steps: int, write: bool) -> None:
-    """Episode start and time per step: docker runtime against local (needs a container engine)."""
-    from harness.bench.runtimes import run_runtime_benchmark
-
-    run_runtime_benchmark(steps, write)
-
-
-@bench.command("eval")
-@click.option("--instant-steps", default=200, show_default=True, help="Steps per game with the instant server.")
-@click.option("--embedded-steps", default=10, show_default=True, help="Steps per game with the embedded model.")
-@click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
-def bench_eval(instant_steps: int, embedded_steps: int, write: bool) -> None:
-    """Time per step split env / model / memory / scaffold / harness; trace bytes per step."""
-    from harness.bench.eval import run_eval_benchmark
-
-    run_eval_benchmark(instant_steps, embedded_steps, write)
-
-
-@bench.command("calibrate")
-@click.option("--seeds", default=500, show_default=True, help="Crafter seeds (0..N-1) the random agent plays.")
-@click.option("--workers", default=2, show_default=True, help="Episodes run in parallel.")
-@click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
-def bench_calibrate(seeds: int, workers: int, write: bool) -> None:
-    """Our Crafter against its authors': the random agent's 22 achievement rates and episode
-    length beside the published ones, each tested (Holm over the 22)."""
-    from harness.bench.calibrate import run_calibration
-
-    calibration = run_calibration(seeds, workers, write)
-    if calibration.differing():
-        raise click.ClickException(f"our Crafter differs from its authors' on: {', '.join(calibration.differing())}")
-
-
-@bench.command("chaos")
-@click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
-def bench_chaos(write: bool) -> None:
-    """A suite under faults (workers, env servers, the model server, the harness, a Ray node
-    killed) on the local runtime and a local multi-node Ray cluster, against an undisturbed run."""
-    from harness.bench.chaos import run_chaos_benchmark
-
-    run_chaos_benchmark(write)
-
-
-@bench.command("scale")
-@click.option("--games", default="crafter,nethack", show_default=True, help="Games, comma-separated.")
-@click.option("--counts", default="1,8,32,64", show_default=True, help="Episodes in parallel, comma-separated.")
-@click.option("--steps", default=60, show_default=True, help="Steps per episode.")
-@click.option("--latency", default=0.2, show_default=True, help="Seconds the simulated server takes per call.")
-@click.option("--starts", default="spawn,fork", show_default=True, help="Worker start methods to compare, comma-separated.")
-@click.option("--long-steps", default=300, show_default=True,
-              help="Also run 32 episodes of this many steps per game (start-up amortized); 0: not.")
-@click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
-def bench_scale(games: str, counts: str, steps: int, latency: float, starts: str, long_steps: int, write: bool) -> None:
-    """N episodes in parallel against a simulated server: steps/s against the ideal, requests
-    in flight, harness CPU per step, memory per worker, start time."""
-    from harness.bench.scale import run_scale_benchmark
-
-    run_scale_benchmark(tuple(games.split(",")), tuple(int(n) for n in counts.split(",")), steps, latency,
-                        tuple(starts.split(",")), long_steps, write)  # fmt: skip
 
 
 if __name__ == "__main__":
