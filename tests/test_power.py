@@ -59,3 +59,10 @@ def test_harness_power_answers_from_a_stated_spread_and_refuses_without_one(tmp_
     assert f"| {needed} " in crafter and f"{mde(10.0, 10, paired=False):.1f}" in crafter
     refused = _power("--suite", "standard")
     assert refused.returncode != 0 and "--sd" in refused.stderr
+
+
+def test_the_cli_defaults_are_the_power_modules() -> None:
+    from harness import cli_power
+    from harness.runs import power
+
+    assert (cli_power.ALPHA, cli_power.POWER) == (power.ALPHA, power.POWER)

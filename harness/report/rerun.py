@@ -209,6 +209,8 @@ def _compare_reruns(run: Run, submission: Path, episodes: list[EpisodeRecord]) -
             continue
         again = read_episode(folder)
         found = first_difference(run.steps(episode), run.messages(episode), read_steps(folder), read_messages(folder))
+        if found is not None and found[0] is None and again.status == "errored":  # it stopped short: say why
+            found = None, f"{found[1]} (it ended {again.error_kind}: {str(again.error)[:300]})"
         if found is None and (again.status, again.error_kind) != (episode.status, episode.error_kind):
             found = None, (f"the episode ends {episode.status}/{episode.error_kind} in the run, {again.status}/"
                            f"{again.error_kind} when the submission plays again: {str(again.error)[:200]}")  # fmt: skip
