@@ -66,6 +66,8 @@ leaderboard: install-eval
 	for run in leaderboards/runs/*/; do $(BIN)/harness verify $$run || exit 1; done
 	$(BIN)/harness leaderboard leaderboards/runs/smoke-* --title "Smoke suite, embedded model" --out leaderboards/smoke.md
 	$(BIN)/harness leaderboard leaderboards/runs/smoke-* --title "Smoke suite, embedded model" --format html --out leaderboards/smoke.html
+	$(BIN)/harness leaderboard leaderboards/runs/standard-* --title "Standard suite" --out leaderboards/standard.md
+	$(BIN)/harness leaderboard leaderboards/runs/standard-* --title "Standard suite" --format html --out leaderboards/standard.html
 
 # Container images: build those that run here (a Docker-compatible engine must answer), check the GPU ones.
 images: install-test
