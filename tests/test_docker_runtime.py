@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.models.scripted import ScriptedModelServer, first_choice_or
+from harness.runs.launches import read_launches
 from harness.runs.layout import RunDir, read_json, read_jsonl
 from harness.runtime.docker import LABEL
 from harness.tracks.eval import EvalOptions, run_eval
@@ -226,4 +227,6 @@ def test_links_and_forged_paths_a_container_leaves_write_nothing_outside_the_run
     assert list(victim_dir.iterdir()) == []
     folder = run.episode_dir("crafter", "crafter", 0)
     assert not (folder / "worker.log").is_symlink() and not (folder / "memory").is_symlink()
-    assert read_json(folder / "episode.json")["error_kind"] == "worker"  # it died: salvaged, not scored
+    first, *_ = read_launches(folder)  # it died: salvaged, then launched again from step 0 (no state hook)
+    assert first.outcome.startswith("worker: ") and first.placement["agent"].startswith("harness-links-")
+    assert read_json(folder / "episode.json")["error_kind"] in ("worker", "scaffold")

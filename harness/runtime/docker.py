@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -63,6 +64,8 @@ class ContainerProcess:
         self.episode_dir = episode_dir
         self.returncode: int | None = None
         self.stdout = self._lines()
+        # where it ran, for launches.jsonl: the agent and env containers on this host
+        self.placement = {"host": socket.gethostname(), "agent": getattr(agent, "name", None), "env": getattr(env, "name", None)}
 
     def _lines(self) -> Iterator[str]:
         buffer = b""
