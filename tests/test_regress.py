@@ -43,13 +43,14 @@ def test_the_random_floor_plays_the_same_twice(floor: Path, tmp_path: Path) -> N
 def test_a_changed_observation_is_named_at_the_step_it_first_shows_in(floor: Path, tmp_path: Path) -> None:
     changed = _edited(floor, tmp_path / "text", "steps.jsonl", 5, {"observation": "You see a changed world."})
     found, _ = exact_differences(read_run(floor), read_run(changed))
-    assert len(found) == 1 and found[0].startswith("crafter/crafter/0 step 5: observation: baseline 'Your status")
+    assert len(found) == 1 and found[0].startswith("crafter/crafter/0 step 5: observation differs at character 3: "
+                                                   "baseline 'Your status")  # fmt: skip
 
 
 def test_a_changed_action_and_score_are_named(floor: Path, tmp_path: Path) -> None:
     changed = _edited(floor, tmp_path / "act", "steps.jsonl", 3, {"action": "Sleep"})
     found, _ = exact_differences(read_run(floor), read_run(changed))
-    assert len(found) == 1 and found[0].startswith("crafter/crafter/0 step 3: action: baseline '") \
+    assert len(found) == 1 and found[0].startswith("crafter/crafter/0 step 3: action differs at character ") \
         and found[0].endswith("candidate 'Sleep'")  # fmt: skip
     rescored = _edited(floor, tmp_path / "score", "steps.jsonl", 7, {"progression": 0.5})
     assert exact_differences(read_run(floor), read_run(rescored))[0] == [
@@ -77,4 +78,5 @@ def test_a_one_line_prompt_change_is_named_at_its_first_call(tmp_path: Path) -> 
             runs.append(read_run(run.root))
     found, _ = exact_differences(*runs)
     assert len(found) == 1 and found[0].startswith("crafter/crafter/0 step 0: llm_calls[1].input"), found
+    assert "differs at character" in found[0]
     assert "before deciding" in found[0] and "before you decide" in found[0]

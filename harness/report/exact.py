@@ -51,6 +51,11 @@ def episode_difference(key: str, baseline: Run, base: EpisodeRecord, candidate: 
         found = differences(_step_view(old, base_messages), _step_view(new, cand_messages), "")
         if found:
             path, was, now = found[0]
+            if isinstance(was, str) and isinstance(now, str):  # show where the texts part
+                at = next((i for i, (a, b) in enumerate(zip(was, now)) if a != b), min(len(was), len(now)))
+                start = max(0, at - 40)
+                return (f"{key} step {index}: {path.lstrip('.')} differs at character {at}: baseline "
+                        f"{_short(was[start:at + 80])}, candidate {_short(now[start:at + 80])}")  # fmt: skip
             return f"{key} step {index}: {path.lstrip('.')}: baseline {_short(was)}, candidate {_short(now)}"
     if len(base_steps) != len(cand_steps):
         return f"{key}: {len(base_steps)} steps in the baseline, {len(cand_steps)} in the candidate"
