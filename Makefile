@@ -79,6 +79,7 @@ bench: install-test
 	$(BIN)/harness bench eval
 	$(BIN)/harness bench scale
 	$(BIN)/harness bench chaos
+	$(BIN)/harness bench calibrate
 	$(BIN)/harness bench runtimes || echo "bench runtimes needs a container engine: eval \"\$$(../shared/tools/container-engine up)\""
 
 $(BIN)/python:
