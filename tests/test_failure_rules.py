@@ -207,3 +207,29 @@ def _cmdline(pid: int) -> str:
         return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+DIES_ONCE = """
+import os
+from harness.agent import Scaffold, Step
+
+class Agent(Scaffold):
+    def step(self, step: Step) -> str:
+        if step.index == 2 and not os.path.exists("launches.jsonl"):  # the first launch only
+            os._exit(9)  # the worker dies, as on a lost node
+        return self.chat([{"role": "user", "content": step.observation}], choices=list(step.actions))
+"""
+
+
+def test_many_workers_dying_at_once_are_launched_again_and_do_not_stop_the_run(tmp_path: Path, suite_file: str) -> None:
+    """Six launches end dead at about the same time (a lost node): each is launched again and
+    continues; only an episode's last launch counts toward the consecutive-failure rule."""
+    submission = write_submission(tmp_path / "sub", DIES_ONCE)
+    with ScriptedModelServer(first_choice_or("x")) as server:
+        run, results = run_eval(EvalOptions(submission=str(submission), suite=suite_file, model=server.url, workers=6,
+                                            runs_dir=str(tmp_path / "runs"), max_consecutive_failures=2,
+                                            show_progress=False))  # fmt: skip
+    assert results.complete and results.episodes_scored == 6, results.failures
+    for episode in read_run(run.root).episodes():
+        launches = read_jsonl(Path(episode.spec["episode_dir"]) / "launches.jsonl")
+        assert [launch["outcome"].split(":")[0] for launch in launches] == ["worker", episode.status]

@@ -215,10 +215,14 @@ class Scheduler:
         for launch in range(1, self.attempts + 1):
             launched, seen, episode = self._launch(job, progress, steps_bar)
             steps_seen, outcome = steps_seen + seen, launched
-            if episode is None or episode.error_kind not in RELAUNCHED_KINDS or self._stop.is_set():
+            relaunched = episode is not None and episode.error_kind in RELAUNCHED_KINDS and launch < self.attempts
+            if episode is not None and not relaunched:
+                # only the episode's last launch counts toward the stop rule: a lost Ray node ends
+                # many launches at once, each of which goes on elsewhere
+                self._count_failure(episode)
+            if not relaunched or self._stop.is_set():
                 break
-            if launch < self.attempts:
-                time.sleep(RELAUNCH_PAUSE_S)
+            time.sleep(RELAUNCH_PAUSE_S)
         progress.advance(steps_bar, max(0, job.spec.max_steps - steps_seen))
         progress.advance(episodes_bar)
         return outcome
@@ -270,7 +274,6 @@ class Scheduler:
         if result_path.exists():
             seal_episode(job.spec, salvaged)  # the score from the game's own log, on this side
             episode = read_episode(job.directory)
-            self._count_failure(episode)
         ended = "stopped with the run" if episode is None else (
             episode.status if is_scored(episode) else f"{episode.error_kind}: {episode.error}")  # fmt: skip
         record_launch(job.directory, {**entry, "placement": _placement(process), "ended": now_iso(),
