@@ -32,17 +32,20 @@ def _eval(runs: Path, url: str, submission: str, *extra: str, steps: int = STEPS
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _kill_midway(process: subprocess.Popen[str], runs: Path, at_least: int, episodes: int = 3) -> None:
-    """SIGKILL the harness and every worker once each episode recorded `at_least` steps."""
+def _wait_for_steps(runs: Path, at_least: int, process: subprocess.Popen[str], episodes: int = 3) -> None:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         counts = [len(p.read_text().splitlines()) for p in (runs / "run" / "episodes").glob(f"*/*/*/{STEPS_FILE}")]
         if len(counts) == episodes and min(counts) >= at_least:
-            break
+            return
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
         time.sleep(0.05)
-    else:
-        pytest.fail("the episodes did not get under way")
+    pytest.fail("the episodes did not get under way")
+
+
+def _kill_midway(process: subprocess.Popen[str], runs: Path, at_least: int, episodes: int = 3) -> None:
+    """SIGKILL the harness and every worker once each episode recorded `at_least` steps."""
+    _wait_for_steps(runs, at_least, process, episodes)
     family = [process.pid] + [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
     for pid in family:
         os.kill(pid, signal.SIGKILL)
@@ -178,17 +181,6 @@ def test_a_replay_that_differs_from_the_trace_restarts_the_episode_and_says_wher
     assert not resume.continued and "before step 2 differs from the trace" in resume.reason
     assert episode_fingerprint(folder) == whole  # played again from step 0
     assert "(edited)" in (folder / "attempts" / "1" / STEPS_FILE).read_text()
-
-
-def _wait_for_steps(runs: Path, at_least: int, process: subprocess.Popen[str], episodes: int = 3) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        counts = [len(p.read_text().splitlines()) for p in (runs / "run" / "episodes").glob(f"*/*/*/{STEPS_FILE}")]
-        if len(counts) == episodes and min(counts) >= at_least:
-            return
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        time.sleep(0.05)
-    pytest.fail("the episodes did not get under way")
 
 
 def _workers(harness: subprocess.Popen[str]) -> list[psutil.Process]:
