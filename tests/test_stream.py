@@ -51,12 +51,13 @@ def test_a_rewritten_record_a_changed_mapped_file_and_a_deleted_file_are_sent(tm
     assert _files(copy) == _files(source)
 
 
-def test_links_and_the_tasks_own_job_file_are_not_sent(tmp_path: Path) -> None:
+def test_links_the_tasks_job_file_and_a_forged_launch_record_are_not_sent(tmp_path: Path) -> None:
     source = tmp_path / "worker"
     source.mkdir()
     (tmp_path / "secret").write_text("host file")
     (source / "leak").symlink_to(tmp_path / "secret")
     (source / "job.json").write_text("{}")
+    (source / "launches.jsonl").write_text('{"launch": 1, "outcome": "forged"}\n')  # the run's record, not the worker's
     (source / "game.jsonl").write_text("{}\n")
     assert [change.path for change in FolderTracker(source).changes()] == ["game.jsonl"]
 

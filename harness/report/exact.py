@@ -14,13 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from harness.report.verify_episode import differences
-from harness.runs.fingerprint import untimed
+from harness.runs.fingerprint import RESULT_FIELDS, untimed
 from harness.runs.read import Run, call_input, call_tools, read_messages
 from harness.runs.records import EpisodeRecord, StepRecord
 
 DECISION_ORDER = ("index", "observation", "short_lived", "llm_calls", "memory_ops", "raw_action", "valid", "action",
                   "reward", "done", "truncated", "progression", "memory_chars")  # fmt: skip
-RESULT_FIELDS = ("status", "error_kind", "steps", "progression", "reward_total", "invalid_actions")
 
 
 def _step_view(step: StepRecord, messages: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -38,13 +38,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.runs.launches import LAUNCHES_FILE
 from harness.runs.layout import atomic_write_text
 from harness.runs.watchdog import Overdue, folder_bytes, oversized_verdict
 from harness.runtime.stream import NOT_STREAMED, FolderTracker, StreamRefused, apply_changes
 
 STREAM_INTERVAL_S = 0.5  # how often a task sends what changed: at most this much of an episode is in flight
-KEPT_BACK = (*NOT_STREAMED, LAUNCHES_FILE)  # the run's own files do not travel to the task
+KEPT_BACK = NOT_STREAMED  # the run's own files do not travel to the task
 
 
 def _pack(folder: Path) -> bytes:

@@ -18,12 +18,15 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.runs.launches import LAUNCHES_FILE
 from harness.runs.layout import atomic_write_bytes
 
 APPENDED_SUFFIXES = (".jsonl", ".log")  # written only at their end: sent line by line
 SMALL_FILE_BYTES = 4096  # small files are compared by content (the phase file is written through a map: no mtime)
 TAIL_BYTES = 4096  # how much of an appended file's end is compared before sending only what follows
-NOT_STREAMED = ("job.json",)  # the task's own copy of the job, with paths of the remote node
+# the task's own copy of the job (paths of the remote node), and the launches the run records on its
+# side: a worker's file of that name never overwrites the run's
+NOT_STREAMED = ("job.json", LAUNCHES_FILE)
 
 
 class StreamRefused(Exception):
