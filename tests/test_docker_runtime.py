@@ -168,7 +168,7 @@ def test_each_episode_reaches_only_its_own_sockets_and_an_oversized_request_is_t
 def test_the_relay_in_the_agent_image_can_check_a_hosted_servers_certificate(engine: object) -> None:
     from harness.runtime.images import ensure_image
 
-    probe = "from harness.runtime.relay import tls_context; print(tls_context().cert_store_stats()['x509_ca'])"
+    probe = "from harness.models.http import tls_context; print(tls_context().cert_store_stats()['x509_ca'])"
     output = engine.containers.run(ensure_image(engine, "agent")[0], ["-c", probe], entrypoint="python",  # type: ignore[attr-defined]
                                    network_mode="none", remove=True)  # fmt: skip
     assert int(output.decode().strip()) > 100  # a real CA bundle: HTTPS to a hosted API verifies

@@ -1,11 +1,11 @@
-"""Chat with any OpenAI-compatible server (vLLM, llama.cpp, hosted APIs) through `openai`.
+"""Chat with any OpenAI-compatible server (vLLM, llama.cpp, hosted APIs) over models.http.
 
 Who caused a failure decides how it counts (docs/architecture.md, "Failure rules"):
 - ModelRequestError: the server refused the request itself (400 bad request, 413 too large,
   422 invalid parameters: a prompt over the context length, a bad sampling value). The
   scaffold built that request: the episode ends and is scored at the progression it reached.
 - ModelUnavailableError: the server did not answer (connection refused or dropped, timeout,
-  5xx, 429) after the `openai` client's own retries with backoff, or it refused us as a client
+  5xx, 429) after retries with backoff (models.http: the `openai` client's policy), or it refused us as a client
   (401/403 key, 404 unknown model). Infrastructure: not scored, retried by `--resume`.
 Both name the server.
 """
@@ -17,16 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-import openai
-from openai.types.chat import ChatCompletion
-
 from harness.models import tool_json
-
-try:  # the HTTP library openai itself uses: httpx2 from openai 3 on, httpx before
-    import httpx2 as _openai_http
-except ImportError:  # pragma: no cover - older openai
-    _openai_http = httpx  # type: ignore[misc]
+from harness.models.http import HttpFailure, JsonEndpoint
 
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 0.0  # greedy unless the scaffold asks otherwise: answers are reproducible
@@ -55,16 +47,16 @@ class ModelRequestError(ModelError):
 REQUEST_FAULT_STATUSES = (400, 413, 422)
 
 
-def classify_failure(error: openai.OpenAIError, server: str) -> ModelRequestError | ModelUnavailableError:
-    """The harness's failure for an `openai` exception raised after the client's retries."""
-    status = getattr(error, "status_code", None)
-    if isinstance(error, openai.APIStatusError) and status in REQUEST_FAULT_STATUSES:
-        return ModelRequestError(f"model server {server} refused the request (HTTP {status}): {error}", server, status)
-    if isinstance(error, openai.APITimeoutError):
-        return ModelUnavailableError(f"model server {server} timed out: {error}", server)
-    if isinstance(error, openai.APIConnectionError):
-        return ModelUnavailableError(f"model server {server} failed: connection error: {error}", server)
-    return ModelUnavailableError(f"model server {server} failed (HTTP {status}): {error}", server, status)
+def classify_failure(failure: HttpFailure, server: str) -> ModelRequestError | ModelUnavailableError:
+    """The harness's failure for a request that failed after the client's retries."""
+    status = failure.status
+    if failure.kind == "status" and status in REQUEST_FAULT_STATUSES:
+        return ModelRequestError(f"model server {server} refused the request (HTTP {status}): {failure}", server, status)
+    if failure.kind == "timeout":
+        return ModelUnavailableError(f"model server {server} timed out: {failure}", server)
+    if failure.kind == "connection":
+        return ModelUnavailableError(f"model server {server} failed: connection error: {failure}", server)
+    return ModelUnavailableError(f"model server {server} failed (HTTP {status}): {failure}", server, status)
 
 
 @dataclass
@@ -81,21 +73,35 @@ class ChatResult:
     tool_mode: str | None = None  # how tools were offered: "native", or "json" (schema-constrained answer)
     sent_messages: list[dict[str, Any]] | None = None  # the messages sent, when they differ from the input
     raw_text: str | None = None  # the model's own text, when `text` is a part of it (json tool mode)
-    retries: int = 0  # HTTP attempts beyond the first (the openai client's retries)
+    retries: int = 0  # HTTP attempts beyond the first (models.http's retries)
 
 
-def _first_choice(response: object, server: str, retries: int) -> Any:
+def _first_choice(response: Any, server: str, retries: int) -> dict[str, Any]:
     """The answer's first choice; a 200 without one (no choices, no message) is the server's
     failure, not an empty answer the scaffold would be scored on."""
-    choices = getattr(response, "choices", None) if isinstance(response, ChatCompletion) else None
-    choice = choices[0] if choices else None
-    if choice is None or getattr(choice, "message", None) is None:
+    choices = response.get("choices") if isinstance(response, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
         shape = "no choices" if not choices else "a choice without a message"
         failure = ModelUnavailableError(f"model server {server} answered HTTP 200 with {shape}: not a chat completion "
                                         f"(got {str(response)[:200]!r})", server, 200)  # fmt: skip
         failure.retries = retries
         raise failure
     return choice
+
+
+def _without_none(value: Any) -> Any:
+    """A JSON value with its null members left out, at every depth (as tool calls are recorded)."""
+    if isinstance(value, dict):
+        return {key: _without_none(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_none(item) for item in value]
+    return value
+
+
+def _tokens(usage: Any, name: str) -> int:
+    value = usage.get(name) if isinstance(usage, dict) else None
+    return int(value) if isinstance(value, (int, float)) else 0
 
 
 def gbnf_choice_grammar(choices: list[str]) -> str:
@@ -124,40 +130,42 @@ class ChatClient:
             self.base_url += "/v1"
         # A sandbox without network reaches its model through a Unix socket (see runtime.relay).
         # Every HTTP request is counted: the attempts beyond the first of a call are its retries.
-        self.requests_sent = 0
-        transport = _openai_http.HTTPTransport(uds=unix_socket) if unix_socket else None
-        http_client = openai.DefaultHttpxClient(timeout=timeout_s, event_hooks={"request": [self._count_request]},
-                                                transport=transport)  # fmt: skip
-        self._client = openai.OpenAI(
-            base_url=self.base_url, api_key=api_key, timeout=timeout_s, max_retries=max_retries, http_client=http_client
-        )
+        self._http = JsonEndpoint(self.base_url, api_key=api_key, timeout_s=timeout_s, max_retries=max_retries,
+                                  unix_socket=unix_socket)  # fmt: skip
         self._model = model
         self._kind = kind
 
-    def _count_request(self, request: Any) -> None:
-        self.requests_sent += 1
+    @property
+    def requests_sent(self) -> int:
+        """Every HTTP attempt so far: those beyond a call's first are its retries."""
+        return self._http.requests_sent
+
+    def _models(self) -> list[dict[str, Any]]:
+        answer = self._http.request("GET", "/models")
+        data = answer.get("data") if isinstance(answer, dict) else None
+        return [model for model in data if isinstance(model, dict)] if isinstance(data, list) else []
 
     def _describe_server(self) -> None:
         try:
-            models = self._client.models.list().data
-        except openai.OpenAIError as error:
+            models = self._models()
+        except HttpFailure as error:
             raise ModelUnavailableError(f"model server {self.base_url} did not answer: {error}", self.base_url) from error
         if not models:
             raise ModelUnavailableError(f"model server {self.base_url} serves no model", self.base_url)
         if self._model is None:
-            self._model = models[0].id
+            self._model = str(models[0].get("id") or "")
         if self._kind is None:
-            owner = str(getattr(models[0], "owned_by", "") or "")
+            owner = str(models[0].get("owned_by") or "")
             self._kind = "vllm" if owner == "vllm" else "llamacpp" if owner in ("me", "llamacpp") else "openai"
 
     def context_tokens(self) -> int | None:
         """The server's context length for its first model, where it says (vLLM's
         `max_model_len` in /v1/models), else None."""
         try:
-            models = self._client.models.list().data
-        except openai.OpenAIError:
+            models = self._models()
+        except HttpFailure:
             return None
-        length = getattr(models[0], "max_model_len", None) if models else None
+        length = models[0].get("max_model_len") if models else None
         return int(length) if isinstance(length, int) else None
 
     @property
@@ -233,34 +241,34 @@ class ChatClient:
                 "model": name, "messages": sent}
         sent_before = self.requests_sent
         try:
-            # The openai client's own retries, errors and response types, without its typed
-            # transform of the parameters (~3 ms of CPU a call, most of the harness's CPU per
-            # step with the seed agent): the body is plain JSON already.
-            response = self._client.post("/chat/completions", body=body, cast_to=ChatCompletion)
-        except openai.OpenAIError as error:
+            response = self._http.request("POST", "/chat/completions", body)
+        except HttpFailure as error:
             failure = classify_failure(error, self.base_url)
             failure.retries = max(0, self.requests_sent - sent_before - 1)
             raise failure from error
         latency = time.perf_counter() - started
         retries = max(0, self.requests_sent - sent_before - 1)
         choice = _first_choice(response, self.base_url, retries)
-        text = choice.message.content or ""
-        calls = choice.message.tool_calls
-        usage = response.usage
+        message = choice["message"]
+        content = message.get("content")
+        text = content if isinstance(content, str) else "" if content is None else json.dumps(content)
+        calls = message.get("tool_calls") if isinstance(message.get("tool_calls"), list) else None
+        usage = response.get("usage")
         raw_text = None
         if answers_json:
             raw_text = text
             text, json_calls = tool_json.parse_answer(text, tool_call_prefix or tool_json.call_prefix(text))
             calls = None
+        finish_reason, served = choice.get("finish_reason"), response.get("model")
         result = ChatResult(
             text=text,
-            prompt_tokens=int(usage.prompt_tokens) if usage else 0,
-            completion_tokens=int(usage.completion_tokens) if usage else 0,
+            prompt_tokens=_tokens(usage, "prompt_tokens"),
+            completion_tokens=_tokens(usage, "completion_tokens"),
             latency_s=latency,
             model=name,
-            tool_calls=[call.model_dump(mode="json", exclude_none=True) for call in calls] if calls else None,
-            finish_reason=str(choice.finish_reason) if choice.finish_reason else None,
-            served_model=str(response.model) if getattr(response, "model", None) else None,
+            tool_calls=[_without_none(call) for call in calls] if calls else None,
+            finish_reason=str(finish_reason) if finish_reason else None,
+            served_model=str(served) if served else None,
             tool_mode=tool_mode, sent_messages=sent if sent is not messages else None, raw_text=raw_text,
             retries=retries,
         )

@@ -26,13 +26,14 @@ import json
 import os
 import socket
 import socketserver
-import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from harness.models.http import open_connection
 
 KEY_VARIABLE = "HARNESS_RELAY_KEY_{}"
 MAX_REQUEST_BYTES = 8 * 1024 * 1024  # a long prompt is a few hundred kB
@@ -44,16 +45,6 @@ _HOP_HEADERS = {"host", "connection", "keep-alive", "authorization", "content-le
                 "proxy-connection", "upgrade", "te", "trailer"}  # fmt: skip
 
 
-def tls_context() -> ssl.SSLContext:
-    """Certificate checks for hosted servers: certifi's CA bundle (the agent image, a slim
-    Debian, has no system CA store; certifi comes with httpx), else the system's."""
-    try:
-        import certifi
-    except ImportError:
-        return ssl.create_default_context()
-    return ssl.create_default_context(cafile=certifi.where())
-
-
 class Route:
     """Where one endpoint's requests go, and the key added to them."""
 
@@ -61,7 +52,7 @@ class Route:
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"a route needs an http(s) URL, got {url!r}")
-        self.https = parsed.scheme == "https"
+        self.url, self.https = url, parsed.scheme == "https"
         self.host, self.port = parsed.hostname, parsed.port or (443 if self.https else 80)
         self.key = key
         prefix = parsed.path.rstrip("/")  # as the harness's chat client builds its URLs
@@ -76,14 +67,7 @@ class Route:
         return self.prefix + "/models"
 
     def connect(self, timeout_s: float) -> http.client.HTTPConnection:
-        if self.https:
-            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout_s, context=tls_context())
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
-        connection.connect()
-        # Requests go out in pieces (headers, body): without this, Nagle's algorithm and
-        # delayed ACKs add ~40 ms to every model call.
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return connection
+        return open_connection(self.url, timeout_s)
 
 
 class Limits:
