@@ -82,3 +82,16 @@ def bench_scale(games: str, counts: str, steps: int, latency: float, starts: str
 
     run_scale_benchmark(tuple(games.split(",")), tuple(int(n) for n in counts.split(",")), steps, latency,
                         tuple(starts.split(",")), long_steps, write)  # fmt: skip
+
+
+@bench.command("profile")
+@click.option("--games", default="crafter,nethack", show_default=True, help="Games, comma-separated.")
+@click.option("--agents", default="seed,balrog-naive", show_default=True, help="Agents (seed, balrog-naive), comma-separated.")
+@click.option("--steps", default=300, show_default=True, help="Steps per episode.")
+@click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
+def bench_profile(games: str, agents: str, steps: int, write: bool) -> None:
+    """Where a started worker's CPU goes per step (py-spy): model client, prompt bookkeeping,
+    records, memory ops, phase file, game, text rendering."""
+    from harness.bench.profile import run_profile_benchmark
+
+    run_profile_benchmark(tuple(games.split(",")), tuple(agents.split(",")), steps, write)

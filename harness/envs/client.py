@@ -16,7 +16,6 @@ from harness.envs.base import (
     TextVariant,
     check_action,
 )
-from harness.envs.wire import wait_readable
 
 
 def observation_from_json(data: dict[str, Any]) -> Observation:
@@ -73,7 +72,6 @@ class EnvClient:
     def _request(self, message: dict[str, Any]) -> dict[str, Any]:
         try:
             self._socket.sendall(json.dumps(message).encode() + b"\n")
-            wait_readable(self._socket)
             line = self._reader.readline()
         except TimeoutError as error:
             raise EnvError(f"the env server at {self.address} did not answer in time") from error

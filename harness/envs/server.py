@@ -39,7 +39,6 @@ from harness.envs.base import (
     TextVariant,
 )
 from harness.envs.gamelog import GameLog
-from harness.envs.wire import wait_readable
 
 PROTOCOL_VERSION = 1
 
@@ -161,7 +160,6 @@ def serve_connection(connection: socket.socket, service: _EnvService) -> None:
     reader, writer = connection.makefile("rb"), connection.makefile("wb")
     try:
         while True:
-            wait_readable(connection)
             line = reader.readline()
             if not line:
                 break
