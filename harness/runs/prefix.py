@@ -8,7 +8,10 @@ ids (messages.jsonl stores each distinct message once); at the first message tha
 common start with the latest message seen at that place counts too. The share is taken in characters and applied to the
 call's prompt tokens: an estimate of the tokens a cache could serve (templates and tokenizers
 differ; characters are what the record holds). The first call of an episode reuses nothing:
-each episode is measured on its own, as if the cache were empty when it started.
+each episode is measured on its own, as if the cache were empty when it started. Like a
+server's cache it forgets: each place in the trie keeps the CONTINUATIONS ways its prompts
+went on most recently (a sliding history adds a new way at every step; kept all, a 100,000-step
+episode would hold millions of nodes), and a forgotten way is read again in full.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from harness.runs.recent import Recent
 
 
 class RecordedCall(Protocol):
@@ -30,9 +35,13 @@ class RecordedCall(Protocol):
     def prompt_tokens(self) -> int: ...
 
 
+CONTINUATIONS = 64
+KNOWN_LENGTHS = 65_536
+
+
 @dataclass
 class _Node:
-    children: dict[str, _Node] = field(default_factory=dict)
+    children: Recent[str, _Node] = field(default_factory=lambda: Recent(CONTINUATIONS))
     last: str | None = None  # the child added last (the previous prompt that went this way)
 
 
@@ -57,22 +66,23 @@ class PrefixCache:
     def __init__(self, lookup: Lookup) -> None:
         self.lookup = lookup
         self.root = _Node()
-        self._lengths: dict[str, int] = {}
+        self._lengths: Recent[str, int] = Recent(KNOWN_LENGTHS)
 
     def _length(self, unit: str) -> int:
-        if unit not in self._lengths:
-            self._lengths[unit] = len(_text(unit, self.lookup))
-        return self._lengths[unit]
+        length = self._lengths.get(unit)
+        if length is None:
+            length = self._lengths[unit] = len(_text(unit, self.lookup))
+        return length
 
     def add(self, units: list[str]) -> float:
         """The share (0-1) of this prompt's characters that repeat an earlier prompt's start;
         the prompt is then remembered."""
         total = sum(self._length(unit) for unit in units)
         node, reused, index = self.root, 0, 0
-        while index < len(units) and units[index] in node.children:
+        while index < len(units) and (child := node.children.get(units[index])) is not None:
             reused += self._length(units[index])
             node.last = units[index]
-            node = node.children[units[index]]
+            node = child
             index += 1
         if index < len(units) and node.last is not None:
             # the first differing unit: its common start with the latest one seen here (a step's
@@ -80,7 +90,9 @@ class PrefixCache:
             reused += _common_start(_text(units[index], self.lookup), _text(node.last, self.lookup))
         for unit in units[index:]:
             node.last = unit
-            node = node.children.setdefault(unit, _Node())
+            child = _Node()
+            node.children[unit] = child
+            node = child
         return reused / total if total else 0.0
 
 

@@ -7,10 +7,13 @@ shared conversation prefix (instructions, history) is thus not stored again on e
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from harness.runs.layout import (
     EPISODE_FILE,
@@ -19,6 +22,7 @@ from harness.runs.layout import (
     atomic_write_json,
     read_jsonl,
 )
+from harness.runs.recent import Recent
 
 
 class _AppendOnlyLines:
@@ -36,8 +40,30 @@ class _AppendOnlyLines:
         os.close(self._fd)
 
 
-def _key(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+# Distinct messages an episode remembers for dedup: those used most recently. A message not
+# used within the last DEDUP_WINDOW distinct ones is stored again under a new id (still
+# verbatim); no stored run came near it. The bound keeps a 100,000-step episode's memory flat.
+DEDUP_WINDOW = 65_536
+RECENT_RECORDS = 1024  # stored messages kept as bytes for record(); older ones are read back from the file
+
+
+def _key(value: Any) -> tuple[bytes, bytes]:
+    """(the dedup key of a message or tool list, its serialized form): a digest of its canonical
+    JSON. orjson where it is exact (it writes NaN and infinities as null: a value whose orjson
+    form holds "null" takes the json module's path instead, as do those orjson refuses)."""
+    try:
+        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        if b"null" not in data:
+            return b"O" + hashlib.sha256(data).digest()[:16], b"O" + data
+    except TypeError:
+        pass
+    data = json.dumps(value, sort_keys=True, ensure_ascii=False).encode(errors="surrogatepass")
+    return b"J" + hashlib.sha256(data).digest()[:16], b"J" + data
+
+
+def _loaded(serialized: bytes) -> Any:
+    body = serialized[1:]
+    return orjson.loads(body) if serialized[:1] == b"O" else json.loads(body.decode(errors="surrogatepass"))
 
 
 class MessageStore:
@@ -45,50 +71,50 @@ class MessageStore:
     id and stores it once, verbatim; tool lists ({"id": "t0", "tools": [...]}) likewise."""
 
     def __init__(self, path: Path) -> None:
-        self._ids: dict[str, str] = {}
-        self._tool_ids: dict[str, str] = {}
+        self.path = path
+        self._ids: Recent[bytes, str] = Recent(DEDUP_WINDOW)
+        self._tool_ids: Recent[bytes, str] = Recent(DEDUP_WINDOW)
+        self._records: Recent[str, bytes] = Recent(RECENT_RECORDS)
+        self._given = {"m": 0, "t": 0}  # ids given so far, of each kind
         for record in read_jsonl(path):  # reopened (resume): keep the ids already given
             record = dict(record)
             known = record.pop("id")
-            if "tools" in record:
-                self._tool_ids[_key(record["tools"])] = known
-            else:
-                self._ids[_key(record)] = known
+            tools = "tools" in record
+            key, serialized = _key(record["tools"] if tools else record)
+            (self._tool_ids if tools else self._ids)[key] = known
+            self._records[known] = serialized
+            self._given["t" if tools else "m"] += 1
         self._lines = _AppendOnlyLines(path)
         self.bytes_written = 0
-        self._by_id: dict[str, str] | None = None
+
+    def _id(self, kind: str, value: Any, record: dict[str, Any]) -> str:
+        known_ids = self._tool_ids if kind == "t" else self._ids
+        key, serialized = _key(value)
+        known = known_ids.get(key)
+        if known is None:
+            known = f"{kind}{self._given[kind]}"
+            self._given[kind] += 1
+            known_ids[key] = known
+            self.bytes_written += self._lines.write({"id": known, **record})
+        self._records[known] = serialized
+        return known
 
     def ids_of(self, messages: list[dict[str, Any]]) -> list[str]:
-        ids = []
-        for message in messages:
-            key = _key(message)
-            known = self._ids.get(key)
-            if known is None:
-                known = f"m{len(self._ids)}"
-                self._ids[key] = known
-                if self._by_id is not None:
-                    self._by_id[known] = key
-                self.bytes_written += self._lines.write({"id": known, **message})
-            ids.append(known)
-        return ids
+        return [self._id("m", message, message) for message in messages]
+
+    def id_of_tools(self, tools: list[dict[str, Any]]) -> str:
+        return self._id("t", tools, {"tools": tools})
 
     def record(self, known: str) -> dict[str, Any]:
         """The stored record of an id given here (without the id): a message, or {"tools": [...]}."""
-        if self._by_id is None:  # built on first use, then kept up to date
-            self._by_id = {v: k for k, v in self._ids.items()} | {v: k for k, v in self._tool_ids.items()}
-        key = self._by_id[known]
-        return {"tools": json.loads(key)} if known.startswith("t") else dict(json.loads(key))
-
-    def id_of_tools(self, tools: list[dict[str, Any]]) -> str:
-        key = _key(tools)
-        known = self._tool_ids.get(key)
-        if known is None:
-            known = f"t{len(self._tool_ids)}"
-            self._tool_ids[key] = known
-            if self._by_id is not None:
-                self._by_id[known] = key
-            self.bytes_written += self._lines.write({"id": known, "tools": tools})
-        return known
+        serialized = self._records.get(known)
+        if serialized is None:  # not used lately: read back from the file
+            for record in read_jsonl(self.path):
+                if record.get("id") == known:
+                    return {key: value for key, value in record.items() if key != "id"}
+            raise KeyError(known)
+        value = _loaded(serialized)
+        return {"tools": value} if known.startswith("t") else dict(value)
 
     def close(self) -> None:
         self._lines.close()
