@@ -1,0 +1,103 @@
+"""An episode's bookkeeping stays the same size however long it runs (issue 25): the message
+dedup window, the prefix-reuse trie's bound, and the dedup key's exactness."""
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.runs import prefix, trace
+from harness.runs.layout import read_jsonl
+from harness.runs.prefix import PrefixCache
+from harness.runs.recent import Recent
+from harness.runs.trace import MessageStore
+
+
+def test_recent_forgets_the_least_recently_used_entry() -> None:
+    recent: Recent[str, int] = Recent(2)
+    recent["a"], recent["b"] = 1, 2
+    assert recent.get("a") == 1  # "a" is now the most recent
+    recent["c"] = 3
+    assert "b" not in recent and recent.get("a") == 1 and recent.get("c") == 3 and len(recent) == 2
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(["role", "content", "name"]), json_values, max_size=3), max_size=6))
+def test_two_messages_share_an_id_exactly_when_their_json_is_the_same(messages: list[dict[str, Any]]) -> None:
+    # NaN and None differ though orjson writes both as null; 1 and True, 1 and 1.0 differ
+    def canonical(message: dict[str, Any]) -> str:
+        return json.dumps(message, sort_keys=True, ensure_ascii=False)
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = MessageStore(Path(folder) / "messages.jsonl")
+        ids = store.ids_of(messages)
+        store.close()
+        for first, first_id in zip(messages, ids):
+            for second, second_id in zip(messages, ids):
+                assert (first_id == second_id) == (canonical(first) == canonical(second))
+
+
+def test_nan_and_null_are_told_apart() -> None:
+    assert trace._key({"content": math.nan})[0] != trace._key({"content": None})[0]
+    assert trace._key({"content": 1})[0] != trace._key({"content": True})[0] != trace._key({"content": 1.0})[0]
+
+
+def test_a_message_unused_past_the_window_is_stored_again_and_still_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trace, "DEDUP_WINDOW", 3)
+    monkeypatch.setattr(trace, "RECENT_RECORDS", 2)
+    path = tmp_path / "messages.jsonl"
+    store = MessageStore(path)
+    first = {"role": "user", "content": "step 0"}
+    assert store.ids_of([first]) == ["m0"]
+    assert store.ids_of([first, {"role": "user", "content": "step 1"}]) == ["m0", "m1"]  # within the window
+    for index in range(2, 6):
+        store.ids_of([{"role": "user", "content": f"step {index}"}])
+    assert store.ids_of([first]) == ["m6"]  # forgotten: a new id, the message stored again verbatim
+    assert store.record("m1") == {"role": "user", "content": "step 1"}  # no longer kept: read back from the file
+    store.close()
+    lines = list(read_jsonl(path))
+    assert [line["id"] for line in lines] == [f"m{index}" for index in range(7)]
+    assert lines[6] == {"id": "m6", **first}
+    reopened = MessageStore(path)  # a resumed worker goes on numbering after the last id
+    assert reopened.ids_of([{"role": "user", "content": "new"}]) == ["m7"]
+    reopened.close()
+
+
+def _nodes(node: prefix._Node) -> int:
+    return 1 + sum(_nodes(child) for child in node.children._items.values())
+
+
+def test_the_trie_of_a_sliding_history_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BALROG's naive agent: instructions, then the last 16 observations; every step's prompt
+    starts a new way after the instructions. The trie keeps CONTINUATIONS of them."""
+    monkeypatch.setattr(prefix, "CONTINUATIONS", 8)
+    texts = {"i": {"role": "user", "content": "rules"}} | {f"o{n}": {"role": "user", "content": f"obs {n}"} for n in range(3000)}
+    cache = PrefixCache(texts.__getitem__)
+    sizes = []
+    for step in range(3000):
+        cache.add(["i", *(f"o{n}" for n in range(max(0, step - 15), step + 1))])
+        if step in (500, 2999):
+            sizes.append(_nodes(cache.root))
+    assert sizes[0] == sizes[1] <= 1 + 1 + 8 * 16
+
+
+def test_a_forgotten_continuation_is_read_again_in_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prefix, "CONTINUATIONS", 2)
+    texts = {name: {"role": "user", "content": name * 10} for name in ("a", "b", "c", "d", "x")}
+    cache = PrefixCache(texts.__getitem__)
+    for start in ("a", "b", "c"):
+        cache.add([start, "x"])
+    assert cache.add(["c", "x"]) == 1.0  # remembered
+    assert cache.add(["a", "x"]) < 0.5  # "a" was the least recent of three ways: forgotten
