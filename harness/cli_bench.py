@@ -95,3 +95,14 @@ def bench_profile(games: str, agents: str, steps: int, write: bool) -> None:
     from harness.bench.profile import run_profile_benchmark
 
     run_profile_benchmark(tuple(games.split(",")), tuple(agents.split(",")), steps, write)
+
+
+@bench.command("long")
+@click.option("--nethack-steps", default=100_000, show_default=True, help="Steps of the NetHack episode (0: none).")
+@click.option("--crafter-steps", default=10_000, show_default=True, help="Steps of the Crafter episode (0: none).")
+@click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
+def bench_long(nethack_steps: int, crafter_steps: int, write: bool) -> None:
+    """One long episode per game: a worker's CPU per step and memory at 1k, 10k, 50k, 100k steps."""
+    from harness.bench.long import run_long_benchmark
+
+    run_long_benchmark(nethack_steps, crafter_steps, write)

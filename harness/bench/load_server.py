@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import random
+import re
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -76,14 +77,67 @@ def seed_like_answer(request: dict[str, Any], rng: random.Random) -> Any:
                                              "function": {"name": name, "arguments": json.dumps(arguments)}}]}  # fmt: skip
 
 
-def _serve(connection: Connection, latency_s: float) -> None:
+# NetHack actions that take no game time and show varied screens, and one that does. The
+# game ends an episode after 75 steps without game time passing (BALROG's no-progress rule),
+# and a hero starves near turn 1,000: LongPlay searches every MOVE_EVERY steps and
+# prays when weak from hunger (a prayer in such trouble is answered once the prayer timeout,
+# about 300 turns at the start, has run out), so one episode lives through 100,000 steps.
+TIMELESS = ("look", "inventory", "attributes", "seegold", "seeweapon", "seearmor", "seerings", "seetools",
+            "seespells", "versionshort", "esc", "more", "space")  # fmt: skip
+TIME_TAKING = "search"  # a turn spent in place (a move into a wall takes none)
+MOVE_EVERY = 30
+
+
+ATTACKED = re.compile(r"\b(bites|hits|misses|stings|butts|kicks|claws|touches)\b")
+ADJACENT = re.compile(r"^(?!tame )(?!.*(wall|door|corner|doorway))(.+) adjacent (?P<direction>north|south|east|west|northeast|northwest|southeast|southwest)$", re.M)
+
+
+class LongPlay:
+    """Answers for free-text requests (BALROG's naive agent) over a 100,000-step NetHack episode:
+    timeless looks, a search every MOVE_EVERY steps, a prayer when weak, and a blow (a move into
+    it, after closing any menu) at what attacks."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.blow: str | None = None  # the direction to strike next, once a menu is closed
+
+    def __call__(self, request: dict[str, Any], rng: random.Random) -> Any:
+        if request.get("tools") or requested_choices(request):
+            return seed_like_answer(request, rng)
+        self.requests += 1
+        messages = request.get("messages") or [{}]
+        current = str(messages[-1].get("content", ""))
+        if "Are you sure you want to pray" in current:
+            return "y"
+        if " Weak" in current or "Fainting" in current:
+            return "pray"
+        message = current.split("language observation:")[0]
+        foe = ADJACENT.search(current) if ATTACKED.search(message) else None
+        if self.blow is not None:
+            blow, self.blow = self.blow, None
+            return blow
+        if foe is not None:
+            self.blow = foe["direction"]
+            return "esc"
+        if self.requests % MOVE_EVERY == 0:
+            return TIME_TAKING
+        if self.requests % MOVE_EVERY >= MOVE_EVERY - 2:
+            return "esc"  # close any menu first: it would take the next key
+        return rng.choice(TIMELESS)
+
+
+POLICIES: dict[str, Any] = {"seed-like": lambda: seed_like_answer, "long": LongPlay}
+
+
+def _serve(connection: Connection, latency_s: float, policy: str) -> None:
     in_flight, rng, lock = InFlight(), random.Random(0), threading.Lock()
+    answer = POLICIES[policy]()
 
     def respond(request: dict[str, Any]) -> Any:
         with in_flight:
             time.sleep(latency_s)
             with lock:
-                return seed_like_answer(request, rng)
+                return answer(request, rng)
 
     server = ScriptedModelServer(respond, model_name="simulated", owned_by="vllm", keep_requests=False)
     connection.send(server.start())
@@ -100,14 +154,16 @@ def _serve(connection: Connection, latency_s: float) -> None:
 class LoadServer:
     """`with LoadServer(0.2) as server:` a simulated server at `server.url` in a child process."""
 
-    def __init__(self, latency_s: float) -> None:
-        self.latency_s = latency_s
+    def __init__(self, latency_s: float, policy: str = "seed-like") -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown answer policy {policy!r}; one of {', '.join(POLICIES)}")
+        self.latency_s, self.policy = latency_s, policy
         self.url = ""
 
     def __enter__(self) -> LoadServer:
         context = multiprocessing.get_context("spawn")
         self._connection, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, self.latency_s), daemon=True)
+        self._process = context.Process(target=_serve, args=(child, self.latency_s, self.policy), daemon=True)
         self._process.start()
         self.url = self._receive(timeout_s=60)
         return self

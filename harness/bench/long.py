@@ -1,0 +1,150 @@
+"""Does a worker's cost grow with the episode? One long episode per game, sampled as it runs.
+
+BALROG's naive agent (one call a step, a 16-step history) plays one episode through the eval
+path (fork-server worker, its game in its own process) against the simulated server answering
+at once. For NetHack the server answers mostly actions that take no game time, so the hero
+lives through 100,000 steps (bench.load_server.long_answer). Every 0.25 s the worker and its
+game process are sampled: the step they are at (the phase file), their CPU time and resident
+memory. Reported at each checkpoint: CPU per step over the WINDOW steps before it, and memory.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from tabulate import tabulate
+
+from harness.bench.load_server import LoadServer
+from harness.bench.report import write_section
+from harness.runs.phase import read_phase
+from harness.runs.read import read_run
+from harness.tracks.eval import EvalOptions, run_eval
+
+SUBMISSION = "submissions/balrog-naive"
+TASKS = {"crafter": "crafter", "nethack": "NetHackChallenge-v0"}
+CHECKPOINTS = (1_000, 10_000, 50_000, 100_000)
+WINDOW = 500  # steps before a checkpoint over which its CPU per step is taken
+
+
+@dataclass
+class Sample:
+    step: int
+    worker_cpu_s: float
+    worker_rss: int
+    game_cpu_s: float
+    game_rss: int
+
+
+class _Sampler:
+    """The one worker running (a child of the fork server) and its game process, sampled."""
+
+    def __init__(self, interval_s: float = 0.25) -> None:
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._interval = interval_s
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _worker(self) -> psutil.Process | None:
+        for child in psutil.Process().children(recursive=True):
+            try:
+                parent = child.parent()
+                if parent is not None and "forkserver" in " ".join(parent.cmdline()):
+                    return child
+            except psutil.Error:
+                continue
+        return None
+
+    def _run(self) -> None:
+        worker = None
+        while not self._stop.wait(self._interval):
+            try:
+                worker = worker if worker is not None and worker.is_running() else self._worker()
+                if worker is None:
+                    continue
+                phase = read_phase(Path(worker.cwd()))
+                games = worker.children()
+                if phase is None or not games:
+                    continue
+                self.samples.append(Sample(phase.step, sum(worker.cpu_times()[:2]), worker.memory_info().rss,
+                                           sum(games[0].cpu_times()[:2]), games[0].memory_info().rss))  # fmt: skip
+            except (psutil.Error, OSError):
+                worker = None
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class Checkpoint:
+    game: str
+    step: int
+    worker_ms_per_step: float
+    game_ms_per_step: float
+    worker_rss_mb: float
+    game_rss_mb: float
+
+
+def checkpoints(game: str, samples: list[Sample], marks: tuple[int, ...]) -> list[Checkpoint]:
+    """CPU per step over the WINDOW steps before each mark the episode reached (from the samples
+    nearest its ends), and memory at the mark."""
+    rows = []
+    for mark in marks:
+        before = [s for s in samples if s.step <= mark - WINDOW]
+        at = [s for s in samples if s.step >= mark]
+        if not before or not at:
+            continue
+        start, end = before[-1], at[0]
+        steps = max(1, end.step - start.step)
+        rows.append(Checkpoint(game, mark, 1e3 * (end.worker_cpu_s - start.worker_cpu_s) / steps,
+                               1e3 * (end.game_cpu_s - start.game_cpu_s) / steps,
+                               end.worker_rss / 2**20, end.game_rss / 2**20))  # fmt: skip
+    return rows
+
+
+def measure(game: str, steps: int, workdir: Path) -> tuple[list[Checkpoint], int, float]:
+    suite = workdir / f"{game}.yaml"
+    suite.write_text(f"name: long\ndescription: one long episode\nenvs:\n"
+                     f"  {game}: {{tasks: [{TASKS[game]}], seeds: [0], max_steps: {steps}}}\n")  # fmt: skip
+    with LoadServer(0.0, policy="long") as server, _Sampler() as sampler:
+        started = time.perf_counter()
+        run, _ = run_eval(EvalOptions(submission=SUBMISSION, suite=str(suite), model=server.url, workers=1,
+                                            runs_dir=str(workdir / "runs"), run_id=f"long-{game}", show_progress=False))  # fmt: skip
+        wall = time.perf_counter() - started
+    recorded = read_run(run.root)
+    played = sum(episode.steps for episode in recorded.episodes())
+    return checkpoints(game, sampler.samples, CHECKPOINTS), played, wall
+
+
+def run_long_benchmark(nethack_steps: int, crafter_steps: int, write: bool) -> list[Checkpoint]:
+    rows: list[Checkpoint] = []
+    lengths = []
+    with tempfile.TemporaryDirectory(prefix="harness-long-") as scratch:
+        for game, steps in (("nethack", nethack_steps), ("crafter", crafter_steps)):
+            if steps <= 0:
+                continue
+            found, played, wall = measure(game, steps, Path(scratch))
+            rows += found
+            lengths.append(f"{game}: {played:,} of {steps:,} steps in {wall:.0f} s")
+    table = tabulate([[r.game, f"{r.step:,}", f"{r.worker_ms_per_step:.2f}", f"{r.game_ms_per_step:.2f}",
+                       f"{r.worker_rss_mb:.0f}", f"{r.game_rss_mb:.0f}"] for r in rows],
+                     ["game", "at step", "worker CPU ms/step", "game CPU ms/step", "worker RSS MB", "game RSS MB"],
+                     tablefmt="github")  # fmt: skip
+    body = (f"{table}\n\nPlayed: {'; '.join(lengths)}. One episode per game, BALROG's naive agent (one chat call a "
+            f"step, a 16-step history) through the eval path, against the simulated server answering at once; for "
+            f"NetHack it answers mostly actions that take no game time and a move one time in 200, so the hero lives. "
+            f"CPU per step: the worker's (its game's apart) over the {WINDOW} steps before the checkpoint, sampled every "
+            f"0.25 s; RSS at the checkpoint.")  # fmt: skip
+    print(body)
+    if write:
+        write_section("long", f"harness bench long --nethack-steps {nethack_steps} --crafter-steps {crafter_steps}", body)
+    return rows
