@@ -137,11 +137,11 @@ def _cut_to(folder: Path, kept: int, edit: Any = None) -> None:
     (folder / EPISODE_FILE).unlink()
 
 
-def _run_in_process(tmp_path: Path, url: str, submission: str, resume: bool = False) -> Any:
+def _run_in_process(tmp_path: Path, url: str, submission: str, resume: bool = False, env: str = "crafter") -> Any:
     from harness.tracks.eval import EvalOptions, run_eval
 
     suite = tmp_path / "suite.yaml"
-    suite.write_text("name: tiny\nenvs:\n  crafter: {seeds: [0], max_steps: 6}\n")
+    suite.write_text(f"name: tiny\nenvs:\n  {env}: {{seeds: [0], max_steps: 6}}\n")
     run, _ = run_eval(EvalOptions(submission=submission, suite=str(suite), model=url, runs_dir=str(tmp_path / "runs"),
                                   run_id="run", show_progress=False, resume=resume))  # fmt: skip
     recorded = read_run(run.root)
@@ -164,6 +164,35 @@ def test_state_is_stored_when_it_changes_and_restored_with_the_game_and_memory(t
     assert (resume.from_step, resume.recorded_steps, resume.continued) == (3, 3, True)
     discarded = (folder / "discarded-steps.jsonl").read_text().splitlines()
     assert len(discarded) == 1 and json.loads(discarded[0])["action"] is None  # the unplayed step, kept aside
+
+
+def test_a_large_state_is_kept_beside_the_trace_and_restored_from_its_slot(tmp_path: Path) -> None:
+    """BALROG's naive agent keeps 16 steps of history: from the step its state passes 4 KiB the
+    record names it by SHA-256 and the state is in scaffold-state/ (the trace stays small)."""
+    from harness.agent.state_slots import STATE_DIR
+
+    naive = "submissions/balrog-naive"
+    with ScriptedModelServer(answer_by_content, owned_by="vllm") as server:
+        run, episode = _run_in_process(tmp_path, server.url, naive, env="nethack")
+        folder = run.episode_folder(episode)
+        whole = episode_fingerprint(folder)
+        steps = run.steps(episode)
+        assert steps[0].scaffold_state is not None and steps[0].scaffold_state_sha256 is None  # small: inline
+        assert steps[-1].scaffold_state is None and steps[-1].scaffold_state_sha256 is not None
+        assert all(len(line) < 12_000 for line in (folder / STEPS_FILE).read_text().splitlines()[-3:])
+        _cut_to(folder, 5)  # killed during step 5: the slots hold the states of steps 4 and 5
+        run, episode = _run_in_process(tmp_path, server.url, naive, resume=True, env="nethack")
+        (resume,) = episode.resumes
+        assert resume.continued, resume.reason
+        assert episode_fingerprint(folder) == whole
+        # the slots lost (a folder copied without them): the episode starts again, and says why
+        _cut_to(folder, 5)
+        for slot in (folder / STATE_DIR).iterdir():
+            slot.unlink()
+        run, episode = _run_in_process(tmp_path, server.url, naive, resume=True, env="nethack")
+    last = episode.resumes[-1]
+    assert not last.continued and "in neither scaffold-state slot" in last.reason
+    assert episode_fingerprint(folder) == whole
 
 
 def test_a_replay_that_differs_from_the_trace_restarts_the_episode_and_says_where(tmp_path: Path) -> None:

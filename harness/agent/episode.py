@@ -25,7 +25,8 @@ from harness.agent.answers import resolve_action
 from harness.agent.api import Reply, Scaffold, Step, Task
 from harness.agent.clock import ScaffoldClock, StepTimeout
 from harness.agent.prepare import EpisodeAborted, PreparedEpisode, prepare_episode
-from harness.agent.resume import STATE_FIELD, Tally, invalid_action_feedback, tally_of
+from harness.agent.resume import Tally, invalid_action_feedback, tally_of
+from harness.agent.state_slots import STATE_FIELD, StateSlots
 from harness.envs import InvalidActionError
 from harness.memory import Memory, MemoryLimits, MemoryOp, memory_metrics
 from harness.memory.metrics import tool_call_routines
@@ -180,6 +181,7 @@ def run_episode(
     current = continuation.observation
     final_observation = observation = current.text
     last_state = json.dumps(kept.state, sort_keys=True) if kept and kept.has_state else None  # stored when it changes
+    slots = kept.slots if kept else StateSlots(directory)
     try:
         if aborted is not None:
             raise aborted
@@ -221,6 +223,7 @@ def run_episode(
             except SCAFFOLD_FAILURES as failure:  # recorded below with this step's calls and ops
                 scaffold_error = failure
             phase.enter("harness")
+            slots.keep(index, state, last_state or "")
             # The scaffold's own time excludes the model, memory operations and call recording.
             model_time, memory_time, recording_time = _take_times(recorder, memory)
             scaffold_time = max(0.0, time.perf_counter() - step_clock - model_time - memory_time - recording_time)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.agent.state_slots import SHA_FIELD, STATE_DIR, STATE_FIELD, StateSlots
 from harness.envs import GameEnv
 from harness.envs.base import Observation
 from harness.memory.metrics import tool_call_routines
@@ -33,7 +34,6 @@ from harness.runs.records import StepRecord
 from harness.runs.salvage import drop_torn_line, earlier_resumes, restore_memory
 
 DISCARDED_FILE, ATTEMPTS_DIR = "discarded-steps.jsonl", "attempts"
-STATE_FIELD = "scaffold_state"
 
 
 class ReplayDiverged(Exception):
@@ -53,8 +53,10 @@ class Recorded:
     steps: list[StepRecord]
     lines: list[str]  # the kept steps' lines of steps.jsonl, verbatim
     discarded: list[str]  # lines after the last played step
+    slots: StateSlots  # where the kept steps' large states are
     state: Any = None  # the scaffold's state after the last kept step
     has_state: bool = False  # a step recorded the scaffold's state (the scaffold has the hook)
+    state_lost: str | None = None  # why the state a kept step names cannot be had
 
 
 def read_recorded(directory: Path) -> Recorded | None:
@@ -66,11 +68,16 @@ def read_recorded(directory: Path) -> Recorded | None:
     steps = read_steps(directory)
     lines = path.read_text(encoding="utf-8").splitlines()
     kept = next((index for index, step in enumerate(steps) if step.action is None), len(steps))
-    recorded = Recorded(steps[:kept], lines[:kept], lines[kept:])
+    recorded = Recorded(steps[:kept], lines[:kept], lines[kept:], StateSlots(directory))
     for line in reversed(recorded.lines):
         raw = json.loads(line)
         if STATE_FIELD in raw:
             recorded.state, recorded.has_state = raw[STATE_FIELD], True
+            break
+        if raw.get(SHA_FIELD):
+            recorded.has_state, recorded.state = recorded.slots.read(raw[SHA_FIELD])
+            if not recorded.has_state:
+                recorded.state_lost = f"the state step {raw.get('index')} names is in neither {STATE_DIR} slot"
             break
     return recorded
 
@@ -105,7 +112,7 @@ def set_aside(directory: Path) -> str:
     number = 1 + sum(1 for _ in attempts.glob("*")) if attempts.is_dir() else 1
     target = attempts / str(number)
     target.mkdir(parents=True)
-    for name in (STEPS_FILE, MESSAGES_FILE, DISCARDED_FILE, MEMORY_DIR):
+    for name in (STEPS_FILE, MESSAGES_FILE, DISCARDED_FILE, MEMORY_DIR, STATE_DIR):
         if (directory / name).exists():
             shutil.move(str(directory / name), str(target / name))
     return str(target.relative_to(directory))
@@ -180,7 +187,9 @@ def continue_or_restart(directory: Path, game: GameEnv | None, seed: int, observ
         return Continuation(observation, recorded, earlier_resumes(directory))
     started = time.perf_counter()
     continued, reason = True, "continued from its last played step"
-    if recorded.steps and not recorded.has_state:
+    if recorded.steps and recorded.state_lost:
+        continued, reason = False, f"restarted from step 0: {recorded.state_lost}"
+    elif recorded.steps and not recorded.has_state:
         continued, reason = False, "restarted from step 0: the scaffold has no state hook (Scaffold.state)"
     elif recorded.steps:
         try:

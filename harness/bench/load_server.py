@@ -82,24 +82,37 @@ def seed_like_answer(request: dict[str, Any], rng: random.Random) -> Any:
 # and a hero starves near turn 1,000: LongPlay searches every MOVE_EVERY steps and
 # prays when weak from hunger (a prayer in such trouble is answered once the prayer timeout,
 # about 300 turns at the start, has run out), so one episode lives through 100,000 steps.
+# (not the spell list: its menu opens a search prompt that no key of these leaves)
 TIMELESS = ("look", "inventory", "attributes", "seegold", "seeweapon", "seearmor", "seerings", "seetools",
-            "seespells", "versionshort", "esc", "more", "space")  # fmt: skip
+            "versionshort", "esc")  # fmt: skip
 TIME_TAKING = "search"  # a turn spent in place (a move into a wall takes none)
 MOVE_EVERY = 30
 
 
+TURN = re.compile(r"\bT:(\d+)")
+HEALTH = re.compile(r"\bHP:(\d+)\((\d+)\)")
+PRAYER_GAP = 500  # turns between prayers: a prayer too soon after the last angers the god
 ATTACKED = re.compile(r"\b(bites|hits|misses|stings|butts|kicks|claws|touches)\b")
 ADJACENT = re.compile(r"^(?!tame )(?!.*(wall|door|corner|doorway))(.+) adjacent (?P<direction>north|south|east|west|northeast|northwest|southeast|southwest)$", re.M)
 
 
 class LongPlay:
     """Answers for free-text requests (BALROG's naive agent) over a 100,000-step NetHack episode:
-    timeless looks, a search every MOVE_EVERY steps, a prayer when weak, and a blow (a move into
+    timeless looks, a search every MOVE_EVERY steps, a prayer when weak or hurt, and a blow (a move into
     it, after closing any menu) at what attacks."""
 
     def __init__(self) -> None:
         self.requests = 0
+        self.turn, self.turn_seen = "", 0  # the game turn last shown, and when it last changed
         self.blow: str | None = None  # the direction to strike next, once a menu is closed
+        self.prayed_at: int | None = None
+
+    def _may_pray(self) -> bool:
+        turn = int(self.turn or 0)
+        if self.prayed_at is not None and turn - self.prayed_at < PRAYER_GAP:
+            return False
+        self.prayed_at = turn
+        return True
 
     def __call__(self, request: dict[str, Any], rng: random.Random) -> Any:
         if request.get("tools") or requested_choices(request):
@@ -107,9 +120,14 @@ class LongPlay:
         self.requests += 1
         messages = request.get("messages") or [{}]
         current = str(messages[-1].get("content", ""))
+        turn = TURN.search(current)
+        if turn is not None and turn[1] != self.turn:
+            self.turn, self.turn_seen = turn[1], self.requests
         if "Are you sure you want to pray" in current:
             return "y"
-        if " Weak" in current or "Fainting" in current:
+        health = HEALTH.search(current)
+        low = health is not None and (int(health[1]) < 6 or 7 * int(health[1]) < int(health[2]))
+        if (" Weak" in current or "Fainting" in current or low) and self._may_pray():
             return "pray"
         message = current.split("language observation:")[0]
         foe = ADJACENT.search(current) if ATTACKED.search(message) else None
@@ -119,9 +137,10 @@ class LongPlay:
         if foe is not None:
             self.blow = foe["direction"]
             return "esc"
-        if self.requests % MOVE_EVERY == 0:
+        stuck = self.requests - self.turn_seen >= MOVE_EVERY + 10  # a search that took no time
+        if self.requests % MOVE_EVERY == 0 or (stuck and self.requests % 2 == 0):
             return TIME_TAKING
-        if self.requests % MOVE_EVERY >= MOVE_EVERY - 2:
+        if self.requests % MOVE_EVERY >= MOVE_EVERY - 2 or stuck:
             return "esc"  # close any menu first: it would take the next key
         return rng.choice(TIMELESS)
 

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from harness.agent.state_slots import state_identity
 from harness.agent.submission import content_hash
 from harness.models.router import ModelConfig
 from harness.models.scripted import ScriptedAnswer, ScriptedModelServer
@@ -32,7 +33,7 @@ from harness.runs.scheduler import EpisodeJob, Scheduler
 
 RERUN_SINCE = (1, 6)  # JSON-mode tool-call ids became the step's own then: older runs cannot replay exactly
 STEP_FIELDS = ("observation", "action", "raw_action", "valid", "reward", "done", "truncated", "progression",
-               "memory_chars", "scaffold_state")  # fmt: skip
+               "memory_chars")  # fmt: skip
 CALL_FIELDS = ("routine", "adapter", "output", "tool_calls", "finish_reason", "tool_mode", "choices", "sampling",
                "error_kind")  # fmt: skip
 
@@ -162,6 +163,9 @@ def first_difference(recorded: list[StepRecord], recorded_messages: dict[str, di
             if getattr(old, name) != getattr(new, name):
                 return old.index, (f"{name} is {str(getattr(old, name))[:80]!r} in the run, "
                                    f"{str(getattr(new, name))[:80]!r} when the submission plays again")  # fmt: skip
+        was_state = state_identity(old.scaffold_state, old.scaffold_state_sha256)
+        if was_state != state_identity(new.scaffold_state, new.scaffold_state_sha256):
+            return old.index, "the scaffold's state after it differs from the recorded one (scaffold_state)"
         if len(old.llm_calls) != len(new.llm_calls):
             return old.index, f"the run records {len(old.llm_calls)} chat calls, the submission makes {len(new.llm_calls)}"
         for index, (a, b) in enumerate(zip(old.llm_calls, new.llm_calls)):

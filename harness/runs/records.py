@@ -26,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 # 1.6: episode game (the score from the game's own log), chat calls' retries;
 # 1.7: episode solved (MiniHack), run.json submission.answers, results solved_rate;
 # 1.8: episode sampling, run.json sampling_used (the generation parameters the calls sent)
-SCHEMA_VERSION = "1.9"
+# 1.9: launches.jsonl, game log's unlocked achievements;
+# 1.10: step scaffold_state_sha256 (a large state is kept in scaffold-state/, not the trace)
+SCHEMA_VERSION = "1.10"
 SCHEMA_MAJOR = 1
 
 EpisodeStatus = Literal["completed", "truncated", "errored"]
@@ -107,6 +109,8 @@ class StepRecord(Record):
     time_s: StepTimes = Field(default_factory=StepTimes)
     scaffold_state: Any = Field(None, description="what the scaffold's state() hook returned after this step, "
                                 "stored when it changed since the last step that stored it (agent.resume)")
+    scaffold_state_sha256: str | None = Field(None, description="a changed state too large for the record: its "
+                                              "SHA-256; the state is in the episode's scaffold-state/ slots")
 
 
 # -- episode.json -----------------------------------------------------------------------------
