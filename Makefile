@@ -78,6 +78,8 @@ bench: install-test
 	$(BIN)/harness bench envs
 	$(BIN)/harness bench eval
 	$(BIN)/harness bench scale
+	$(BIN)/harness bench profile
+	$(BIN)/harness bench long
 	$(BIN)/harness bench chaos
 	$(BIN)/harness bench calibrate
 	$(BIN)/harness bench runtimes || echo "bench runtimes needs a container engine: eval \"\$$(../shared/tools/container-engine up)\""

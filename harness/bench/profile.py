@@ -43,11 +43,11 @@ WORKER_PARTS: list[tuple[str, str, str]] = [
 GAME_PARTS: list[tuple[str, str, str]] = [
     ("game: text rendering", r"_text\.py$|nle_language\.py$|gamelog\.py$", ""),
     ("game: make and reset", r"^harness/envs/", r"reset|__init__|make"),
-    ("game: serving", r"^harness/envs/server\.py$", ""),
+    ("game: serving", r"^harness/envs/(server|wire)\.py$", ""),  # wire.py: the socket spin, until 2026-11-30
     ("game: step", r"^harness/envs/", ""),
 ]
-PARTS = [part for part, _, _ in WORKER_PARTS] + ["scaffold code", "worker other"] + \
-    [part for part, _, _ in GAME_PARTS] + ["game other"]  # fmt: skip
+PARTS = list(dict.fromkeys([part for part, _, _ in WORKER_PARTS] + ["scaffold code", "worker other"] +
+                           [part for part, _, _ in GAME_PARTS] + ["game other"]))  # fmt: skip
 _FRAME = re.compile(r"^(?P<name>.*) \((?P<path>[^():]+):\d+\)$")
 
 
@@ -101,7 +101,7 @@ class Profile:
     def beyond_calls_and_game_ms_per_step(self) -> float:
         """The worker's own CPU per step less its model client and its game client: what the
         harness adds per step (scaffold code excluded: the submission's)."""
-        worker = [part for part, _, _ in WORKER_PARTS] + ["worker other"]
+        worker = list(dict.fromkeys(part for part, _, _ in WORKER_PARTS)) + ["worker other"]
         return sum(self.ms_per_step(part) for part in worker if part not in ("model client", "game client"))
 
 

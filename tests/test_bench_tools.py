@@ -1,0 +1,65 @@
+"""The performance benchmarks' own parts: the profile's attribution of samples, the long
+benchmark's checkpoints, and the simulated server's play that keeps a NetHack hero alive."""
+
+import random
+
+from harness.bench.load_server import MOVE_EVERY, TIME_TAKING, LongPlay
+from harness.bench.long import WINDOW, Sample, checkpoints
+from harness.bench.profile import Profile, classify, tally
+
+ROOT = 'process 1:"python -m harness.bench.profile";_run_module_as_main (<frozen runpy>:198)'
+WORKER = ROOT + ";main (harness/agent/worker.py:62);run_episode (harness/agent/episode.py:221)"
+
+
+def test_a_sample_counts_for_the_innermost_frame_of_ours() -> None:
+    chat = WORKER + ";__call__ (harness/agent/episode.py:58);chat (harness/models/client.py:240);dumps (json/__init__.py:231)"
+    assert classify(chat) == "model client"  # json inside the client is the client's
+    dedup = WORKER + ";ids_of (harness/runs/trace.py:80);MessageStore._id (harness/runs/trace.py:70);_key (harness/runs/trace.py:45)"
+    assert classify(dedup) == "prompt bookkeeping"
+    write = WORKER + ";write_step (harness/runs/trace.py:130);write (harness/runs/trace.py:33);dumps (json/__init__.py:231)"
+    assert classify(write) == "records"
+    scaffold = WORKER + ";step (scaffold.py:40);sub (re/__init__.py:185)"
+    assert classify(scaffold) == "scaffold code"
+    game = ROOT + ";serve_connection (harness/envs/server.py:160);answer (harness/envs/server.py:120);step (harness/envs/nethack.py:80)"
+    assert classify(game) == "game: step"
+    text = game + ";language_view (harness/envs/nle_language.py:125)"
+    assert classify(text) == "game: text rendering"
+    assert classify(WORKER + ";_find_and_load (<frozen importlib._bootstrap>:1176)") is None  # start-up
+    assert classify(ROOT + ";run_eval (harness/tracks/eval.py:300)") is None  # the scheduler
+
+
+def test_per_step_and_per_call_figures_come_from_the_samples() -> None:
+    raw = "\n".join([WORKER + ";chat (harness/models/client.py:240) 500",
+                     WORKER + ";enter (harness/runs/phase.py:40) 25",
+                     WORKER + ";step (scaffold.py:40) 100"])  # fmt: skip
+    profile = Profile("crafter", "seed", steps=100, calls=300, samples=tally(raw))
+    assert profile.harness_ms_per_call() == 1e3 * 500 / 250 / 300
+    assert profile.beyond_calls_and_game_ms_per_step() == 1e3 * 25 / 250 / 100  # the scaffold's own is not the harness's
+
+
+def test_checkpoints_take_the_cpu_per_step_over_the_window_before_each() -> None:
+    samples = [Sample(step, worker_cpu_s=step * 0.002, worker_rss=100 * 2**20, game_cpu_s=step * 0.001, game_rss=50 * 2**20)
+               for step in range(0, 12_001, 100)]  # fmt: skip
+    rows = checkpoints("nethack", samples, (1_000, 10_000, 50_000))
+    assert [row.step for row in rows] == [1_000, 10_000]  # 50,000 was not reached
+    assert all(abs(row.worker_ms_per_step - 2.0) < 1e-9 and abs(row.game_ms_per_step - 1.0) < 1e-9 for row in rows)
+    assert rows[0].worker_rss_mb == 100 and WINDOW < 1_000
+
+
+def _ask(play: LongPlay, observation: str) -> str:
+    answer: str = play({"messages": [{"role": "user", "content": observation}]}, random.Random(0))
+    return answer
+
+
+def test_the_long_play_spends_game_time_prays_when_weak_and_strikes_back() -> None:
+    play = LongPlay()
+    quiet = "message:\n\nlanguage observation:\nhorizontal wall near north\n\nDlvl:1 $:0 HP:16(16) T:5"
+    answers = [_ask(play, quiet) for _ in range(MOVE_EVERY)]
+    assert answers[-1] == TIME_TAKING and answers[-3:-1] == ["esc", "esc"]  # menus closed first
+    assert _ask(play, quiet.replace("T:5", "T:900 Weak")) == "pray"
+    assert _ask(play, "Are you sure you want to pray? [yn] (n)") == "y"
+    bitten = "message:\nThe jackal bites!\n\nlanguage observation:\njackal adjacent west\n\nHP:10(16) T:901"
+    assert _ask(play, bitten) == "esc" and _ask(play, quiet) == "west"
+    stuck = LongPlay()
+    answers = [_ask(stuck, quiet) for _ in range(3 * MOVE_EVERY)]  # the turn never moves on
+    assert answers[-6:].count(TIME_TAKING) >= 2
