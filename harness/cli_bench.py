@@ -74,14 +74,16 @@ def bench_chaos(write: bool) -> None:
 @click.option("--starts", default="spawn,fork", show_default=True, help="Worker start methods to compare, comma-separated.")
 @click.option("--long-steps", default=300, show_default=True,
               help="Also run 32 episodes of this many steps per game (start-up amortized); 0: not.")
+@click.option("--agents", default="seed", show_default=True, help="Agents (seed, balrog-naive), comma-separated.")
 @click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
-def bench_scale(games: str, counts: str, steps: int, latency: float, starts: str, long_steps: int, write: bool) -> None:
+def bench_scale(games: str, counts: str, steps: int, latency: float, starts: str, long_steps: int, agents: str,
+                write: bool) -> None:  # fmt: skip
     """N episodes in parallel against a simulated server: steps/s against the ideal, requests
     in flight, harness CPU per step, memory per worker, start time."""
     from harness.bench.scale import run_scale_benchmark
 
     run_scale_benchmark(tuple(games.split(",")), tuple(int(n) for n in counts.split(",")), steps, latency,
-                        tuple(starts.split(",")), long_steps, write)  # fmt: skip
+                        tuple(starts.split(",")), long_steps, write, tuple(agents.split(",")))  # fmt: skip
 
 
 @bench.command("profile")

@@ -96,6 +96,49 @@ ATTACKED = re.compile(r"\b(bites|hits|misses|stings|butts|kicks|claws|touches)\b
 ADJACENT = re.compile(r"^(?!tame )(?!.*(wall|door|corner|doorway))(.+) adjacent (?P<direction>north|south|east|west|northeast|northwest|southeast|southwest)$", re.M)
 
 
+CRAFTER_STATUS = re.compile(r"- (health|food|drink|energy): (\d+)/9")
+CRAFTER_SEEN = re.compile(r"- (\w+) (\d+) steps? to your ([\w-]+)")
+CRAFTER_MOVES = {"north": "Move North", "south": "Move South", "east": "Move East", "west": "Move West"}
+
+
+class CrafterSurvival:
+    """A Crafter player that drinks, eats and fights back, and walks in one direction to find
+    water or a cow it cannot see: enough to live thousands of steps."""
+
+    def __init__(self) -> None:
+        self.heading, self.walked = "Move North", 0
+
+    def __call__(self, current: str, rng: random.Random) -> str:
+        status = {name: int(value) for name, value in CRAFTER_STATUS.findall(current)}
+        seen = {thing: (int(distance), where) for thing, distance, where in CRAFTER_SEEN.findall(current)}
+        facing = re.search(r"You face (\w+)", current)
+        front = facing[1] if facing else ""
+        if seen.get("arrow", (99, ""))[0] <= 3:  # step out of its line
+            along = seen["arrow"][1]
+            sideways = ["east", "west"] if along in ("north", "south") else ["north", "south"]
+            return CRAFTER_MOVES[rng.choice(sideways)]
+        wants = ["zombie", "skeleton"] if status.get("health", 9) > 3 else []
+        thirsty, hungry = status.get("drink", 9), status.get("food", 9)
+        if thirsty <= 6 or (thirsty <= 8 and seen.get("water", (99, ""))[0] <= 3):
+            wants.append("water")
+        if hungry <= 6 or (hungry <= 8 and seen.get("cow", (99, ""))[0] <= 3):
+            wants.append("cow")
+        for want in wants:
+            if front == want:
+                return "Do"
+            if want in seen and (want in ("water", "cow") or seen[want][0] <= 2):
+                directions = [part for part in seen[want][1].split("-") if part in CRAFTER_MOVES]
+                return CRAFTER_MOVES[rng.choice(directions)] if directions else "Noop"
+        if status.get("energy", 9) <= 2:
+            return "Sleep"
+        if "water" in wants or "cow" in wants or rng.random() < 0.3:  # look for it, or wander
+            self.walked += 1
+            if self.walked > 15 or front not in ("grass", "sand", "path"):
+                self.heading, self.walked = rng.choice(list(CRAFTER_MOVES.values())), 0
+            return self.heading
+        return "Noop"
+
+
 class LongPlay:
     """Answers for free-text requests (BALROG's naive agent) over a 100,000-step NetHack episode:
     timeless looks, a search every MOVE_EVERY steps, a prayer when weak or hurt, and a blow (a move into
@@ -106,6 +149,7 @@ class LongPlay:
         self.turn, self.turn_seen = "", 0  # the game turn last shown, and when it last changed
         self.blow: str | None = None  # the direction to strike next, once a menu is closed
         self.prayed_at: int | None = None
+        self.crafter = CrafterSurvival()
 
     def _may_pray(self) -> bool:
         turn = int(self.turn or 0)
@@ -120,6 +164,8 @@ class LongPlay:
         self.requests += 1
         messages = request.get("messages") or [{}]
         current = str(messages[-1].get("content", ""))
+        if "Your status:" in current:
+            return self.crafter(current, rng)
         turn = TURN.search(current)
         if turn is not None and turn[1] != self.turn:
             self.turn, self.turn_seen = turn[1], self.requests
