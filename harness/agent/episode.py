@@ -37,6 +37,7 @@ from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import MEMORY_DIR
 from harness.runs.phase import NoPhaseMarker, PhaseMarker
 from harness.runs.prefix import PrefixCache, prompt_units
+from harness.runs.read import read_messages
 from harness.runs.records import EpisodeRecord, validated
 from harness.runs.trace import EpisodeTrace
 
@@ -166,13 +167,17 @@ def run_episode(
         else (Tally(), None, 0.0, None)  # fmt: skip
     totals, tokens = tally.times, tally.tokens
     totals["env"] += prepared.env_s  # the game's start (and the replay of kept steps)
-    prefix, reusable = PrefixCache(trace.messages.record), 0.0  # what a server's prefix cache could serve
     samplings: list[dict[str, Any] | None] = []  # what every call sent, for the episode's record
+    # The kept steps' calls rebuild the prefix trie from the stored messages, read once (the
+    # store keeps only recent ones); then the store's own lookup serves the new calls.
+    stored = read_messages(directory) if kept and kept.steps else {}
+    prefix, reusable = PrefixCache(lambda unit: stored[unit] if unit in stored else trace.messages.record(unit)), 0.0
     for step_record in kept.steps if kept else ():
         for past in step_record.llm_calls:
             samplings.append(past.sampling)
             if past.input.get("messages"):
                 reusable += past.prompt_tokens * prefix.add(prompt_units(past.tools, past.input["messages"]))
+    stored.clear()
     trace.step_bytes = list(tally.step_bytes)
     ops_per_step, routines_per_step = tally.ops_per_step, tally.routines_per_step
     steps, invalid = len(kept.steps) if kept else 0, tally.invalid
