@@ -102,9 +102,11 @@ def bench_profile(games: str, agents: str, steps: int, write: bool) -> None:
 @bench.command("long")
 @click.option("--nethack-steps", default=100_000, show_default=True, help="Steps of the NetHack episode (0: none).")
 @click.option("--crafter-steps", default=10_000, show_default=True, help="Steps of the Crafter episode (0: none).")
+@click.option("--resume-at", default=50_000, show_default=True,
+              help="Kill the worker at this step and time its resume (0: never).")
 @click.option("--write/--no-write", default=True, show_default=True, help="Write the figures into docs/benchmarks.md.")
-def bench_long(nethack_steps: int, crafter_steps: int, write: bool) -> None:
+def bench_long(nethack_steps: int, crafter_steps: int, resume_at: int, write: bool) -> None:
     """One long episode per game: a worker's CPU per step and memory at 1k, 10k, 50k, 100k steps."""
     from harness.bench.long import run_long_benchmark
 
-    run_long_benchmark(nethack_steps, crafter_steps, write)
+    run_long_benchmark(nethack_steps, crafter_steps, write, resume_at)

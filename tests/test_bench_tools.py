@@ -38,7 +38,7 @@ def test_per_step_and_per_call_figures_come_from_the_samples() -> None:
 
 
 def test_checkpoints_take_the_cpu_per_step_over_the_window_before_each() -> None:
-    samples = [Sample(step, worker_cpu_s=step * 0.002, worker_rss=100 * 2**20, game_cpu_s=step * 0.001, game_rss=50 * 2**20)
+    samples = [Sample(1, 0.0, step, worker_cpu_s=step * 0.002, worker_rss=100 * 2**20, game_cpu_s=step * 0.001, game_rss=50 * 2**20)
                for step in range(0, 12_001, 100)]  # fmt: skip
     rows = checkpoints("nethack", samples, (1_000, 10_000, 50_000))
     assert [row.step for row in rows] == [1_000, 10_000]  # 50,000 was not reached

@@ -23,6 +23,7 @@ from harness.bench.load_server import LoadServer
 from harness.bench.report import write_section
 from harness.runs.phase import read_phase
 from harness.runs.read import read_run
+from harness.runs.records import EpisodeRecord
 from harness.tracks.eval import EvalOptions, run_eval
 
 SUBMISSION = "submissions/balrog-naive"
@@ -34,6 +35,8 @@ WINDOW = 500  # steps before a checkpoint over which its CPU per step is taken
 
 @dataclass
 class Sample:
+    pid: int
+    at_s: float  # time.monotonic()
     step: int
     worker_cpu_s: float
     worker_rss: int
@@ -44,8 +47,10 @@ class Sample:
 class _Sampler:
     """The one worker running (a child of the fork server) and its game process, sampled."""
 
-    def __init__(self, interval_s: float = 0.25) -> None:
+    def __init__(self, interval_s: float = 0.25, kill_at: int = 0) -> None:
         self.samples: list[Sample] = []
+        self.kill_at = kill_at  # SIGKILL the worker once it is at this step (0: never)
+        self.killed_at_s: float | None = None
         self._stop = threading.Event()
         self._interval = interval_s
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -71,8 +76,12 @@ class _Sampler:
                 games = worker.children()
                 if phase is None or not games:
                     continue
-                self.samples.append(Sample(phase.step, sum(worker.cpu_times()[:2]), worker.memory_info().rss,
-                                           sum(games[0].cpu_times()[:2]), games[0].memory_info().rss))  # fmt: skip
+                self.samples.append(Sample(worker.pid, time.monotonic(), phase.step, sum(worker.cpu_times()[:2]),
+                                           worker.memory_info().rss, sum(games[0].cpu_times()[:2]),
+                                           games[0].memory_info().rss))  # fmt: skip
+                if self.kill_at and self.killed_at_s is None and phase.step >= self.kill_at:
+                    worker.kill()  # as a lost machine would: the scheduler launches it again, it resumes
+                    self.killed_at_s, worker = time.monotonic(), None
             except (psutil.Error, OSError):
                 worker = None
 
@@ -100,11 +109,14 @@ def checkpoints(game: str, samples: list[Sample], marks: tuple[int, ...]) -> lis
     nearest its ends), and memory at the mark."""
     rows = []
     for mark in marks:
-        before = [s for s in samples if s.step <= mark - WINDOW]
         at = [s for s in samples if s.step >= mark]
-        if not before or not at:
+        if not at:
             continue
-        start, end = before[-1], at[0]
+        end = at[0]
+        before = [s for s in samples if s.step <= mark - WINDOW and s.pid == end.pid]  # one worker's CPU
+        if not before:
+            continue
+        start = before[-1]
         steps = max(1, end.step - start.step)
         rows.append(Checkpoint(game, mark, 1e3 * (end.worker_cpu_s - start.worker_cpu_s) / steps,
                                1e3 * (end.game_cpu_s - start.game_cpu_s) / steps,
@@ -112,40 +124,63 @@ def checkpoints(game: str, samples: list[Sample], marks: tuple[int, ...]) -> lis
     return rows
 
 
-def measure(game: str, steps: int, workdir: Path) -> tuple[list[Checkpoint], int, float]:
+@dataclass
+class Resumed:
+    at_step: int
+    replay_s: float  # the resumed worker's own account: reading what was recorded, replaying the game
+    to_next_step_s: float  # from the kill to the next step played
+    kept_steps: int
+
+
+def _resumed(samples: list[Sample], killed_at_s: float | None, episode: EpisodeRecord) -> Resumed | None:
+    if killed_at_s is None or not episode.resumes:
+        return None
+    resume = episode.resumes[-1]
+    after = [s for s in samples if s.at_s > killed_at_s and s.step > resume.from_step]
+    return Resumed(resume.from_step, resume.replay_s, (after[0].at_s - killed_at_s) if after else float("nan"),
+                   resume.recorded_steps)  # fmt: skip
+
+
+def measure(game: str, steps: int, workdir: Path, resume_at: int = 0) -> tuple[list[Checkpoint], int, float, Resumed | None]:
     suite = workdir / f"{game}.yaml"
     suite.write_text(f"name: long\ndescription: one long episode\nenvs:\n"
                      f"  {game}: {{tasks: [{TASKS[game]}], seeds: [{SEEDS[game]}], max_steps: {steps}}}\n")  # fmt: skip
-    with LoadServer(0.0, policy="long") as server, _Sampler() as sampler:
+    with LoadServer(0.0, policy="long") as server, _Sampler(kill_at=resume_at) as sampler:
         started = time.perf_counter()
         run, _ = run_eval(EvalOptions(submission=SUBMISSION, suite=str(suite), model=server.url, workers=1,
                                             runs_dir=str(workdir / "runs"), run_id=f"long-{game}", show_progress=False))  # fmt: skip
         wall = time.perf_counter() - started
-    recorded = read_run(run.root)
-    played = sum(episode.steps for episode in recorded.episodes())
-    return checkpoints(game, sampler.samples, CHECKPOINTS), played, wall
+    (episode,) = read_run(run.root).episodes()
+    resumed = _resumed(sampler.samples, sampler.killed_at_s, episode)
+    return checkpoints(game, sampler.samples, CHECKPOINTS), episode.steps, wall, resumed
 
 
-def run_long_benchmark(nethack_steps: int, crafter_steps: int, write: bool) -> list[Checkpoint]:
+def run_long_benchmark(nethack_steps: int, crafter_steps: int, write: bool, resume_at: int = 0) -> list[Checkpoint]:
     rows: list[Checkpoint] = []
-    lengths = []
+    lengths, resumes = [], []
     with tempfile.TemporaryDirectory(prefix="harness-long-") as scratch:
         for game, steps in (("nethack", nethack_steps), ("crafter", crafter_steps)):
             if steps <= 0:
                 continue
-            found, played, wall = measure(game, steps, Path(scratch))
+            found, played, wall, resumed = measure(game, steps, Path(scratch), resume_at if resume_at < steps else 0)
             rows += found
             lengths.append(f"{game}: {played:,} of {steps:,} steps in {wall:.0f} s")
+            if resumed is not None:
+                resumes.append(f"{game}: the worker killed at step {resumed.at_step:,} resumed from {resumed.kept_steps:,} "
+                               f"kept steps; its replay (records read, game replayed) took {resumed.replay_s:.1f} s, "
+                               f"the kill to the next step played {resumed.to_next_step_s:.1f} s")  # fmt: skip
     table = tabulate([[r.game, f"{r.step:,}", f"{r.worker_ms_per_step:.2f}", f"{r.game_ms_per_step:.2f}",
                        f"{r.worker_rss_mb:.0f}", f"{r.game_rss_mb:.0f}"] for r in rows],
                      ["game", "at step", "worker CPU ms/step", "game CPU ms/step", "worker RSS MB", "game RSS MB"],
                      tablefmt="github")  # fmt: skip
-    body = (f"{table}\n\nPlayed: {'; '.join(lengths)}. One episode per game, BALROG's naive agent (one chat call a "
+    resumed_text = f" Resume: {'; '.join(resumes)}." if resumes else ""
+    body = (f"{table}\n\nPlayed: {'; '.join(lengths)}.{resumed_text} One episode per game, BALROG's naive agent (one chat call a "
             f"step, a 16-step history) through the eval path, against the simulated server answering at once; for "
             f"NetHack it answers mostly actions that take no game time, a search every 30th step, a prayer when weak from hunger and blows at attackers, so the hero lives (bench.load_server.LongPlay). "
             f"CPU per step: the worker's (its game's apart) over the {WINDOW} steps before the checkpoint, sampled every "
             f"0.25 s; RSS at the checkpoint.")  # fmt: skip
     print(body)
     if write:
-        write_section("long", f"harness bench long --nethack-steps {nethack_steps} --crafter-steps {crafter_steps}", body)
+        write_section("long", f"harness bench long --nethack-steps {nethack_steps} --crafter-steps {crafter_steps} "
+                              f"--resume-at {resume_at}", body)  # fmt: skip
     return rows
