@@ -28,11 +28,11 @@ from harness.agent.prepare import EpisodeAborted, PreparedEpisode, prepare_episo
 from harness.agent.resume import Tally, invalid_action_feedback, tally_of
 from harness.agent.state_slots import STATE_FIELD, StateSlots
 from harness.envs import InvalidActionError
-from harness.memory import Memory, MemoryLimits, MemoryOp, memory_metrics
+from harness.memory import Memory, MemoryLimits, MemoryOp
 from harness.memory.metrics import tool_call_routines
 from harness.models import ModelRouter, ModelUnavailableError
 from harness.models.client import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, ModelError
-from harness.runs.derive import sampling_asked
+from harness.runs.derive import SamplingSeen
 from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import MEMORY_DIR
 from harness.runs.phase import NoPhaseMarker, PhaseMarker
@@ -167,19 +167,18 @@ def run_episode(
         else (Tally(), None, 0.0, None)  # fmt: skip
     totals, tokens = tally.times, tally.tokens
     totals["env"] += prepared.env_s  # the game's start (and the replay of kept steps)
-    samplings: list[dict[str, Any] | None] = []  # what every call sent, for the episode's record
+    samplings = SamplingSeen()  # what the calls sent, for the episode's record
     # The kept steps' calls rebuild the prefix trie from the stored messages, read once (the
     # store keeps only recent ones); then the store's own lookup serves the new calls.
     stored = read_messages(directory) if kept and kept.steps else {}
     prefix, reusable = PrefixCache(lambda unit: stored[unit] if unit in stored else trace.messages.record(unit)), 0.0
     for step_record in kept.steps if kept else ():
         for past in step_record.llm_calls:
-            samplings.append(past.sampling)
+            samplings.add(past.sampling)
             if past.input.get("messages"):
                 reusable += past.prompt_tokens * prefix.add(prompt_units(past.tools, past.input["messages"]))
     stored.clear()
-    trace.step_bytes = list(tally.step_bytes)
-    ops_per_step, routines_per_step = tally.ops_per_step, tally.routines_per_step
+    trace.step_bytes = tally.step_bytes
     steps, invalid = len(kept.steps) if kept else 0, tally.invalid
     reward_total, progression = tally.reward_total, tally.progression
     status, error, error_kind = "truncated", None, None
@@ -238,13 +237,12 @@ def run_episode(
             totals["memory"] += memory_time
             totals["scaffold"] += scaffold_time
             for call in calls:
-                samplings.append(call.get("sampling"))
+                samplings.add(call.get("sampling"))
                 tokens["prompt"] += call["prompt_tokens"]
                 tokens["completion"] += call["completion_tokens"]
                 if call["input"]["messages"]:
                     reusable += call["prompt_tokens"] * prefix.add(prompt_units(call.get("tools"), call["input"]["messages"]))
-            ops_per_step.append(taken_ops)
-            routines_per_step.append(tool_call_routines(calls))
+            tally.memory.add(taken_ops, tool_call_routines(calls))
             times = {"env": 0.0, "model": model_time, "memory": memory_time, "scaffold": scaffold_time}
             if recorder.failure is not None or scaffold_error is not None:
                 trace.write_step(_unplayed_step(index, observation, progression, calls, ops, memory.total_chars, times, step_started))
@@ -314,15 +312,13 @@ def run_episode(
         "env": spec.env, "task": spec.task, "seed": spec.seed, "status": status, "error": error,
         "error_kind": error_kind, "steps": steps, "max_steps": spec.max_steps,
         "progression": progression, "reward_total": reward_total, "invalid_actions": invalid,
-        "memory": memory_metrics(ops_per_step, steps, memory.total_chars, memory.file_count, routines_per_step),
+        "memory": tally.memory.metrics(steps, memory.total_chars, memory.file_count),
         "tokens": tokens | {"prompt_reusable": round(reusable)},
-        "sampling": sampling_asked(samplings),
+        "sampling": samplings.asked(),
         "time_s": {"env": round(totals["env"], 6), "model": round(totals["model"], 6),
                    "memory": round(totals["memory"], 6), "scaffold": round(totals["scaffold"], 6),
                    "harness": round(harness_time, 6), "total": round(total, 6)},
-        "trace_bytes": {"total": sum(trace_bytes),
-                        "first_step": trace_bytes[0] if trace_bytes else 0,
-                        "last_step": trace_bytes[-1] if trace_bytes else 0},
+        "trace_bytes": {"total": trace_bytes.total, "first_step": trace_bytes.first, "last_step": trace_bytes.last},
         "final_observation": final_observation,
         "spec": asdict(spec),
         "resumes": continuation.resumes,

@@ -27,11 +27,12 @@ from typing import Any
 from harness.agent.state_slots import SHA_FIELD, STATE_DIR, STATE_FIELD, StateSlots
 from harness.envs import GameEnv
 from harness.envs.base import Observation
-from harness.memory.metrics import tool_call_routines
+from harness.memory.metrics import MemoryTally, tool_call_routines
 from harness.runs.layout import MEMORY_DIR, MESSAGES_FILE, RESUMES_FILE, STEPS_FILE, read_jsonl
 from harness.runs.read import read_steps
 from harness.runs.records import StepRecord
 from harness.runs.salvage import drop_torn_line, earlier_resumes, restore_memory
+from harness.runs.trace import StepBytes
 
 DISCARDED_FILE, ATTEMPTS_DIR = "discarded-steps.jsonl", "attempts"
 
@@ -131,13 +132,12 @@ class Tally:
 
     times: dict[str, float] = field(default_factory=lambda: {"env": 0.0, "model": 0.0, "scaffold": 0.0, "memory": 0.0})
     tokens: dict[str, int] = field(default_factory=lambda: {"prompt": 0, "completion": 0})
-    ops_per_step: list[list[Any]] = field(default_factory=list)
-    routines_per_step: list[dict[str, str]] = field(default_factory=list)
+    memory: MemoryTally = field(default_factory=MemoryTally)
     invalid: int = 0
     reward_total: float = 0.0
     progression: float = 0.0
     earlier_s: float = 0.0  # the kept steps' own time (an earlier attempt's start is not known)
-    step_bytes: list[int] = field(default_factory=list)
+    step_bytes: StepBytes = field(default_factory=StepBytes)
 
 
 def tally_of(recorded: Recorded, default_action: str) -> tuple[Tally, str | None, float, str | None]:
@@ -151,12 +151,11 @@ def tally_of(recorded: Recorded, default_action: str) -> tuple[Tally, str | None
         for call in step.llm_calls:
             tally.tokens["prompt"] += call.prompt_tokens
             tally.tokens["completion"] += call.completion_tokens
-        tally.ops_per_step.append(list(step.memory_ops))
-        tally.routines_per_step.append(tool_call_routines(step.llm_calls))
+        tally.memory.add(step.memory_ops, tool_call_routines(step.llm_calls))
         tally.invalid += not step.valid
         tally.reward_total += step.reward
         tally.progression = max(tally.progression, step.progression)
-        tally.step_bytes.append(len(line.encode()) + 1)
+        tally.step_bytes.add(len(line.encode()) + 1)
         feedback = None if step.valid else invalid_action_feedback(step.raw_action or "", default_action)
     last = recorded.steps[-1] if recorded.steps else None
     return tally, last.action if last else None, last.reward if last else 0.0, feedback

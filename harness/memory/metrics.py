@@ -20,7 +20,7 @@ weighs the same, and a long episode cannot drown the others.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, Protocol
 
 from harness.memory.sandbox import CONSULT_OPS, WRITE_OPS
@@ -89,6 +89,47 @@ def tool_call_routines(calls: Iterable[Any]) -> dict[str, str]:
     return routines
 
 
+class MemoryTally:
+    """The `memory` block of episode.json, added up step by step (an episode's loop keeps this,
+    not every step's operations: its memory stays flat however long the episode)."""
+
+    def __init__(self) -> None:
+        self.by_routine: dict[str, dict[str, int]] = {}
+        self.model_errors = 0
+        self.counts = StepMemoryCounts(0, 0, 0, 0, 0)
+
+    def add(self, ops: Iterable[RecordedOp], routines: dict[str, str]) -> None:
+        """One step's `memory_ops` and the routine behind each of its tool calls (tool_call_routines)."""
+        ops = list(ops)
+        for op in ops:
+            if not op.ok:
+                self.model_errors += op.tool_call_id is not None
+                continue
+            who = routines.get(op.tool_call_id, "model") if op.tool_call_id else "scaffold"
+            kinds = self.by_routine.setdefault(who, {})
+            kinds[op.op] = kinds.get(op.op, 0) + 1
+        step = step_memory_counts(ops)
+        self.counts = StepMemoryCounts(*(a + b for a, b in zip(astuple(self.counts), astuple(step))))
+
+    def metrics(self, steps: int, chars_final: int, files_final: int) -> dict[str, Any]:
+        counts = self.counts
+        consultations = counts.searches + counts.reads
+        return {
+            "chars_final": chars_final,
+            "files_final": files_final,
+            "growth_chars_per_step": chars_final / steps if steps else 0.0,
+            "writes": counts.writes,
+            "searches": counts.searches,
+            "reads": counts.reads,
+            # None when nothing was consulted: the ratio is undefined, not zero
+            "write_to_search_ratio": counts.writes / consultations if consultations else None,
+            "consult_before_write": counts.writes_after_consultation / counts.writes if counts.writes else None,
+            "refused_ops": counts.refused,
+            "ops_by_routine": self.by_routine,
+            "model_errors": self.model_errors,
+        }
+
+
 def memory_metrics(
     ops_per_step: Iterable[Iterable[RecordedOp]],
     steps: int,
@@ -98,33 +139,7 @@ def memory_metrics(
 ) -> dict[str, Any]:
     """The `memory` block of episode.json from each step's `memory_ops` (and, per step, the
     routine behind each tool call: `tool_call_routines`)."""
-    ops_per_step = [list(ops) for ops in ops_per_step]
-    routines = list(routines_per_step)
-    by_routine: dict[str, dict[str, int]] = {}
-    model_errors = 0
+    tally, routines = MemoryTally(), list(routines_per_step)
     for index, ops in enumerate(ops_per_step):
-        known = routines[index] if index < len(routines) else {}
-        for op in ops:
-            if not op.ok:
-                model_errors += op.tool_call_id is not None
-                continue
-            who = known.get(op.tool_call_id, "model") if op.tool_call_id else "scaffold"
-            kinds = by_routine.setdefault(who, {})
-            kinds[op.op] = kinds.get(op.op, 0) + 1
-    counts = [step_memory_counts(ops) for ops in ops_per_step]
-    writes = sum(c.writes for c in counts)
-    consultations = sum(c.consultations for c in counts)
-    return {
-        "chars_final": chars_final,
-        "files_final": files_final,
-        "growth_chars_per_step": chars_final / steps if steps else 0.0,
-        "writes": writes,
-        "searches": sum(c.searches for c in counts),
-        "reads": sum(c.reads for c in counts),
-        # None when nothing was consulted: the ratio is undefined, not zero
-        "write_to_search_ratio": writes / consultations if consultations else None,
-        "consult_before_write": sum(c.writes_after_consultation for c in counts) / writes if writes else None,
-        "refused_ops": sum(c.refused for c in counts),
-        "ops_by_routine": by_routine,
-        "model_errors": model_errors,
-    }
+        tally.add(ops, routines[index] if index < len(routines) else {})
+    return tally.metrics(steps, chars_final, files_final)

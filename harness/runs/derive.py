@@ -43,15 +43,28 @@ def derived_totals(steps: list[StepRecord], messages: dict[str, dict[str, Any]])
     }
 
 
+class SamplingSeen:
+    """The generation parameters calls sent, with their distinct values, added up call by call."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, set[Any]] = {}
+
+    def add(self, sampling: dict[str, Any] | None) -> None:
+        for name, value in (sampling or {}).items():
+            if isinstance(value, (int, float, str, bool)) or value is None:
+                self.values.setdefault(name, set()).add(value)
+
+    def asked(self) -> dict[str, list[Any]]:
+        return {name: sorted(found, key=repr) for name, found in sorted(self.values.items())}
+
+
 def sampling_asked(samplings: Iterable[dict[str, Any] | None]) -> dict[str, list[Any]]:
     """Each generation parameter the calls sent (temperature, max_tokens...), with its distinct
     values, sorted: what a reader checks a run's sampling against (e.g. BALROG's 1.0 and 8,192)."""
-    values: dict[str, set[Any]] = {}
+    seen = SamplingSeen()
     for sampling in samplings:
-        for name, value in (sampling or {}).items():
-            if isinstance(value, (int, float, str, bool)) or value is None:
-                values.setdefault(name, set()).add(value)
-    return {name: sorted(found, key=repr) for name, found in sorted(values.items())}
+        seen.add(sampling)
+    return seen.asked()
 
 
 def merged_sampling(per_episode: Iterable[dict[str, list[Any]] | None]) -> dict[str, list[Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,22 @@ class MessageStore:
         self._lines.close()
 
 
+@dataclass
+class StepBytes:
+    """Bytes each step added to the trace (its steps.jsonl line and its new messages): the
+    total, the first step's and the last's."""
+
+    total: int = 0
+    first: int = 0
+    last: int = 0
+    steps: int = 0
+
+    def add(self, size: int) -> None:
+        self.total += size
+        self.first = size if self.steps == 0 else self.first
+        self.last, self.steps = size, self.steps + 1
+
+
 class EpisodeTrace:
     """The files of one episode folder, written as the episode runs."""
 
@@ -132,14 +149,14 @@ class EpisodeTrace:
                 (directory / name).unlink(missing_ok=True)
         self.messages = MessageStore(directory / MESSAGES_FILE)
         self._steps = _AppendOnlyLines(directory / STEPS_FILE)
-        self.step_bytes: list[int] = []  # bytes per step (steps.jsonl + new messages)
+        self.step_bytes = StepBytes()
         self._message_bytes_counted = 0
 
     def write_step(self, record: dict[str, Any]) -> None:
         size = self._steps.write(record)
         new_message_bytes = self.messages.bytes_written - self._message_bytes_counted
         self._message_bytes_counted = self.messages.bytes_written
-        self.step_bytes.append(size + new_message_bytes)
+        self.step_bytes.add(size + new_message_bytes)
 
     def finish(self, result: dict[str, Any]) -> None:
         self._steps.close()
