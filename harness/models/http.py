@@ -19,6 +19,7 @@ from __future__ import annotations
 import email.utils
 import http.client
 import json
+import math
 import random
 import socket
 import ssl
@@ -27,6 +28,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+import orjson
 
 INITIAL_RETRY_DELAY_S = 0.5
 MAX_RETRY_DELAY_S = 8.0
@@ -156,7 +159,7 @@ class JsonEndpoint:
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """The answer's JSON, after retries; HttpFailure when there is none to give."""
-        payload = json.dumps(body).encode() if body is not None else None
+        payload = _encoded(body) if body is not None else None
         retries = 0
         while True:
             try:
@@ -223,8 +226,22 @@ class JsonEndpoint:
             connection.close()
 
 
+def _encoded(body: dict[str, Any]) -> bytes:
+    """The request's JSON: orjson's (a tenth of the json module's CPU on a long prompt), the json
+    module's where orjson would not say the same (it writes NaN as null; it refuses other keys)."""
+    if any(isinstance(value, float) and not math.isfinite(value) for value in body.values()):
+        return json.dumps(body).encode()
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body).encode()
+
+
 def _parse(raw: bytes) -> Any:
     try:
-        return json.loads(raw) if raw else None
+        return orjson.loads(raw) if raw else None
     except ValueError:
-        return None
+        try:  # what orjson refuses and the json module reads (NaN, Infinity)
+            return json.loads(raw)
+        except ValueError:
+            return None
