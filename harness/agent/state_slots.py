@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
-
-from harness.runs.layout import atomic_write_text
 
 STATE_DIR = "scaffold-state"
 SLOTS = ("a.json", "b.json")
@@ -40,14 +40,20 @@ class StateSlots:
         """A step record's changed state (`record[STATE_FIELD]`, its JSON `text`): left in the
         record when small, else moved to a slot and named by its SHA-256."""
         if STATE_FIELD in record and len(text) > INLINE_STATE_CHARS:
-            record[SHA_FIELD] = self.write(step, record.pop(STATE_FIELD), text)
+            del record[STATE_FIELD]
+            record[SHA_FIELD] = self.write(step, text)
 
-    def write(self, step: int, state: Any, text: str) -> str:
-        """Keep `state` (its JSON `text`) for step `step`; returns the SHA-256 the step records."""
+    def write(self, step: int, text: str) -> str:
+        """Keep the state whose JSON is `text` for step `step`; returns the SHA-256 the step records."""
         sha = state_sha(text)
         slot = SLOTS[1] if self._committed == SLOTS[0] else SLOTS[0]
         self.folder.mkdir(exist_ok=True)
-        atomic_write_text(self.folder / slot, json.dumps({"step": step, "sha256": sha, "state": state}))
+        # Renamed into place, not synced to disk: a killed worker's writes are the OS's already,
+        # as its steps.jsonl lines are (a machine that loses its page cache loses both alike).
+        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{slot}.")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(f'{{"step": {int(step)}, "sha256": "{sha}", "state": {text}}}')
+        os.replace(temporary, self.folder / slot)
         self._committed = slot
         return sha
 
