@@ -44,7 +44,7 @@ class Sample:
     game_rss: int
 
 
-class _Sampler:
+class EpisodeSampler:
     """The one worker running (a child of the fork server) and its game process, sampled."""
 
     def __init__(self, interval_s: float = 0.25, kill_at: int = 0) -> None:
@@ -85,7 +85,7 @@ class _Sampler:
             except (psutil.Error, OSError):
                 worker = None
 
-    def __enter__(self) -> _Sampler:
+    def __enter__(self) -> EpisodeSampler:
         self._thread.start()
         return self
 
@@ -145,7 +145,7 @@ def measure(game: str, steps: int, workdir: Path, resume_at: int = 0) -> tuple[l
     suite = workdir / f"{game}.yaml"
     suite.write_text(f"name: long\ndescription: one long episode\nenvs:\n"
                      f"  {game}: {{tasks: [{TASKS[game]}], seeds: [{SEEDS[game]}], max_steps: {steps}}}\n")  # fmt: skip
-    with LoadServer(0.0, policy="long") as server, _Sampler(kill_at=resume_at) as sampler:
+    with LoadServer(0.0, policy="long") as server, EpisodeSampler(kill_at=resume_at) as sampler:
         started = time.perf_counter()
         run, _ = run_eval(EvalOptions(submission=SUBMISSION, suite=str(suite), model=server.url, workers=1,
                                             runs_dir=str(workdir / "runs"), run_id=f"long-{game}", show_progress=False))  # fmt: skip

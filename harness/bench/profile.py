@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from harness.bench.long import Sample, EpisodeSampler
 from harness.bench.report import write_section
 
 AGENTS = {"seed": "submissions/automem-seed", "balrog-naive": "submissions/balrog-naive"}
@@ -84,6 +85,9 @@ def classify(stack: str) -> str | None:
     return None
 
 
+GAME_SIDE = {part for part, _, _ in GAME_PARTS} | {"game other"}
+
+
 @dataclass
 class Profile:
     game: str
@@ -91,12 +95,20 @@ class Profile:
     steps: int
     calls: int
     samples: dict[str, int] = field(default_factory=dict)
+    # measured CPU over sampled CPU, per process: py-spy counts a thread that waits on a quick
+    # socket answer or for a core as running (1.5x a clock's figure on the model client alone),
+    # so its shares are scaled to what the processes' own CPU clocks said
+    worker_scale: float = 1.0
+    game_scale: float = 1.0
 
-    def ms_per_step(self, part: str) -> float:
+    def sampled_ms_per_step(self, part: str) -> float:
         return 1e3 * self.samples.get(part, 0) / RATE_HZ / max(1, self.steps)
 
+    def ms_per_step(self, part: str) -> float:
+        return self.sampled_ms_per_step(part) * (self.game_scale if part in GAME_SIDE else self.worker_scale)
+
     def harness_ms_per_call(self) -> float:
-        return 1e3 * self.samples.get("model client", 0) / RATE_HZ / max(1, self.calls)
+        return self.ms_per_step("model client") * self.steps / max(1, self.calls)
 
     def beyond_calls_and_game_ms_per_step(self) -> float:
         """The worker's own CPU per step less its model client and its game client: what the
@@ -128,12 +140,31 @@ def profile_episode(game: str, agent: str, steps: int, workdir: Path) -> Profile
     raw, runs = workdir / f"{game}-{agent}.txt", workdir / "runs"
     command = [_py_spy(), "record", "--rate", str(RATE_HZ), "--subprocesses", "--format", "raw", "--output", str(raw),
                "--", sys.executable, "-m", "harness.bench.profile", game, AGENTS[agent], str(steps), str(runs)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    with EpisodeSampler(interval_s=0.1) as sampler:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0 or not raw.exists():
         raise RuntimeError(f"py-spy failed ({done.returncode}): {done.stderr[-2000:]}")
     recorded = read_run(next(runs.iterdir()))
     played = [step for episode in recorded.episodes() for step in recorded.steps(episode)]
-    return Profile(game, agent, len(played), sum(len(step.llm_calls) for step in played), tally(raw.read_text()))
+    profile = Profile(game, agent, len(played), sum(len(step.llm_calls) for step in played), tally(raw.read_text()))
+    _calibrate(profile, sampler.samples)
+    return profile
+
+
+def _calibrate(profile: Profile, samples: list[Sample]) -> None:
+    """Scale the sampled parts to the CPU the worker and its game measured (their clocks read
+    every 0.1 s from their first step on, the game's make and reset left out)."""
+    started = [s for s in samples if s.step >= 1]
+    if len(started) < 2 or started[-1].step <= started[0].step:
+        return
+    first, last = started[0], started[-1]
+    steps = last.step - first.step
+    worker_sampled = sum(profile.sampled_ms_per_step(part) for part in PARTS if part not in GAME_SIDE)
+    game_sampled = sum(profile.sampled_ms_per_step(part) for part in GAME_SIDE if part != "game: make and reset")
+    if worker_sampled:
+        profile.worker_scale = 1e3 * (last.worker_cpu_s - first.worker_cpu_s) / steps / worker_sampled
+    if game_sampled:
+        profile.game_scale = 1e3 * (last.game_cpu_s - first.game_cpu_s) / steps / game_sampled
 
 
 def _drive(game: str, submission: str, steps: int, runs_dir: str) -> None:
@@ -169,6 +200,7 @@ def profile_table(profiles: list[Profile]) -> str:
     headers = ["CPU ms per step"] + [f"{p.game}, {p.agent}" for p in profiles]
     rows = [[part] + [f"{p.ms_per_step(part):.2f}" for p in profiles] for part in PARTS]
     rows.append(["calls per step"] + [f"{p.calls / max(1, p.steps):.1f}" for p in profiles])
+    rows.append(["measured / sampled CPU (worker, game)"] + [f"{p.worker_scale:.2f}, {p.game_scale:.2f}" for p in profiles])
     rows.append(["**harness per model call** (model client / calls)"] + [f"**{p.harness_ms_per_call():.2f}**" for p in profiles])
     rows.append(["**harness per step beyond calls and game**"] +
                 [f"**{p.beyond_calls_and_game_ms_per_step():.2f}**" for p in profiles])  # fmt: skip
@@ -176,8 +208,10 @@ def profile_table(profiles: list[Profile]) -> str:
 
 
 NOTE = (f"One episode per column (seed 0) through the eval path (fork-server worker, the game in its own process), "
-        f"against the simulated server answering at once, sampled by py-spy at {RATE_HZ} Hz with `--subprocesses`; "
-        "only running threads are sampled, so samples are CPU. A sample goes to the part of the innermost frame of "
+        f"against the simulated server answering at once, sampled by py-spy at {RATE_HZ} Hz with `--subprocesses`. "
+        "py-spy leaves out threads blocked in a wait but counts one waiting on a quick answer or for a core, so "
+        "its figures run high; each process's parts are scaled to the CPU its own clock measured over the "
+        "episode from its first step (psutil, every 0.1 s; the factor is the row `measured / sampled CPU`). A sample goes to the part of the innermost frame of "
         "ours on its stack (library code counts for the harness code that called it); start-up (imports) and the "
         "scheduler are left out, the game's make and reset are in. Parts: model client (request, HTTP, answer), "
         "prompt bookkeeping (message dedup, prefix-reuse trie), records (steps, messages, metrics), phase file "
