@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.bench.long import Sample, EpisodeSampler
+from harness.bench.long import EpisodeSampler, Sample
 from harness.bench.report import write_section
 
 AGENTS = {"seed": "submissions/automem-seed", "balrog-naive": "submissions/balrog-naive"}
