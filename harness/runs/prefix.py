@@ -36,7 +36,7 @@ class RecordedCall(Protocol):
 
 
 CONTINUATIONS = 64
-KNOWN_LENGTHS = 65_536
+KNOWN_LENGTHS = 4096
 
 
 @dataclass

@@ -44,7 +44,7 @@ class _AppendOnlyLines:
 # Distinct messages an episode remembers for dedup: those used most recently. A message not
 # used within the last DEDUP_WINDOW distinct ones is stored again under a new id (still
 # verbatim); no stored run came near it. The bound keeps a 100,000-step episode's memory flat.
-DEDUP_WINDOW = 65_536
+DEDUP_WINDOW = 4096
 RECENT_RECORDS = 1024  # stored messages kept as bytes for record(); older ones are read back from the file
 
 
