@@ -184,7 +184,9 @@ class LongPlay:
             self.blow = foe["direction"]
             return "esc"
         stuck = self.requests - self.turn_seen >= MOVE_EVERY + 10  # a search that took no time
-        if self.requests % MOVE_EVERY == 0 or (stuck and self.requests % 2 == 0):
+        if stuck:  # two escapes leave any prompt (the first only clears a typed answer), then a search
+            return TIME_TAKING if self.requests % 3 == 0 else "esc"
+        if self.requests % MOVE_EVERY == 0:
             return TIME_TAKING
         if self.requests % MOVE_EVERY >= MOVE_EVERY - 2 or stuck:
             return "esc"  # close any menu first: it would take the next key
