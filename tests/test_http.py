@@ -97,3 +97,11 @@ def test_backoff_doubles_to_its_cap_with_jitter() -> None:
     for n, delay in enumerate(delays):
         full = min(0.5 * 2**n, 8.0)
         assert 0.75 * full <= delay <= full
+
+
+def test_a_body_orjson_would_write_otherwise_goes_out_as_the_json_module_writes_it() -> None:
+    from harness.models.http import _encoded
+
+    assert b"NaN" in _encoded({"temperature": float("nan"), "messages": []})  # orjson would write null
+    assert _encoded({"messages": [{"role": "user", "content": "hi"}]}) == b'{"messages":[{"role":"user","content":"hi"}]}'
+    assert _encoded({"logit_bias": {1: 2}}) == b'{"logit_bias": {"1": 2}}'  # orjson refuses int keys
