@@ -77,7 +77,7 @@ images: install-test
 bench: install-test
 	$(BIN)/harness bench envs
 	$(BIN)/harness bench eval
-	$(BIN)/harness bench scale
+	$(BIN)/harness bench scale --counts 1,64 --steps 300 --starts fork --long-steps 0 --agents seed,balrog-naive
 	$(BIN)/harness bench profile
 	$(BIN)/harness bench long
 	$(BIN)/harness bench chaos

@@ -38,8 +38,10 @@ def test_per_step_and_per_call_figures_come_from_the_samples() -> None:
 
 
 def test_checkpoints_take_the_cpu_per_step_over_the_window_before_each() -> None:
-    samples = [Sample(1, 0.0, step, worker_cpu_s=step * 0.002, worker_rss=100 * 2**20, game_cpu_s=step * 0.001, game_rss=50 * 2**20)
-               for step in range(0, 12_001, 100)]  # fmt: skip
+    samples = [Sample(1, step / 1000, step, worker_cpu_s=step * 0.002, worker_rss=100 * 2**20, game_cpu_s=step * 0.001,
+                      game_rss=50 * 2**20) for step in range(0, 12_001, 100)]  # fmt: skip
+    # a worker killed there and resumed: its own clock from zero, step 0 while it replays
+    samples += [Sample(2, 13.0 + n, 0, worker_cpu_s=0.1 * n, worker_rss=0, game_cpu_s=0.0, game_rss=0) for n in range(3)]
     rows = checkpoints("nethack", samples, (1_000, 10_000, 50_000))
     assert [row.step for row in rows] == [1_000, 10_000]  # 50,000 was not reached
     assert all(abs(row.worker_ms_per_step - 2.0) < 1e-9 and abs(row.game_ms_per_step - 1.0) < 1e-9 for row in rows)

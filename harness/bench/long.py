@@ -109,11 +109,14 @@ def checkpoints(game: str, samples: list[Sample], marks: tuple[int, ...]) -> lis
     nearest its ends), and memory at the mark."""
     rows = []
     for mark in marks:
+        # the first worker to reach the mark, and that same worker's last sample a WINDOW before
+        # it (a resumed worker starts its own CPU clock, and shows step 0 while it replays)
         at = [s for s in samples if s.step >= mark]
         if not at:
             continue
         end = at[0]
-        before = [s for s in samples if s.step <= mark - WINDOW and s.pid == end.pid]  # one worker's CPU
+        before = [s for s in samples if s.pid == end.pid and s.at_s < end.at_s and s.step <= mark - WINDOW
+                  and s.worker_cpu_s <= end.worker_cpu_s]  # fmt: skip
         if not before:
             continue
         start = before[-1]
