@@ -149,7 +149,9 @@ class ChatClient:
         try:
             models = self._models()
         except HttpFailure as error:
-            raise ModelUnavailableError(f"model server {self.base_url} did not answer: {error}", self.base_url) from error
+            status = f" (HTTP {error.status})" if error.status else ""
+            raise ModelUnavailableError(f"model server {self.base_url} did not answer{status}: {error}", self.base_url,
+                                        error.status) from error  # fmt: skip
         if not models:
             raise ModelUnavailableError(f"model server {self.base_url} serves no model", self.base_url)
         if self._model is None:
