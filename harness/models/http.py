@@ -215,7 +215,16 @@ class JsonEndpoint:
         return answer
 
     def _exchange(self, connection: http.client.HTTPConnection, method: str, path: str, payload: bytes | None) -> _Answer:
-        connection.request(method, path, body=payload, headers=self.headers)
+        try:
+            connection.request(method, path, body=payload, headers=self.headers)
+        except (BrokenPipeError, ConnectionResetError) as failed:
+            # A server that refuses a request before reading all of it (413: too large) answers,
+            # then stops reading: the answer is waiting even though the body could not be sent.
+            try:
+                response = connection.getresponse()
+                return _Answer(response.status, response.read(), response.headers)
+            except (OSError, http.client.HTTPException):
+                raise failed from None
         response = connection.getresponse()
         return _Answer(response.status, response.read(), response.headers)
 
