@@ -105,3 +105,34 @@ def test_a_body_orjson_would_write_otherwise_goes_out_as_the_json_module_writes_
     assert b"NaN" in _encoded({"temperature": float("nan"), "messages": []})  # orjson would write null
     assert _encoded({"messages": [{"role": "user", "content": "hi"}]}) == b'{"messages":[{"role":"user","content":"hi"}]}'
     assert _encoded({"logit_bias": {1: 2}}) == b'{"logit_bias": {"1": 2}}'  # orjson refuses int keys
+
+
+def test_an_answer_sent_before_the_server_stopped_reading_is_read(tmp_path: Any) -> None:
+    """The relay refuses an oversized request with 413 before reading its body, then stops
+    reading: the client's send fails, and the 413 is still the answer (the scaffold's fault)."""
+    import socket
+
+    path = str(tmp_path / "relay.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+
+    def refuse() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += connection.recv(4096)
+            body = b'{"error": {"message": "relay: too large"}}'
+            connection.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            connection.shutdown(socket.SHUT_WR)  # and reads no more: the client's send fails
+
+    thread = threading.Thread(target=refuse, daemon=True)
+    thread.start()
+    endpoint = JsonEndpoint("http://relay/v1", api_key=None, timeout_s=10, max_retries=0, unix_socket=path)
+    with pytest.raises(HttpFailure, match="too large") as refused:
+        endpoint.request("POST", "/chat/completions", {"messages": [{"role": "user", "content": "x" * 8_000_000}]})
+    assert refused.value.status == 413
+    thread.join(timeout=10)
+    listener.close()
