@@ -140,7 +140,7 @@ from harness.agent import Scaffold, Step
 
 class Agent(Scaffold):
     def step(self, step: Step) -> str:
-        if step.index == 0:  # past the harness's memory, straight into the episode folder (its cwd)
+        if step.index == 1:  # past the harness's memory, straight into the episode folder (its cwd), once a step is recorded
             with open("big.bin", "wb") as out:
                 out.write(b"x" * 3_000_000)
         time.sleep(0.5)
