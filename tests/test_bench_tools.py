@@ -3,7 +3,7 @@ benchmark's checkpoints, and the simulated server's play that keeps a NetHack he
 
 import random
 
-from harness.bench.load_server import MOVE_EVERY, TIME_TAKING, LongPlay
+from harness.bench.load_server import SEARCH_EVERY, TIME_TAKING, LongPlay
 from harness.bench.long import WINDOW, Sample, checkpoints
 from harness.bench.profile import Profile, classify, tally
 
@@ -56,12 +56,12 @@ def _ask(play: LongPlay, observation: str) -> str:
 def test_the_long_play_spends_game_time_prays_when_weak_and_strikes_back() -> None:
     play = LongPlay()
     quiet = "message:\n\nlanguage observation:\nhorizontal wall near north\n\nDlvl:1 $:0 HP:16(16) T:5"
-    answers = [_ask(play, quiet) for _ in range(MOVE_EVERY)]
+    answers = [_ask(play, quiet) for _ in range(SEARCH_EVERY)]
     assert answers[-1] == TIME_TAKING and answers[-3:-1] == ["esc", "esc"]  # menus closed first
     assert _ask(play, quiet.replace("T:5", "T:900 Weak")) == "pray"
     assert _ask(play, "Are you sure you want to pray? [yn] (n)") == "y"
     bitten = "message:\nThe jackal bites!\n\nlanguage observation:\njackal adjacent west\n\nHP:10(16) T:901"
     assert _ask(play, bitten) == "esc" and _ask(play, quiet) == "west"
     stuck = LongPlay()
-    answers = [_ask(stuck, quiet) for _ in range(3 * MOVE_EVERY)]  # the turn never moves on
+    answers = [_ask(stuck, quiet) for _ in range(3 * SEARCH_EVERY)]  # the turn never moves on
     assert answers[-6:].count(TIME_TAKING) >= 2

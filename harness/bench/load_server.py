@@ -79,14 +79,14 @@ def seed_like_answer(request: dict[str, Any], rng: random.Random) -> Any:
 
 # NetHack actions that take no game time and show varied screens, and one that does. The
 # game ends an episode after 75 steps without game time passing (BALROG's no-progress rule),
-# and a hero starves near turn 1,000: LongPlay searches every MOVE_EVERY steps and
+# and a hero starves near turn 1,000: LongPlay searches every SEARCH_EVERY steps and
 # prays when weak from hunger (a prayer in such trouble is answered once the prayer timeout,
 # about 300 turns at the start, has run out), so one episode lives through 100,000 steps.
 # (not the spell list: its menu opens a search prompt that no key of these leaves)
 TIMELESS = ("look", "inventory", "attributes", "seegold", "seeweapon", "seearmor", "seerings", "seetools",
             "versionshort", "esc")  # fmt: skip
 TIME_TAKING = "search"  # a turn spent in place (a move into a wall takes none)
-MOVE_EVERY = 30
+SEARCH_EVERY = 30
 
 
 TURN = re.compile(r"\bT:(\d+)")
@@ -141,7 +141,7 @@ class CrafterSurvival:
 
 class LongPlay:
     """Answers for free-text requests (BALROG's naive agent) over a 100,000-step NetHack episode:
-    timeless looks, a search every MOVE_EVERY steps, a prayer when weak or hurt, and a blow (a move into
+    timeless looks, a search every SEARCH_EVERY steps, a prayer when weak or hurt, and a blow (a move into
     it, after closing any menu) at what attacks."""
 
     def __init__(self) -> None:
@@ -183,12 +183,12 @@ class LongPlay:
         if foe is not None:
             self.blow = foe["direction"]
             return "esc"
-        stuck = self.requests - self.turn_seen >= MOVE_EVERY + 10  # a search that took no time
+        stuck = self.requests - self.turn_seen >= SEARCH_EVERY + 10  # a search that took no time
         if stuck:  # two escapes leave any prompt (the first only clears a typed answer), then a search
             return TIME_TAKING if self.requests % 3 == 0 else "esc"
-        if self.requests % MOVE_EVERY == 0:
+        if self.requests % SEARCH_EVERY == 0:
             return TIME_TAKING
-        if self.requests % MOVE_EVERY >= MOVE_EVERY - 2 or stuck:
+        if self.requests % SEARCH_EVERY >= SEARCH_EVERY - 2:
             return "esc"  # close any menu first: it would take the next key
         return rng.choice(TIMELESS)
 
