@@ -3,7 +3,7 @@
 A scaffold's `state()` is stored after each step where it changed, so a killed worker can
 continue (agent.resume). A small state goes into the step's record. A large one (BALROG's
 naive agent keeps its 16-step history: ~40 KB a step) would make the trace grow by that much
-at every step (4.7 GB over a 100,000-step episode), so it goes to a slot file instead, and the
+at every step (measured: a NetHack episode's folder passed 1 GiB at step 22,936), so it goes to a slot file instead, and the
 step records its SHA-256. Two slots, written in turn: the new state goes to the slot that does
 not hold the state the last recorded step names, before that step's line is written, so a
 worker killed at any moment leaves the state its last recorded step needs.
