@@ -83,22 +83,24 @@ class LocalRayCluster:
                         found[int(argument.split("=", 1)[1])] = process
         return found
 
-    def runs_on(self, index: int, command_part: str) -> bool:
-        """Whether a process under worker node `index` has `command_part` in its command line."""
+    def command_lines_on(self, index: int, command_part: str) -> list[list[str]]:
+        """The command lines of processes under worker node `index` that have `command_part` in them."""
         raylet = self.raylets().get(self.node_ports[index])
         if raylet is None:
-            return False
+            return []
         try:
             children = raylet.children(recursive=True)
         except psutil.Error:
-            return False
+            return []
+        found = []
         for child in children:
             try:
-                if command_part in " ".join(child.cmdline()):
-                    return True
+                command = child.cmdline()
             except psutil.Error:
                 continue  # ended meanwhile
-        return False
+            if command_part in " ".join(command):
+                found.append(command)
+        return found
 
     def node_id(self, index: int) -> str:
         """Ray's id of worker node `index` (this process must be connected to the cluster)."""
