@@ -3,6 +3,7 @@ dedup window, the prefix-reuse trie's bound, and the dedup key's exactness."""
 
 import json
 import math
+import random
 from pathlib import Path
 from typing import Any
 
@@ -76,28 +77,32 @@ def test_a_message_unused_past_the_window_is_stored_again_and_still_read_back(tm
 
 
 def _nodes(node: prefix._Node) -> int:
-    return 1 + sum(_nodes(child) for child in node.children._items.values())
+    return 1 + sum(_nodes(child) for child in node.children.values())
 
 
-def test_the_trie_of_a_sliding_history_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """BALROG's naive agent: instructions, then the last 16 observations; every step's prompt
-    starts a new way after the instructions. The trie keeps CONTINUATIONS of them."""
-    monkeypatch.setattr(prefix, "CONTINUATIONS", 8)
-    texts = {"i": {"role": "user", "content": "rules"}} | {f"o{n}": {"role": "user", "content": f"obs {n}"} for n in range(3000)}
+def test_the_trie_of_a_sliding_history_over_repeating_observations_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BALROG's naive agent: instructions, then the last 16 observations. Over observations that
+    repeat (a hero searching in place), the ways branch at every depth: a bound per place does
+    not bound the trie. The trie keeps NODES places, and the latest prompt is always whole."""
+    monkeypatch.setattr(prefix, "NODES", 300)
+    pick = random.Random(7)
+    texts = {"i": {"role": "user", "content": "rules"}} | {f"o{n}": {"role": "user", "content": f"obs {n}"} for n in range(6)}
     cache = PrefixCache(texts.__getitem__)
-    sizes = []
-    for step in range(3000):
-        cache.add(["i", *(f"o{n}" for n in range(max(0, step - 15), step + 1))])
-        if step in (500, 2999):
-            sizes.append(_nodes(cache.root))
-    assert sizes[0] == sizes[1] <= 1 + 1 + 8 * 16
+    history: list[str] = []
+    for _ in range(3000):
+        history = [*history, f"o{pick.randrange(6)}"][-16:]
+        cache.add(["i", *history])
+        assert len(cache) <= 300 and _nodes(cache.root) == 1 + len(cache)  # every kept place is reachable
+        assert cache.add(["i", *history]) == 1.0  # the latest prompt is remembered whole
+    assert len(cache) == 300
 
 
 def test_a_forgotten_continuation_is_read_again_in_full(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prefix, "CONTINUATIONS", 2)
+    monkeypatch.setattr(prefix, "NODES", 4)
     texts = {name: {"role": "user", "content": name * 10} for name in ("a", "b", "c", "d", "x")}
     cache = PrefixCache(texts.__getitem__)
     for start in ("a", "b", "c"):
         cache.add([start, "x"])
     assert cache.add(["c", "x"]) == 1.0  # remembered
+    assert cache.add(["b", "x"]) == 1.0
     assert cache.add(["a", "x"]) < 0.5  # "a" was the least recent of three ways: forgotten

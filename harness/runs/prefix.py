@@ -9,16 +9,17 @@ common start with the latest message seen at that place counts too. The share is
 call's prompt tokens: an estimate of the tokens a cache could serve (templates and tokenizers
 differ; characters are what the record holds). The first call of an episode reuses nothing:
 each episode is measured on its own, as if the cache were empty when it started. Like a
-server's cache it forgets: each place in the trie keeps the CONTINUATIONS ways its prompts
-went on most recently (a sliding history adds a new way at every step; kept all, a 100,000-step
-episode would hold millions of nodes), and a forgotten way is read again in full.
+server's cache it forgets: the trie keeps NODES places, and when a prompt adds more, the places
+used least recently go first (a sliding history adds a new way at every step, and a history over
+repeating observations branches at every depth; kept all, a 100,000-step episode would hold
+millions of nodes). A forgotten way is read again in full.
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from harness.runs.recent import Recent
@@ -35,14 +36,19 @@ class RecordedCall(Protocol):
     def prompt_tokens(self) -> int: ...
 
 
-CONTINUATIONS = 64
+NODES = 8192  # places the trie keeps (about 3 MB): the latest hundreds of prompts
 KNOWN_LENGTHS = 4096
 
 
-@dataclass
 class _Node:
-    children: Recent[str, _Node] = field(default_factory=lambda: Recent(CONTINUATIONS))
-    last: str | None = None  # the child added last (the previous prompt that went this way)
+    """A place in the trie: the prompts that went this way so far, by their next unit."""
+
+    __slots__ = ("children", "parent", "unit", "last")
+
+    def __init__(self, parent: _Node | None, unit: str) -> None:
+        self.children: dict[str, _Node] = {}
+        self.parent, self.unit = parent, unit
+        self.last: str | None = None  # the child added last (the previous prompt that went this way)
 
 
 Lookup = Callable[[str], dict[str, Any]]  # a message or tool-list id -> its stored record
@@ -65,8 +71,16 @@ class PrefixCache:
 
     def __init__(self, lookup: Lookup) -> None:
         self.lookup = lookup
-        self.root = _Node()
+        self.root = _Node(None, "")
+        # every place but the root, least recently used first. A prompt's places are touched from
+        # its last unit back to the first, so a place is always more recent than the places after
+        # it: the least recent place is a leaf, and forgetting it never cuts a way in two.
+        self._recency: OrderedDict[_Node, None] = OrderedDict()
         self._lengths: Recent[str, int] = Recent(KNOWN_LENGTHS)
+
+    def __len__(self) -> int:
+        """The places kept (the root apart)."""
+        return len(self._recency)
 
     def _length(self, unit: str) -> int:
         length = self._lengths.get(unit)
@@ -78,11 +92,12 @@ class PrefixCache:
         """The share (0-1) of this prompt's characters that repeat an earlier prompt's start;
         the prompt is then remembered."""
         total = sum(self._length(unit) for unit in units)
-        node, reused, index = self.root, 0, 0
+        node, reused, index, path = self.root, 0, 0, []
         while index < len(units) and (child := node.children.get(units[index])) is not None:
             reused += self._length(units[index])
             node.last = units[index]
             node = child
+            path.append(child)
             index += 1
         if index < len(units) and node.last is not None:
             # the first differing unit: its common start with the latest one seen here (a step's
@@ -90,9 +105,16 @@ class PrefixCache:
             reused += _common_start(_text(units[index], self.lookup), _text(node.last, self.lookup))
         for unit in units[index:]:
             node.last = unit
-            child = _Node()
-            node.children[unit] = child
+            child = node.children[unit] = _Node(node, unit)
+            path.append(child)
             node = child
+        recency = self._recency
+        for place in reversed(path):
+            recency[place] = None
+            recency.move_to_end(place)
+        while len(recency) > NODES:
+            forgotten, _ = recency.popitem(last=False)
+            del forgotten.parent.children[forgotten.unit]  # type: ignore[union-attr]  # only the root has no parent
         return reused / total if total else 0.0
 
 
