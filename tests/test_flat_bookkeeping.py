@@ -4,6 +4,9 @@ dedup window, the prefix-reuse trie's bound, and the dedup key's exactness."""
 import json
 import math
 import random
+import shutil
+import tempfile
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +14,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.memory.replay import final_memory
 from harness.runs import prefix, trace
-from harness.runs.layout import read_jsonl
+from harness.runs.derive import derived_totals
+from harness.runs.jobs import EpisodeSpec
+from harness.runs.layout import MESSAGES_FILE, STEPS_FILE, read_jsonl
 from harness.runs.prefix import PrefixCache
+from harness.runs.read import MessageIndex, read_messages, read_steps
 from harness.runs.recent import Recent
+from harness.runs.salvage import drop_torn_line, salvaged_episode
 from harness.runs.trace import MessageStore
 
 
@@ -106,3 +114,55 @@ def test_a_forgotten_continuation_is_read_again_in_full(monkeypatch: pytest.Monk
     assert cache.add(["c", "x"]) == 1.0  # remembered
     assert cache.add(["b", "x"]) == 1.0
     assert cache.add(["a", "x"]) < 0.5  # "a" was the least recent of three ways: forgotten
+
+
+def test_a_long_trace_is_sealed_a_step_at_a_time(tmp_path: Path) -> None:
+    """The host's salvage of a dead worker's episode reads its steps one at a time: 45 MB of
+    trace is summed up within a few MB, to the totals the whole list gives."""
+    source = Path("leaderboards/runs/smoke-automem-seed/episodes/crafter/crafter/0")
+    folder = tmp_path / "episode"
+    folder.mkdir()
+    shutil.copy(source / MESSAGES_FILE, folder / MESSAGES_FILE)
+    templates = [json.loads(line) for line in (source / STEPS_FILE).read_text().splitlines()]
+    with open(folder / STEPS_FILE, "w") as out:
+        for index in range(1500):
+            step = templates[index % len(templates)] | {"index": index, "observation": f"{index} " + "x" * 30_000}
+            out.write(json.dumps(step) + "\n")
+    expected = derived_totals(read_steps(folder), read_messages(folder))
+    tracemalloc.start()
+    try:
+        record = salvaged_episode(EpisodeSpec(env="crafter", task="crafter", seed=0, max_steps=2000, episode_dir=str(folder)),
+                                  "worker", "killed")  # fmt: skip
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MB held to salvage 45 MB of steps"
+    assert expected["steps"] == 1500 and expected["memory"]["writes"] > 0 and expected["tokens"]["prompt_reusable"] > 0
+    assert {key: record[key] for key in expected} == expected
+    assert record["final_observation"].startswith("1499 ")
+    assert sorted(p.name for p in (folder / "memory").rglob("*") if p.is_file()) == sorted(
+        Path(path).name for path in final_memory(s.memory_ops for s in read_steps(folder)))
+
+
+def test_a_message_index_reads_what_read_messages_reads(tmp_path: Path) -> None:
+    source = Path("leaderboards/runs/smoke-automem-seed/episodes/crafter/crafter/0")
+    messages = read_messages(source)
+    with MessageIndex(source) as index:
+        assert len(index) == len(messages) > 10
+        assert all(index.get(key) == value for key, value in messages.items())
+        assert index.get("no such id") is None
+    (tmp_path / MESSAGES_FILE).write_text((source / MESSAGES_FILE).read_text() + '{"id": "torn", "role": "us')
+    with MessageIndex(tmp_path) as torn:
+        assert "torn" not in torn and len(torn) == len(messages)
+
+
+@given(st.binary(max_size=300), st.sampled_from([0, 1, 70_000]))
+def test_a_torn_last_line_is_cut_reading_only_the_tail(data: bytes, padding: int) -> None:
+    """What drop_torn_line leaves is the file up to its last newline (all of it if it ends in one),
+    with lines longer than the chunk it reads back by."""
+    data = b"a" * padding + data
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "steps.jsonl"
+        path.write_bytes(data)
+        drop_torn_line(path)
+        assert path.read_bytes() == (data if not data or data.endswith(b"\n") else data[: data.rfind(b"\n") + 1])

@@ -23,7 +23,8 @@ def unsafe_paths(ops: Iterable[RecordedOp]) -> list[str]:
             and op.path not in ("", ".") and safe_relative(op.path) is None]  # fmt: skip
 
 
-def _apply(files: dict[str, str], ops: Iterable[RecordedOp]) -> None:
+def apply_ops(files: dict[str, str], ops: Iterable[RecordedOp]) -> None:
+    """Apply one step's recorded operations to `files` (path -> text), as the sandbox did."""
     for op in ops:
         if not op.ok or op.path is None:
             continue
@@ -42,7 +43,7 @@ def memory_states(ops_per_step: Iterable[Iterable[RecordedOp]]) -> Iterator[dict
     """The memory directory (path -> text) after each step, from each step's `memory_ops`."""
     files: dict[str, str] = {}
     for ops in ops_per_step:
-        _apply(files, ops)
+        apply_ops(files, ops)
         yield dict(files)
 
 
@@ -50,5 +51,5 @@ def final_memory(ops_per_step: Iterable[Iterable[RecordedOp]]) -> dict[str, str]
     """The memory directory after the last step (no copy per step: long episodes stay cheap)."""
     files: dict[str, str] = {}
     for ops in ops_per_step:
-        _apply(files, ops)
+        apply_ops(files, ops)
     return files

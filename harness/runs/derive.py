@@ -1,21 +1,27 @@
 """What an episode's steps determine: the episode.json numbers that follow from steps.jsonl.
 
 The scheduler's salvage writes them for an episode that died; `harness verify` recomputes them
-for every episode and compares. One function, so the two cannot drift apart.
+for every episode and compares. One fold (StepTotals), so the two cannot drift apart; it takes
+the steps one at a time, so a 100,000-step episode is sealed without holding its trace.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
-from harness.memory import memory_metrics
-from harness.memory.metrics import tool_call_routines
-from harness.memory.replay import final_memory
-from harness.runs.prefix import reusable_prompt_tokens
+from harness.memory.metrics import MemoryTally, tool_call_routines
+from harness.memory.replay import apply_ops
+from harness.runs.prefix import PrefixCache, prompt_units
 from harness.runs.records import StepRecord
 
 TIME_KEYS = ("env", "model", "memory", "scaffold", "harness")
+
+
+class Messages(Protocol):
+    """messages.jsonl by id: read_messages' dict, or a MessageIndex for a long episode."""
+
+    def get(self, message_id: str, /) -> dict[str, Any] | None: ...
 
 
 def played(steps: list[StepRecord]) -> list[StepRecord]:
@@ -23,24 +29,69 @@ def played(steps: list[StepRecord]) -> list[StepRecord]:
     return [s for s in steps if s.action is not None]
 
 
-def derived_totals(steps: list[StepRecord], messages: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def derived_totals(steps: Iterable[StepRecord], messages: Messages) -> dict[str, Any]:
     """steps, progression, reward_total, invalid_actions, memory and tokens, from the steps and
     messages.jsonl (memory's size from the directory its recorded operations build; the tokens
     a prefix cache could serve from the calls' recorded inputs)."""
-    files = final_memory(s.memory_ops for s in steps)
-    calls = [call for step in steps for call in step.llm_calls]
-    return {
-        "steps": len(steps),
-        "progression": max((s.progression for s in steps), default=0.0),
-        "reward_total": sum(s.reward for s in played(steps)),
-        "invalid_actions": sum(not s.valid for s in played(steps)),
-        "memory": memory_metrics((s.memory_ops for s in steps), len(steps), sum(map(len, files.values())),
-                                 len(files), [tool_call_routines(s.llm_calls) for s in steps]),  # fmt: skip
-        "tokens": {"prompt": sum(c.prompt_tokens for c in calls),
-                   "completion": sum(c.completion_tokens for c in calls),
-                   "prompt_reusable": reusable_prompt_tokens(calls, messages)},  # fmt: skip
-        "sampling": sampling_asked([c.sampling for c in calls]),
-    }
+    totals = StepTotals(messages)
+    for step in steps:
+        totals.add(step)
+    return totals.derived()
+
+
+class StepTotals:
+    """What an episode's steps determine, added up step by step in the trace's order."""
+
+    def __init__(self, messages: Messages) -> None:
+        self.steps = 0
+        self.progression = 0.0  # the first step's, then the highest
+        self.reward_total: float = 0
+        self.invalid = 0
+        self.played = 0  # steps whose action reached the game
+        self.memory = MemoryTally()
+        self.files: dict[str, str] = {}  # the memory directory the recorded operations build
+        self.tokens = {"prompt": 0, "completion": 0}
+        self._prefix = PrefixCache(lambda unit: messages.get(unit) or {})
+        self._reusable = 0.0
+        self.sampling = SamplingSeen()
+        self.times: dict[str, float] = dict.fromkeys(TIME_KEYS, 0)
+        self.last: StepRecord | None = None
+
+    def add(self, step: StepRecord) -> None:
+        self.steps += 1
+        self.progression = step.progression if self.steps == 1 else max(self.progression, step.progression)
+        if step.action is not None:
+            self.played += 1
+            self.reward_total += step.reward
+            self.invalid += not step.valid
+        apply_ops(self.files, step.memory_ops)
+        self.memory.add(step.memory_ops, tool_call_routines(step.llm_calls))
+        for call in step.llm_calls:
+            self.tokens["prompt"] += call.prompt_tokens
+            self.tokens["completion"] += call.completion_tokens
+            if call.input.get("messages"):
+                self._reusable += call.prompt_tokens * self._prefix.add(prompt_units(call.tools, call.input["messages"]))
+            self.sampling.add(call.sampling)
+        for key in TIME_KEYS:
+            self.times[key] += getattr(step.time_s, key)
+        self.last = step
+
+    def derived(self) -> dict[str, Any]:
+        """The episode.json numbers (derived_totals)."""
+        return {
+            "steps": self.steps,
+            "progression": self.progression,
+            "reward_total": self.reward_total,
+            "invalid_actions": self.invalid,
+            "memory": self.memory.metrics(self.steps, sum(map(len, self.files.values())), len(self.files)),
+            "tokens": {**self.tokens, "prompt_reusable": round(self._reusable)},
+            "sampling": self.sampling.asked(),
+        }
+
+    def summed_times(self) -> dict[str, float]:
+        """The episode's time_s as the sum of its steps' (what salvage can know of a dead worker)."""
+        times = {key: round(value, 6) for key, value in self.times.items()}
+        return times | {"total": round(sum(times.values()), 6)}
 
 
 class SamplingSeen:
@@ -72,7 +123,10 @@ def merged_sampling(per_episode: Iterable[dict[str, list[Any]] | None]) -> dict[
     return sampling_asked({name: value} for found in per_episode for name, values in (found or {}).items() for value in values)
 
 
-def summed_times(steps: list[StepRecord]) -> dict[str, float]:
+def summed_times(steps: Iterable[StepRecord]) -> dict[str, float]:
     """The episode's time_s as the sum of its steps' (what salvage can know of a dead worker)."""
-    times = {key: round(sum(getattr(s.time_s, key) for s in steps), 6) for key in TIME_KEYS}
-    return times | {"total": round(sum(times.values()), 6)}
+    totals = StepTotals({})
+    for step in steps:
+        for key in TIME_KEYS:
+            totals.times[key] += getattr(step.time_s, key)
+    return totals.summed_times()

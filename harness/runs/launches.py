@@ -50,7 +50,11 @@ def recorded_steps(directory: Path) -> int:
     path = directory / STEPS_FILE
     if not path.is_file() or path.is_symlink():
         return 0
-    return path.read_bytes().count(b"\n")
+    count = 0
+    with open(path, "rb") as steps:
+        while chunk := steps.read(1 << 20):  # by the megabyte: a 100,000-step trace is near a gigabyte
+            count += chunk.count(b"\n")
+    return count
 
 
 def read_launches(directory: Path) -> list[LaunchRecord]:

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +61,18 @@ def read_json(path: Path) -> Any:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """All complete records; a torn last line (a run killed mid-write) is skipped."""
+    return list(iter_jsonl(path))
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """The complete records one at a time (read_jsonl without holding the file's records)."""
     if not path.exists():
-        return []
-    records: list[dict[str, Any]] = []
+        return
     with jsonlines.open(path) as reader:
         try:
-            for record in reader.iter(type=dict, skip_invalid=False):
-                records.append(record)
+            yield from reader.iter(type=dict, skip_invalid=False)
         except jsonlines.InvalidLineError:
             pass  # only the last line can be torn: appends are whole lines
-    return records
 
 
 def new_run_id(submission_name: str) -> str:

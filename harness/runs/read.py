@@ -12,9 +12,10 @@ a file without a version predates versioning and is read as 1.0.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from pydantic import ValidationError
 
@@ -24,6 +25,7 @@ from harness.runs.layout import (
     STEPS_FILE,
     VERIFICATION_FILE,
     RunDir,
+    iter_jsonl,
     read_jsonl,
 )
 from harness.runs.records import (
@@ -87,14 +89,72 @@ def read_episode(folder: Path) -> EpisodeRecord:
 
 def read_steps(folder: Path) -> list[StepRecord]:
     """Every whole step of an episode folder (a torn last line is skipped)."""
+    return list(iter_steps(folder))
+
+
+def iter_steps(folder: Path) -> Iterator[StepRecord]:
+    """The whole steps of an episode folder one at a time (what a 100,000-step episode is read
+    with: its records are never all in memory)."""
     path = Path(folder) / STEPS_FILE
-    return [parse_record(StepRecord, line, f"{path}:{number}") for number, line in enumerate(read_jsonl(path), 1)]
+    for number, line in enumerate(iter_jsonl(path), 1):
+        yield parse_record(StepRecord, line, f"{path}:{number}")
 
 
 def read_messages(folder: Path) -> dict[str, dict[str, Any]]:
     """id -> message (role, content, and tool calls or tool call id where it has them), and
     id -> {"tools": [...]} for tool lists: the messages.jsonl of one episode folder."""
     return {r["id"]: {k: v for k, v in r.items() if k != "id"} for r in read_jsonl(Path(folder) / MESSAGES_FILE)}
+
+
+class MessageIndex:
+    """messages.jsonl of one episode folder looked up by id without holding it: where each
+    record starts in the file, each read when asked for (read_messages' mapping, for long
+    episodes; the file must not change while it is used)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / MESSAGES_FILE
+        self._offsets: dict[str, int] = {}
+        self._file: BinaryIO | None = None
+        if not self.path.is_file():
+            return
+        with open(self.path, "rb") as lines:
+            offset = 0
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    break  # a torn last line, as read_jsonl
+                if not isinstance(record, dict):
+                    break
+                self._offsets[str(record.get("id"))] = offset  # a repeated id: the last, as read_messages
+                offset += len(line)
+
+    def __contains__(self, message_id: object) -> bool:
+        return message_id in self._offsets
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def get(self, message_id: str) -> dict[str, Any] | None:
+        offset = self._offsets.get(message_id)
+        if offset is None:
+            return None
+        if self._file is None:
+            self._file = open(self.path, "rb")  # noqa: SIM115  # kept open for the lookups to come: close()
+        self._file.seek(offset)
+        record = json.loads(self._file.readline())
+        return {k: v for k, v in record.items() if k != "id"}
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> MessageIndex:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def call_input(call: LLMCall, messages: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

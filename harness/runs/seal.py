@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.envs.gamelog import GAME_LOG_FILE, observation_digest
-from harness.runs.derive import derived_totals, played
+from harness.runs.derive import StepTotals
 from harness.runs.jobs import EpisodeSpec, is_scored
 from harness.runs.layout import EPISODE_FILE, atomic_write_json
-from harness.runs.read import RecordError, read_episode, read_messages, read_steps
+from harness.runs.read import MessageIndex, RecordError, iter_steps, read_episode
 from harness.runs.records import EpisodeRecord, StepRecord, validated
 from harness.runs.salvage import salvaged_episode
 
@@ -49,46 +50,75 @@ def read_game_session(path: Path) -> GameSession | None:
     line (a game process killed mid-write) is dropped; anything else malformed raises."""
     if not path.is_file() or path.is_symlink():
         return None
-    lines = path.read_bytes().split(b"\n")
-    if lines and lines[-1] != b"":
-        lines = lines[:-1]  # torn: no final newline
     session: GameSession | None = None
-    for number, line in enumerate(lines, 1):
-        if not line:
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError as error:
-            raise GameLogError(f"{path.name}:{number} is not JSON: {error}") from error
-        kind = event.get("event") if isinstance(event, dict) else None
-        if kind == "reset":
-            session = GameSession(event)
-        elif kind == "step" and session is not None and all(key in event for key in STEP_KEYS) \
-                and event["index"] == len(session.steps):  # fmt: skip
-            session.steps.append(event)
-        else:
-            raise GameLogError(f"{path.name}:{number} is not the next event of a game session")
+    with open(path, "rb") as log:
+        for number, line in enumerate(log, 1):
+            if not line.endswith(b"\n"):
+                break  # torn: no final newline
+            if line == b"\n":
+                continue
+            session = _next_event(session, line, path.name, number)
     return session
+
+
+def _next_event(session: GameSession | None, line: bytes, name: str, number: int) -> GameSession | None:
+    try:
+        event = json.loads(line)
+    except ValueError as error:
+        raise GameLogError(f"{name}:{number} is not JSON: {error}") from error
+    kind = event.get("event") if isinstance(event, dict) else None
+    if kind == "reset":
+        return GameSession(event)
+    if kind == "step" and session is not None and all(key in event for key in STEP_KEYS) \
+            and event["index"] == len(session.steps):  # fmt: skip
+        session.steps.append(event)
+        return session
+    raise GameLogError(f"{name}:{number} is not the next event of a game session")
 
 
 def _same(a: float, b: float) -> bool:
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
 
 
-def first_disagreement(episode: EpisodeRecord, steps: list[StepRecord], session: GameSession | None,
-                       salvaged: bool) -> tuple[int | None, str] | None:  # fmt: skip
-    """(step, problem) where the trace first disagrees with the game's log, or None."""
-    moves = played(steps)
-    if session is None:
-        return (0, "the game's log holds no session, yet the trace records played steps") if moves else None
-    reset = session.reset
-    if reset.get("seed") != episode.seed or reset.get("task") != episode.task:
-        return None, f"the game played {reset.get('task')} seed {reset.get('seed')}, not {episode.task} seed {episode.seed}"
-    if steps and observation_digest(steps[0].observation) != reset.get("digest"):
-        return 0, "the first observation differs from the one the game sent"
-    progression = 0.0
-    for position, (step, game) in enumerate(zip(moves, session.steps)):
-        progression = max(progression, float(game["progression"]))
+class TraceCheck:
+    """Whether the trace agrees with the game's log, the trace read a step at a time in its
+    order (a 100,000-step trace is never held): add() each step, then disagreement()."""
+
+    def __init__(self, episode: EpisodeRecord, session: GameSession | None, salvaged: bool) -> None:
+        self.episode, self.session, self.salvaged = episode, session, salvaged
+        self.moves = 0  # played steps so far
+        self.trace_progression: float | None = None
+        self.found: tuple[int | None, str] | None = None
+        self._first = True
+        self._pending: tuple[StepRecord, dict[str, Any]] | None = None  # a played step waiting for the observation after it
+        self._beyond: int | None = None  # the first played step the game did not play
+        self._progression = 0.0
+        reset = session.reset if session else {}
+        if session is not None and (reset.get("seed") != episode.seed or reset.get("task") != episode.task):
+            self.found = None, f"the game played {reset.get('task')} seed {reset.get('seed')}, not {episode.task} seed {episode.seed}"
+
+    def add(self, step: StepRecord) -> None:
+        progression = step.progression
+        self.trace_progression = progression if self.trace_progression is None else max(self.trace_progression, progression)
+        first, self._first = self._first, False
+        if step.action is not None:
+            self.moves += 1
+        if self.found is not None or self.session is None:
+            return
+        if first and observation_digest(step.observation) != self.session.reset.get("digest"):
+            self.found = 0, "the first observation differs from the one the game sent"
+            return
+        if self._pending is not None:
+            self._follow(step.observation)
+            if self.found is not None:
+                return
+        if step.action is None:
+            return
+        if self.moves > len(self.session.steps):
+            self._beyond = step.index if self._beyond is None else self._beyond
+            return
+        game = self.session.steps[self.moves - 1]
+        self._progression = max(self._progression, float(game["progression"]))
         problem = None
         if step.action != game["action"]:
             problem = f"the trace plays {step.action!r}, the game received {game['action']!r}"
@@ -96,31 +126,59 @@ def first_disagreement(episode: EpisodeRecord, steps: list[StepRecord], session:
             problem = f"the trace records reward {step.reward}, the game gave {game['reward']}"
         elif step.done != game["done"] or step.truncated != game["truncated"]:
             problem = f"the trace records done/truncated {step.done}/{step.truncated}, the game {game['done']}/{game['truncated']}"
-        elif not _same(step.progression, progression):
-            problem = f"the trace records progression {step.progression}, the game's is {progression}"
-        else:
-            following = steps[position + 1].observation if position + 1 < len(steps) else None
-            if following is None and not salvaged:
-                following = episode.final_observation
-            if following is not None and observation_digest(following) != game["digest"]:
-                problem = "the observation after this step differs from the one the game sent"
+        elif not _same(step.progression, self._progression):
+            problem = f"the trace records progression {step.progression}, the game's is {self._progression}"
         if problem:
-            return step.index, problem
-    if len(session.steps) < len(moves):
-        return moves[len(session.steps)].index, f"the trace records {len(moves)} played steps, the game played {len(session.steps)}"
-    extra = len(session.steps) - len(moves)
-    if extra > (1 if salvaged else 0):
-        return len(moves), f"the game played {extra} steps the trace does not record"
-    return None
+            self.found = step.index, problem
+        else:
+            self._pending = step, game
+
+    def _follow(self, observation: str | None) -> None:
+        step, game = self._pending  # type: ignore[misc]  # called only with a pending step
+        self._pending = None
+        if observation is not None and observation_digest(observation) != game["digest"]:
+            self.found = step.index, "the observation after this step differs from the one the game sent"
+
+    def disagreement(self) -> tuple[int | None, str] | None:
+        """(step, problem) where the trace first disagrees with the game's log, or None."""
+        if self.session is None:
+            return (0, "the game's log holds no session, yet the trace records played steps") if self.moves else None
+        if self.found is None and self._pending is not None:
+            self._follow(None if self.salvaged else self.episode.final_observation)
+        if self.found is not None:
+            return self.found
+        if self._beyond is not None:
+            return self._beyond, f"the trace records {self.moves} played steps, the game played {len(self.session.steps)}"
+        extra = len(self.session.steps) - self.moves
+        if extra > (1 if self.salvaged else 0):
+            return self.moves, f"the game played {extra} steps the trace does not record"
+        return None
 
 
-def game_record(episode: EpisodeRecord, steps: list[StepRecord], session: GameSession | None,
+def first_disagreement(episode: EpisodeRecord, steps: Iterable[StepRecord], session: GameSession | None,
+                       salvaged: bool) -> tuple[int | None, str] | None:  # fmt: skip
+    """(step, problem) where the trace first disagrees with the game's log, or None."""
+    check = TraceCheck(episode, session, salvaged)
+    for step in steps:
+        check.add(step)
+    return check.disagreement()
+
+
+def game_record(episode: EpisodeRecord, steps: Iterable[StepRecord], session: GameSession | None,
                 salvaged: bool, log_problem: str | None = None) -> dict[str, Any]:  # fmt: skip
     """episode.json's `game`: what the log says was played, and whether the trace agrees."""
-    moves = played(steps)
-    found = (0, log_problem) if log_problem else first_disagreement(episode, steps, session, salvaged)
+    check = TraceCheck(episode, session, salvaged)
+    for step in steps:
+        check.add(step)
+    return checked_game_record(check, log_problem)
+
+
+def checked_game_record(check: TraceCheck, log_problem: str | None = None) -> dict[str, Any]:
+    """game_record from a TraceCheck that has read every step."""
+    session = check.session
+    found = (0, log_problem) if log_problem else check.disagreement()
     game_steps = session.steps if session else []
-    counted = game_steps if found else game_steps[: len(moves)]  # a disagreement scores all the game played
+    counted = game_steps if found else game_steps[: check.moves]  # a disagreement scores all the game played
     return {
         "log": GAME_LOG_FILE, "steps": len(game_steps),
         "progression": max((float(g["progression"]) for g in counted), default=0.0),
@@ -128,16 +186,16 @@ def game_record(episode: EpisodeRecord, steps: list[StepRecord], session: GameSe
         "reward_total": sum(float(g["reward"]) for g in counted),
         "agrees": found is None,
         "disagreement": {"step": found[0], "problem": found[1]} if found else None,
-        "trace_progression": max((s.progression for s in steps), default=0.0),
-        "unrecorded_steps": 0 if found else len(game_steps) - len(moves),
+        "trace_progression": 0.0 if check.trace_progression is None else check.trace_progression,
+        "unrecorded_steps": 0 if found else len(game_steps) - check.moves,
     }  # fmt: skip
 
 
-def score_of(game: dict[str, Any], steps: list[StepRecord]) -> dict[str, Any]:
-    """episode.json's progression, reward_total and steps, from its `game` record: the game's
-    figures; steps are the trace's when it agrees (an unplayed last step included), else the
-    game's."""
-    unplayed_tail = 1 if steps and steps[-1].action is None else 0
+def score_of(game: dict[str, Any], last: StepRecord | None) -> dict[str, Any]:
+    """episode.json's progression, reward_total and steps, from its `game` record and the
+    trace's last step: the game's figures; steps are the trace's when it agrees (an unplayed
+    last step included), else the game's."""
+    unplayed_tail = 1 if last is not None and last.action is None else 0
     count = game["steps"] + unplayed_tail - game["unrecorded_steps"] if game["agrees"] else game["steps"]
     return {"progression": game["progression"], "reward_total": game["reward_total"], "steps": count,
             "solved": game.get("solved")}
@@ -155,21 +213,19 @@ def seal_episode(spec: EpisodeSpec, salvaged: bool) -> dict[str, Any] | None:
     if not is_scored(episode):
         return None
     salvaged = salvaged or episode.salvaged  # the loop's own salvage (a scaffold that failed to load)
-    problem = None
-    try:
-        steps, messages = read_steps(directory), read_messages(directory)
-    except (RecordError, OSError, ValueError) as error:  # written by the worker: a claim like any other
-        steps, messages, problem = [], {}, f"the worker's trace is unreadable: {error}"
     record = episode.model_dump(mode="json")
     record.update({"env": spec.env, "task": spec.task, "seed": spec.seed, "max_steps": spec.max_steps, "salvaged": salvaged})
-    record.update(derived_totals(steps, messages))
+    log_problem = None
     try:
         session = read_game_session(directory / GAME_LOG_FILE)
     except GameLogError as error:
-        session, problem = None, problem or f"the game's log is unreadable: {error}"
-    game = game_record(EpisodeRecord.model_validate(record), steps, session, salvaged, problem)
+        session, log_problem = None, f"the game's log is unreadable: {error}"
+    claimed = EpisodeRecord.model_validate(record)
+    totals, check, problem = _read_trace(directory, claimed, session, salvaged)
+    record.update(totals.derived())
+    game = checked_game_record(check, problem or log_problem)
     record["game"] = game
-    record.update(score_of(game, steps))
+    record.update(score_of(game, totals.last))
     if not game["agrees"]:
         where = "" if game["disagreement"]["step"] is None else f" at step {game['disagreement']['step']}"
         record.update({"status": "errored", "error_kind": "scaffold",
@@ -178,3 +234,18 @@ def seal_episode(spec: EpisodeSpec, salvaged: bool) -> dict[str, Any] | None:
     sealed = validated(EpisodeRecord, record)
     atomic_write_json(directory / EPISODE_FILE, sealed)
     return sealed
+
+
+def _read_trace(directory: Path, episode: EpisodeRecord, session: GameSession | None,
+                salvaged: bool) -> tuple[StepTotals, TraceCheck, str | None]:  # fmt: skip
+    """The trace's totals and its agreement with the game's log, in one pass over its steps; an
+    unreadable trace counts as empty, with the problem named."""
+    try:
+        with MessageIndex(directory) as messages:
+            totals, check = StepTotals(messages), TraceCheck(episode, session, salvaged)
+            for step in iter_steps(directory):
+                totals.add(step)
+                check.add(step)
+            return totals, check, None
+    except (RecordError, OSError, ValueError) as error:  # written by the worker: a claim like any other
+        return StepTotals({}), TraceCheck(episode, session, salvaged), f"the worker's trace is unreadable: {error}"
