@@ -1,14 +1,20 @@
 """The env server and its client: same game as in-process, clear errors, robust sessions."""
 
+import contextlib
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
 from harness.envs import EnvError, InvalidActionError, make_env
+from harness.envs.base import STANDARD_TEXT, ReplayDiverged
 from harness.envs.client import EnvClient
+from harness.envs.game_process import GameProcess
+from harness.envs.gamelog import GAME_LOG_FILE, observation_digest
 from harness.envs.replay import replay
 from harness.envs.server import EnvServer, ServerProcess
+from harness.runs.seal import read_game_session
 
 
 @pytest.fixture()
@@ -96,3 +102,34 @@ def test_cli_server_process_serves_crafter() -> None:
         result = client.step("Noop") if client.reset(1) else None
         assert result is not None and "Your status:" in result.observation.text
         client.close()
+
+
+def test_a_game_process_replays_an_earlier_attempt_in_one_request(tmp_path: Path) -> None:
+    """The resume path (agent.resume): the game replays the kept actions itself, checks the
+    observation before each against the trace's digest, logs every step, and names the first
+    step whose observation differs."""
+    actions = ["Move West", "Move North", "Do", "Noop", "Move East"] * 8
+    local = make_env("crafter")
+    shown = [local.reset(4).text]
+    for action in actions:
+        shown.append(local.step(action).observation.text)
+    digests = [observation_digest(text) for text in shown[:-1]]
+    game_log = tmp_path / GAME_LOG_FILE
+
+    process = GameProcess("crafter", "crafter", 4, STANDARD_TEXT, str(game_log))
+    with contextlib.closing(process.client()) as game:
+        game.reset(4)
+        result = game.replay(actions, digests)
+        assert result is not None and result.observation.text == shown[-1]
+        session = read_game_session(game_log)
+        assert session is not None and [event["action"] for event in session.steps] == actions
+        assert [event["digest"] for event in session.steps] == [observation_digest(text) for text in shown[1:]]
+        with pytest.raises(EnvError, match="replay plays from the reset"):
+            game.replay(actions[:1], digests[:1])  # the game has moved on
+
+    tampered = [*digests[:17], observation_digest("a different view"), *digests[18:]]
+    process = GameProcess("crafter", "crafter", 4, STANDARD_TEXT, str(tmp_path / "other.jsonl"))
+    with contextlib.closing(process.client()) as game:
+        game.reset(4)
+        with pytest.raises(ReplayDiverged, match="before step 17 differs"):
+            game.replay(actions, tampered)

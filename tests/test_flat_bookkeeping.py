@@ -14,6 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.agent.resume import DISCARDED_FILE, keep_steps, read_recorded
+from harness.envs.gamelog import observation_digest
 from harness.memory.replay import final_memory
 from harness.runs import prefix, trace
 from harness.runs.derive import derived_totals
@@ -116,18 +118,27 @@ def test_a_forgotten_continuation_is_read_again_in_full(monkeypatch: pytest.Monk
     assert cache.add(["a", "x"]) < 0.5  # "a" was the least recent of three ways: forgotten
 
 
+SOURCE = Path("leaderboards/runs/smoke-automem-seed/episodes/crafter/crafter/0")
+
+
+def _long_trace(tmp_path: Path, steps: int = 1500) -> Path:
+    """An episode folder of `steps` of the stored seed agent's steps over again, each with a
+    30 KB observation (45 MB of trace)."""
+    folder = tmp_path / "episode"
+    folder.mkdir()
+    shutil.copy(SOURCE / MESSAGES_FILE, folder / MESSAGES_FILE)
+    templates = [json.loads(line) for line in (SOURCE / STEPS_FILE).read_text().splitlines()]
+    with open(folder / STEPS_FILE, "w") as out:
+        for index in range(steps):
+            step = templates[index % len(templates)] | {"index": index, "observation": f"{index} " + "x" * 30_000}
+            out.write(json.dumps(step) + "\n")
+    return folder
+
+
 def test_a_long_trace_is_sealed_a_step_at_a_time(tmp_path: Path) -> None:
     """The host's salvage of a dead worker's episode reads its steps one at a time: 45 MB of
     trace is summed up within a few MB, to the totals the whole list gives."""
-    source = Path("leaderboards/runs/smoke-automem-seed/episodes/crafter/crafter/0")
-    folder = tmp_path / "episode"
-    folder.mkdir()
-    shutil.copy(source / MESSAGES_FILE, folder / MESSAGES_FILE)
-    templates = [json.loads(line) for line in (source / STEPS_FILE).read_text().splitlines()]
-    with open(folder / STEPS_FILE, "w") as out:
-        for index in range(1500):
-            step = templates[index % len(templates)] | {"index": index, "observation": f"{index} " + "x" * 30_000}
-            out.write(json.dumps(step) + "\n")
+    folder = _long_trace(tmp_path)
     expected = derived_totals(read_steps(folder), read_messages(folder))
     tracemalloc.start()
     try:
@@ -144,8 +155,33 @@ def test_a_long_trace_is_sealed_a_step_at_a_time(tmp_path: Path) -> None:
         Path(path).name for path in final_memory(s.memory_ops for s in read_steps(folder)))
 
 
+def test_a_resumed_worker_reads_a_long_trace_a_step_at_a_time(tmp_path: Path) -> None:
+    """A worker continuing a long episode adds up its kept steps as it reads them: the actions
+    to replay, each observation's digest, and the totals, within a few MB; the unplayed last
+    step is kept aside and steps.jsonl cut after the last played one."""
+    folder = _long_trace(tmp_path)
+    with open(folder / STEPS_FILE, "a") as out:
+        out.write(json.dumps(json.loads((SOURCE / STEPS_FILE).read_text().splitlines()[0]) | {"index": 1500, "action": None}) + "\n")
+    steps = read_steps(folder)
+    expected = derived_totals(steps[:1500], read_messages(folder))
+    tracemalloc.start()
+    try:
+        recorded = read_recorded(folder)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MB held to read 45 MB of steps"
+    assert recorded is not None and recorded.count == 1500 and len(recorded.discarded) == 1
+    assert recorded.actions == [step.action for step in steps[:1500]]
+    assert recorded.digests == [observation_digest(step.observation) for step in steps[:1500]]
+    assert recorded.totals.derived() == expected
+    keep_steps(folder, recorded)
+    assert read_steps(folder) == steps[:1500]
+    assert (folder / DISCARDED_FILE).read_text().count("\n") == 1
+
+
 def test_a_message_index_reads_what_read_messages_reads(tmp_path: Path) -> None:
-    source = Path("leaderboards/runs/smoke-automem-seed/episodes/crafter/crafter/0")
+    source = SOURCE
     messages = read_messages(source)
     with MessageIndex(source) as index:
         assert len(index) == len(messages) > 10

@@ -37,7 +37,6 @@ from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import MEMORY_DIR
 from harness.runs.phase import NoPhaseMarker, PhaseMarker
 from harness.runs.prefix import PrefixCache, prompt_units
-from harness.runs.read import read_messages
 from harness.runs.records import EpisodeRecord, validated
 from harness.runs.trace import EpisodeTrace
 
@@ -167,19 +166,13 @@ def run_episode(
         else (Tally(), None, 0.0, None)  # fmt: skip
     totals, tokens = tally.times, tally.tokens
     totals["env"] += prepared.env_s  # the game's start (and the replay of kept steps)
-    samplings = SamplingSeen()  # what the calls sent, for the episode's record
-    # The kept steps' calls rebuild the prefix trie from the stored messages, read once (the
-    # store keeps only recent ones); then the store's own lookup serves the new calls.
-    stored = read_messages(directory) if kept and kept.steps else {}
-    prefix, reusable = PrefixCache(lambda unit: stored[unit] if unit in stored else trace.messages.record(unit)), 0.0
-    for step_record in kept.steps if kept else ():
-        for past in step_record.llm_calls:
-            samplings.add(past.sampling)
-            if past.input.get("messages"):
-                reusable += past.prompt_tokens * prefix.add(prompt_units(past.tools, past.input["messages"]))
-    stored.clear()
+    # what the calls sent, and the prefix trie: the kept steps' calls were added up as they
+    # were read (agent.resume); the message store's own lookup serves the new calls
+    samplings = kept.totals.sampling if kept else SamplingSeen()
+    prefix = kept.totals.prefix if kept else PrefixCache(trace.messages.record)
+    prefix.lookup, reusable = trace.messages.record, kept.totals.reusable if kept else 0.0
     trace.step_bytes = tally.step_bytes
-    steps, invalid = len(kept.steps) if kept else 0, tally.invalid
+    steps, invalid = kept.count if kept else 0, tally.invalid
     reward_total, progression = tally.reward_total, tally.progression
     status, error, error_kind = "truncated", None, None
     current = continuation.observation
@@ -199,7 +192,7 @@ def run_episode(
             started_reset = time.perf_counter()
             with clock.running():
                 scaffold.reset(task)
-                if kept is not None and kept.steps:
+                if kept is not None and kept.count:
                     scaffold.load_state(kept.state)
             totals["scaffold"] += time.perf_counter() - started_reset
         except SCAFFOLD_FAILURES as failure:
@@ -207,7 +200,7 @@ def run_episode(
                 raise EpisodeAborted("scaffold", _describe(failure, "reset")) from failure
         if recorder.failure is not None:  # reset asked the model and failed
             raise recorder.failure
-        last = kept.steps[-1] if kept and kept.steps else None
+        last = kept.last if kept else None
         ended = last is not None and (last.done or last.truncated)
         if ended:  # the worker was killed after the episode's last step
             status = "completed" if last.done else "truncated"  # type: ignore[union-attr]

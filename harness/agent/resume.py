@@ -17,7 +17,6 @@ or the replay diverges from the trace; the earlier attempt's files are then kept
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -26,19 +25,17 @@ from typing import Any
 
 from harness.agent.state_slots import SHA_FIELD, STATE_DIR, STATE_FIELD, StateSlots
 from harness.envs import GameEnv
-from harness.envs.base import Observation
-from harness.memory.metrics import MemoryTally, tool_call_routines
+from harness.envs.base import Observation, ReplayDiverged
+from harness.envs.gamelog import observation_digest
+from harness.memory.metrics import MemoryTally
+from harness.runs.derive import StepTotals
 from harness.runs.layout import MEMORY_DIR, MESSAGES_FILE, RESUMES_FILE, STEPS_FILE, read_jsonl
-from harness.runs.read import read_steps
+from harness.runs.read import MessageIndex, parse_record
 from harness.runs.records import StepRecord
-from harness.runs.salvage import drop_torn_line, earlier_resumes, restore_memory
+from harness.runs.salvage import drop_torn_line, earlier_resumes, write_memory
 from harness.runs.trace import StepBytes
 
 DISCARDED_FILE, ATTEMPTS_DIR = "discarded-steps.jsonl", "attempts"
-
-
-class ReplayDiverged(Exception):
-    """The game, replayed on the recorded seed and actions, does not show the recorded observation."""
 
 
 def invalid_action_feedback(shown: str, played_instead: str) -> str:
@@ -49,15 +46,28 @@ def invalid_action_feedback(shown: str, played_instead: str) -> str:
 
 @dataclass
 class Recorded:
-    """What an earlier attempt left: its played steps (to continue from) and the rest."""
+    """What an earlier attempt left: its played steps (to continue from), added up as they were
+    read, and the rest. Read a step at a time: a 100,000-step trace is never held."""
 
-    steps: list[StepRecord]
-    lines: list[str]  # the kept steps' lines of steps.jsonl, verbatim
-    discarded: list[str]  # lines after the last played step
+    totals: StepTotals  # the kept steps added up: memory, tokens, the prefix trie, times
     slots: StateSlots  # where the kept steps' large states are
+    actions: list[str] = field(default_factory=list)  # each kept step's action
+    digests: list[str] = field(default_factory=list)  # each kept step's observation (before its action), digested
+    kept_bytes: int = 0  # where the kept steps end in steps.jsonl
+    step_bytes: StepBytes = field(default_factory=StepBytes)
+    discarded: list[bytes] = field(default_factory=list)  # the lines after the last played step, whole
     state: Any = None  # the scaffold's state after the last kept step
     has_state: bool = False  # a step recorded the scaffold's state (the scaffold has the hook)
     state_lost: str | None = None  # why the state a kept step names cannot be had
+
+    @property
+    def count(self) -> int:
+        """The kept steps."""
+        return len(self.actions)
+
+    @property
+    def last(self) -> StepRecord | None:
+        return self.totals.last
 
 
 def read_recorded(directory: Path) -> Recorded | None:
@@ -66,32 +76,58 @@ def read_recorded(directory: Path) -> Recorded | None:
     if not path.exists():
         return None
     drop_torn_line(path)
-    steps = read_steps(directory)
-    lines = path.read_text(encoding="utf-8").splitlines()
-    kept = next((index for index, step in enumerate(steps) if step.action is None), len(steps))
-    recorded = Recorded(steps[:kept], lines[:kept], lines[kept:], StateSlots(directory))
-    for line in reversed(recorded.lines):
-        raw = json.loads(line)
-        if STATE_FIELD in raw:
-            recorded.state, recorded.has_state = raw[STATE_FIELD], True
-            break
-        if raw.get(SHA_FIELD):
-            recorded.has_state, recorded.state = recorded.slots.read(raw[SHA_FIELD])
-            if not recorded.has_state:
-                recorded.state_lost = f"the state step {raw.get('index')} names is in neither {STATE_DIR} slot"
-            break
+    messages = MessageIndex(directory)  # the prefix trie's lookup while the kept calls are added
+    recorded = Recorded(StepTotals(messages), StateSlots(directory))
+    named: tuple[str, Any, Any] | None = None  # the last kept step's state, or the slot it names
+    with messages, open(path, "rb") as lines:
+        for number, line in enumerate(lines, 1):
+            step = None if recorded.discarded else _played_step(line, f"{path}:{number}")
+            if step is None:  # the first step never played, and every line after it
+                recorded.discarded.append(line)
+                continue
+            raw, record = step
+            recorded.totals.add(record)
+            recorded.actions.append(str(record.action))
+            recorded.digests.append(observation_digest(record.observation))
+            recorded.kept_bytes += len(line)
+            recorded.step_bytes.add(len(line))
+            if STATE_FIELD in raw:
+                named = "state", raw[STATE_FIELD], raw.get("index")
+            elif raw.get(SHA_FIELD):
+                named = "slot", raw[SHA_FIELD], raw.get("index")
+    if named is not None and named[0] == "state":
+        recorded.state, recorded.has_state = named[1], True
+    elif named is not None:
+        recorded.has_state, recorded.state = recorded.slots.read(named[1])
+        if not recorded.has_state:
+            recorded.state_lost = f"the state step {named[2]} names is in neither {STATE_DIR} slot"
     return recorded
 
 
-def replay_onto(game: GameEnv, observation: Observation, steps: list[StepRecord]) -> Observation:
+def _played_step(line: bytes, source: str) -> tuple[dict[str, Any], StepRecord] | None:
+    """A line's step and its raw record, when its action reached the game (else None)."""
+    try:
+        raw = json.loads(line)
+    except ValueError:
+        return None  # not a whole record: kept aside with the lines after it
+    if not isinstance(raw, dict):
+        return None
+    record = parse_record(StepRecord, raw, source)
+    return (raw, record) if record.action is not None else None
+
+
+def replay_onto(game: GameEnv, observation: Observation, recorded: Recorded) -> Observation:
     """Play the recorded actions on `game`, just reset (its first observation given); returns
     the observation after the last one. Raises ReplayDiverged at the first observation that
-    differs from the trace."""
-    for step in steps:
-        if observation.text != step.observation:
-            raise ReplayDiverged(f"the replayed observation before step {step.index} differs from the trace")
-        assert step.action is not None
-        observation = game.step(step.action).observation
+    differs from the trace. A game in its own process replays in one request (envs.server)."""
+    replay = getattr(game, "replay", None)
+    if replay is not None:
+        result = replay(recorded.actions, recorded.digests)
+        return observation if result is None else result.observation
+    for index, (action, digest) in enumerate(zip(recorded.actions, recorded.digests)):
+        if observation_digest(observation.text) != digest:
+            raise ReplayDiverged(f"the replayed observation before step {index} differs from the trace")
+        observation = game.step(action).observation
     return observation
 
 
@@ -99,12 +135,12 @@ def keep_steps(directory: Path, recorded: Recorded) -> None:
     """Cut steps.jsonl to the kept steps (the rest appended to discarded-steps.jsonl) and make
     the memory directory what the kept steps' operations build."""
     if recorded.discarded:
-        with open(directory / DISCARDED_FILE, "a", encoding="utf-8") as out:
-            out.write("".join(line + "\n" for line in recorded.discarded))
-    partial = directory / (STEPS_FILE + ".partial")
-    partial.write_text("".join(line + "\n" for line in recorded.lines), encoding="utf-8")
-    os.replace(partial, directory / STEPS_FILE)
-    restore_memory(directory, recorded.steps)
+        with open(directory / DISCARDED_FILE, "ab") as out:
+            out.write(b"".join(line if line.endswith(b"\n") else line + b"\n" for line in recorded.discarded))
+        recorded.discarded = []  # kept aside once, whoever calls this again
+    with open(directory / STEPS_FILE, "r+b") as steps:
+        steps.truncate(recorded.kept_bytes)
+    write_memory(directory, recorded.totals.files)
 
 
 def set_aside(directory: Path) -> str:
@@ -142,27 +178,19 @@ class Tally:
 
 def tally_of(recorded: Recorded, default_action: str) -> tuple[Tally, str | None, float, str | None]:
     """The totals after the kept steps, and (last action, last reward, feedback) for the next Step."""
-    tally = Tally()
-    feedback: str | None = None
-    for step, line in zip(recorded.steps, recorded.lines):
-        for part in tally.times:
-            tally.times[part] += getattr(step.time_s, part)
-        tally.earlier_s += sum(getattr(step.time_s, part) for part in (*tally.times, "harness"))
-        for call in step.llm_calls:
-            tally.tokens["prompt"] += call.prompt_tokens
-            tally.tokens["completion"] += call.completion_tokens
-        tally.memory.add(step.memory_ops, tool_call_routines(step.llm_calls))
-        tally.invalid += not step.valid
-        tally.reward_total += step.reward
-        tally.progression = max(tally.progression, step.progression)
-        tally.step_bytes.add(len(line.encode()) + 1)
-        feedback = None if step.valid else invalid_action_feedback(step.raw_action or "", default_action)
-    last = recorded.steps[-1] if recorded.steps else None
-    return tally, last.action if last else None, last.reward if last else 0.0, feedback
+    totals, last = recorded.totals, recorded.last
+    tally = Tally(times={part: totals.times[part] for part in ("env", "model", "scaffold", "memory")},
+                  tokens=dict(totals.tokens), memory=totals.memory, invalid=totals.invalid,
+                  reward_total=totals.reward_total, progression=totals.progression,
+                  earlier_s=sum(totals.times.values()), step_bytes=recorded.step_bytes)  # fmt: skip
+    if last is None:
+        return tally, None, 0.0, None
+    feedback = None if last.valid else invalid_action_feedback(last.raw_action or "", default_action)
+    return tally, last.action, last.reward, feedback
 
 
 def resume_entry(recorded: Recorded, continued: bool, reason: str, started: float) -> dict[str, Any]:
-    return {"from_step": len(recorded.steps) if continued else 0, "recorded_steps": len(recorded.steps),
+    return {"from_step": recorded.count if continued else 0, "recorded_steps": recorded.count,
             "continued": continued, "reason": reason, "replay_s": round(time.perf_counter() - started, 6)}  # fmt: skip
 
 
@@ -179,20 +207,20 @@ def continue_or_restart(directory: Path, game: GameEnv | None, seed: int, observ
                         recorded: Recorded | None) -> Continuation:  # fmt: skip
     """Decide how an episode starts from what an earlier attempt left in `directory` (the game
     already reset on `seed`, or None when it failed to start: the kept steps are then kept)."""
-    if recorded is None or not (recorded.steps or recorded.discarded):
+    if recorded is None or not (recorded.count or recorded.discarded):
         return Continuation(observation, None, earlier_resumes(directory))
     if game is None:  # the game did not start: nothing is decided, the next attempt tries again
         keep_steps(directory, recorded)
         return Continuation(observation, recorded, earlier_resumes(directory))
     started = time.perf_counter()
     continued, reason = True, "continued from its last played step"
-    if recorded.steps and recorded.state_lost:
+    if recorded.count and recorded.state_lost:
         continued, reason = False, f"restarted from step 0: {recorded.state_lost}"
-    elif recorded.steps and not recorded.has_state:
+    elif recorded.count and not recorded.has_state:
         continued, reason = False, "restarted from step 0: the scaffold has no state hook (Scaffold.state)"
-    elif recorded.steps:
+    elif recorded.count:
         try:
-            observation = replay_onto(game, observation, recorded.steps)
+            observation = replay_onto(game, observation, recorded)
         except ReplayDiverged as diverged:
             continued, reason = False, f"restarted from step 0: {diverged}"
             observation = game.reset(seed)

@@ -26,6 +26,10 @@ class EnvError(RuntimeError):
     """The game (or the env server hosting it) failed: an infrastructure error, not a move."""
 
 
+class ReplayDiverged(Exception):
+    """The game, replayed on the recorded seed and actions, does not show the recorded observation."""
+
+
 @dataclass
 class Observation:
     """What the agent sees after a reset or a step.

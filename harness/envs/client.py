@@ -11,11 +11,14 @@ from harness.envs.base import (
     EnvError,
     InvalidActionError,
     Observation,
+    ReplayDiverged,
     StepResult,
     TaskSpec,
     TextVariant,
     check_action,
 )
+
+REPLAY_S_PER_STEP = 0.01  # a replay's allowance beyond one request's deadline, per step
 
 
 def observation_from_json(data: dict[str, Any]) -> Observation:
@@ -23,6 +26,17 @@ def observation_from_json(data: dict[str, Any]) -> Observation:
     if short_lived and not text.startswith(short_lived + "\n"):
         raise EnvError("the env server sent an observation whose short-lived part does not start its text")
     return Observation(text=text, short_lived=short_lived)
+
+
+def _step_result(result: dict[str, Any]) -> StepResult:
+    return StepResult(
+        observation=observation_from_json(result["observation"]),
+        reward=float(result["reward"]),
+        done=bool(result["done"]),
+        truncated=bool(result["truncated"]),
+        progression=float(result["progression"]),
+        info=result["info"],
+    )
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -86,6 +100,8 @@ class EnvClient:
             failure = reply.get("error", {})
             if failure.get("type") == "InvalidActionError":
                 raise InvalidActionError(failure["action"], failure["valid_actions"])
+            if failure.get("type") == "ReplayDiverged":
+                raise ReplayDiverged(failure.get("message", "the replay diverged"))
             raise EnvError(f"env server {self.address}: {failure.get('message', reply)}")
         return reply
 
@@ -95,15 +111,21 @@ class EnvClient:
 
     def step(self, action: str) -> StepResult:
         check_action(self.spec, action)
-        result = self._request({"op": "step", "action": action})["result"]
-        return StepResult(
-            observation=observation_from_json(result["observation"]),
-            reward=float(result["reward"]),
-            done=bool(result["done"]),
-            truncated=bool(result["truncated"]),
-            progression=float(result["progression"]),
-            info=result["info"],
-        )
+        return _step_result(self._request({"op": "step", "action": action})["result"])
+
+    def replay(self, actions: list[str], digests: list[str]) -> StepResult | None:
+        """Play an earlier attempt's actions in one request, right after the reset, each
+        observation before an action checked against `digests` (the trace's); returns the last
+        step's result (None: no actions). Raises ReplayDiverged at the first difference."""
+        for action in actions:
+            check_action(self.spec, action)
+        timeout = self._socket.gettimeout()
+        self._socket.settimeout(None if timeout is None else timeout + REPLAY_S_PER_STEP * len(actions))
+        try:
+            reply = self._request({"op": "replay", "actions": actions, "digests": digests})
+        finally:
+            self._socket.settimeout(timeout)
+        return None if reply["result"] is None else _step_result(reply["result"])
 
     def lock(self) -> None:
         """No reset from now on (the worker locks its game before the scaffold runs)."""

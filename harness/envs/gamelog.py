@@ -54,13 +54,16 @@ class GameLog:
         self._write({"event": "reset", "env": env, "task": task, "seed": seed, "text": text.to_json(),
                      "digest": observation_digest(observation)})  # fmt: skip
 
-    def step(self, action: str, result: StepResult) -> None:
+    def step(self, action: str, result: StepResult) -> str:
+        """Log one played step; returns the digest of the observation it sent back."""
+        digest = observation_digest(result.observation.text)
         self._write({"event": "step", "index": self._steps, "action": action, "reward": result.reward,
                      "done": bool(result.done), "truncated": bool(result.truncated),
-                     "progression": result.progression, "digest": observation_digest(result.observation.text),
+                     "progression": result.progression, "digest": digest,
                      **({"solved": bool(result.info["solved"])} if "solved" in result.info else {}),
                      **({"unlocked": list(result.info["new_achievements"])} if result.info.get("new_achievements") else {})})  # fmt: skip
         self._steps += 1
+        return digest
 
     def close(self) -> None:
         if self._stream is not None:

@@ -6,6 +6,8 @@ JSON object per line:
     {"op": "make", "task": "MazeWalk-9x9"}  -> {"ok": true, "spec": {...}}
     {"op": "reset", "seed": 3}              -> {"ok": true, "observation": {"text": ...}}
     {"op": "step", "action": "north"}       -> {"ok": true, "result": {...}}
+    {"op": "replay", "actions": [...], "digests": [...]}
+                                            -> {"ok": true, "result": {...} or null}
     {"op": "lock"}                          -> {"ok": true}   (no reset from now on)
     {"op": "info"}                          -> {"ok": true, "env": ..., "tasks": [...], ...}
     {"op": "close"}                         -> {"ok": true}   (and the session ends)
@@ -35,10 +37,11 @@ from harness.envs.base import (
     GameEnv,
     InvalidActionError,
     Observation,
+    ReplayDiverged,
     StepResult,
     TextVariant,
 )
-from harness.envs.gamelog import GameLog
+from harness.envs.gamelog import GameLog, observation_digest
 
 PROTOCOL_VERSION = 1
 
@@ -81,6 +84,8 @@ class GameSession:
         binding = service.binding
         self.log = GameLog(binding.game_log) if binding else None
         self.locked = False  # no reset once locked
+        self.shown: str | None = None  # the text of the observation the game showed last
+        self.played = 0  # steps since the reset
 
     def answer(self, line: bytes) -> tuple[dict[str, Any], bool]:
         """The reply to one request, and whether the session goes on."""
@@ -92,7 +97,11 @@ class GameSession:
                 result = self._game().step(action)
                 if self.log is not None:
                     self.log.step(action, result)
+                self.shown, self.played = result.observation.text, self.played + 1
                 return {"ok": True, "result": step_result_to_json(result)}, True
+            if op == "replay":
+                last = self._replay([str(a) for a in request["actions"]], [str(d) for d in request["digests"]])
+                return {"ok": True, "result": step_result_to_json(last) if last else None}, True
             if op == "reset":
                 return {"ok": True, "observation": observation_to_json(self._reset(int(request["seed"])))}, True
             if op == "make":
@@ -106,7 +115,9 @@ class GameSession:
                 return {"ok": True, **self.service.describe()}, True
             if op == "close":
                 return {"ok": True}, False
-            raise ValueError(f"unknown op {op!r}; ops: make, reset, step, lock, info, close")
+            raise ValueError(f"unknown op {op!r}; ops: make, reset, step, replay, lock, info, close")
+        except ReplayDiverged as error:
+            return {"ok": False, "error": {"type": "ReplayDiverged", "message": str(error)}}, True
         except InvalidActionError as error:
             return {"ok": False, "error": {"type": "InvalidActionError", "message": str(error),
                                            "action": error.action, "valid_actions": error.valid_actions}}, True  # fmt: skip
@@ -136,9 +147,28 @@ class GameSession:
         if binding is not None and seed != binding.seed:
             raise PermissionError(f"this env server plays seed {binding.seed}, not {seed}")
         observation = self._game().reset(seed)
+        self.shown, self.played = observation.text, 0
         if self.log is not None and binding is not None:
             self.log.reset(self.service.env_name, binding.task, seed, binding.text, observation.text)
         return observation
+
+    def _replay(self, actions: list[str], digests: list[str]) -> StepResult | None:
+        """An earlier attempt's actions played again in one request, right after the reset: the
+        observation before each is checked against the trace's digest of it (`digests`, one per
+        action), and each step is logged as it is played. Returns the last step's result."""
+        if self.shown is None or self.played:
+            raise PermissionError("a replay plays from the reset: reset the game first, and play nothing before it")
+        if len(digests) != len(actions):
+            raise ValueError(f"a replay takes one digest per action: {len(actions)} actions, {len(digests)} digests")
+        game, result = self._game(), None
+        shown = observation_digest(self.shown)
+        for index, (action, digest) in enumerate(zip(actions, digests)):
+            if shown != digest:
+                raise ReplayDiverged(f"the replayed observation before step {index} differs from the trace")
+            result = game.step(action)
+            self.shown, self.played = result.observation.text, self.played + 1
+            shown = self.log.step(action, result) if self.log is not None else observation_digest(self.shown)
+        return result
 
     def _game(self) -> GameEnv:
         if self.game is None:

@@ -51,8 +51,8 @@ class StepTotals:
         self.memory = MemoryTally()
         self.files: dict[str, str] = {}  # the memory directory the recorded operations build
         self.tokens = {"prompt": 0, "completion": 0}
-        self._prefix = PrefixCache(lambda unit: messages.get(unit) or {})
-        self._reusable = 0.0
+        self.prefix = PrefixCache(lambda unit: messages.get(unit) or {})
+        self.reusable = 0.0
         self.sampling = SamplingSeen()
         self.times: dict[str, float] = dict.fromkeys(TIME_KEYS, 0)
         self.last: StepRecord | None = None
@@ -70,7 +70,7 @@ class StepTotals:
             self.tokens["prompt"] += call.prompt_tokens
             self.tokens["completion"] += call.completion_tokens
             if call.input.get("messages"):
-                self._reusable += call.prompt_tokens * self._prefix.add(prompt_units(call.tools, call.input["messages"]))
+                self.reusable += call.prompt_tokens * self.prefix.add(prompt_units(call.tools, call.input["messages"]))
             self.sampling.add(call.sampling)
         for key in TIME_KEYS:
             self.times[key] += getattr(step.time_s, key)
@@ -84,7 +84,7 @@ class StepTotals:
             "reward_total": self.reward_total,
             "invalid_actions": self.invalid,
             "memory": self.memory.metrics(self.steps, sum(map(len, self.files.values())), len(self.files)),
-            "tokens": {**self.tokens, "prompt_reusable": round(self._reusable)},
+            "tokens": {**self.tokens, "prompt_reusable": round(self.reusable)},
             "sampling": self.sampling.asked(),
         }
 

@@ -21,7 +21,7 @@ from harness.runs.layout import (
     MESSAGES_FILE,
     STEPS_FILE,
     atomic_write_json,
-    read_jsonl,
+    iter_jsonl,
 )
 from harness.runs.recent import Recent
 
@@ -77,7 +77,7 @@ class MessageStore:
         self._tool_ids: Recent[bytes, str] = Recent(DEDUP_WINDOW)
         self._records: Recent[str, bytes] = Recent(RECENT_RECORDS)
         self._given = {"m": 0, "t": 0}  # ids given so far, of each kind
-        for record in read_jsonl(path):  # reopened (resume): keep the ids already given
+        for record in iter_jsonl(path):  # reopened (resume): keep the ids already given
             record = dict(record)
             known = record.pop("id")
             tools = "tools" in record
@@ -110,7 +110,7 @@ class MessageStore:
         """The stored record of an id given here (without the id): a message, or {"tools": [...]}."""
         serialized = self._records.get(known)
         if serialized is None:  # not used lately: read back from the file
-            for record in read_jsonl(self.path):
+            for record in iter_jsonl(self.path):
                 if record.get("id") == known:
                     return {key: value for key, value in record.items() if key != "id"}
             raise KeyError(known)
