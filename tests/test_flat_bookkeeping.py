@@ -3,6 +3,7 @@ dedup window, the prefix-reuse trie's bound, and the dedup key's exactness."""
 
 import json
 import math
+import os
 import random
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ from harness.runs.layout import MESSAGES_FILE, STEPS_FILE, read_jsonl
 from harness.runs.prefix import PrefixCache
 from harness.runs.read import MessageIndex, read_messages, read_steps
 from harness.runs.recent import Recent
-from harness.runs.salvage import drop_torn_line, salvaged_episode
+from harness.runs.salvage import clear_for_relaunch, drop_torn_line, salvaged_episode
 from harness.runs.trace import MessageStore
 
 
@@ -202,3 +203,23 @@ def test_a_torn_last_line_is_cut_reading_only_the_tail(data: bytes, padding: int
         path.write_bytes(data)
         drop_torn_line(path)
         assert path.read_bytes() == (data if not data or data.endswith(b"\n") else data[: data.rfind(b"\n") + 1])
+
+
+def test_a_folder_launched_again_loses_its_links_and_torn_line_and_nothing_is_written_through_a_link(tmp_path: Path) -> None:
+    """Before a relaunch the host reads no step (a long trace would cost seconds): it cuts a torn
+    line, removes a memory folder left as a link, and never writes through a linked trace."""
+    victim, folder = tmp_path / "victim", tmp_path / "episode"
+    victim.mkdir()
+    (victim / "kept.txt").write_text("the host's own\n")
+    folder.mkdir()
+    (folder / STEPS_FILE).write_text('{"index": 0}\n{"index": 1, "obs')
+    (folder / "memory").symlink_to(victim)
+    clear_for_relaunch(folder)
+    assert (folder / STEPS_FILE).read_text() == '{"index": 0}\n' and not os.path.lexists(folder / "memory")
+    assert (victim / "kept.txt").read_text() == "the host's own\n"
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (victim / "trace.jsonl").write_text("torn")
+    (linked / STEPS_FILE).symlink_to(victim / "trace.jsonl")
+    clear_for_relaunch(linked)
+    assert (victim / "trace.jsonl").read_text() == "torn"

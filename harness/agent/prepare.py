@@ -68,7 +68,10 @@ def prepare_episode(spec: EpisodeSpec) -> PreparedEpisode:
         aborted = EpisodeAborted("env", f"the game failed while replaying the recorded actions: "
                                          f"{type(failure).__name__}: {failure}")  # fmt: skip
     if continuation.recorded is None:
-        shutil.rmtree(directory / MEMORY_DIR, ignore_errors=True)  # a rerun starts from nothing
+        memory = directory / MEMORY_DIR
+        if memory.is_symlink() or (memory.exists() and not memory.is_dir()):
+            memory.unlink()  # a link an earlier attempt left is removed, never followed
+        shutil.rmtree(memory, ignore_errors=True)  # a rerun starts from nothing
     return PreparedEpisode(game, continuation, aborted, time.perf_counter() - started)
 
 

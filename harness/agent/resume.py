@@ -17,6 +17,7 @@ or the replay diverges from the trace; the earlier attempt's files are then kept
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -150,7 +151,7 @@ def set_aside(directory: Path) -> str:
     target = attempts / str(number)
     target.mkdir(parents=True)
     for name in (STEPS_FILE, MESSAGES_FILE, DISCARDED_FILE, MEMORY_DIR, STATE_DIR):
-        if (directory / name).exists():
+        if os.path.lexists(directory / name):  # a link is moved as the link it is
             shutil.move(str(directory / name), str(target / name))
     return str(target.relative_to(directory))
 

@@ -155,7 +155,9 @@ def measure(game: str, steps: int, workdir: Path, resume_at: int = 0) -> tuple[l
         wall = time.perf_counter() - started
     (episode,) = read_run(run.root).episodes()
     resumed = _resumed(sampler.samples, sampler.killed_at_s, episode)
-    return checkpoints(game, sampler.samples, CHECKPOINTS), episode.steps, wall, resumed
+    # an episode that ends early (the hero dies) is also shown at the last thousand it reached
+    marks = tuple(sorted({*CHECKPOINTS, episode.steps // 1000 * 1000} - {0}))
+    return checkpoints(game, sampler.samples, marks), episode.steps, wall, resumed
 
 
 def run_long_benchmark(nethack_steps: int, crafter_steps: int, write: bool, resume_at: int = 0) -> list[Checkpoint]:
@@ -170,7 +172,7 @@ def run_long_benchmark(nethack_steps: int, crafter_steps: int, write: bool, resu
             lengths.append(f"{game}: {played:,} of {steps:,} steps in {wall:.0f} s")
             if resumed is not None:
                 resumes.append(f"{game}: the worker killed at step {resumed.at_step:,} resumed from {resumed.kept_steps:,} "
-                               f"kept steps; its replay (records read, game replayed) took {resumed.replay_s:.1f} s, "
+                               f"kept steps; the game's replay of them took {resumed.replay_s:.1f} s, "
                                f"the kill to the next step played {resumed.to_next_step_s:.1f} s")  # fmt: skip
     table = tabulate([[r.game, f"{r.step:,}", f"{r.worker_ms_per_step:.2f}", f"{r.game_ms_per_step:.2f}",
                        f"{r.worker_rss_mb:.0f}", f"{r.game_rss_mb:.0f}"] for r in rows],

@@ -20,7 +20,7 @@ weighs the same, and a long episode cannot drown the others.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harness.memory.sandbox import CONSULT_OPS, WRITE_OPS
@@ -108,8 +108,11 @@ class MemoryTally:
             who = routines.get(op.tool_call_id, "model") if op.tool_call_id else "scaffold"
             kinds = self.by_routine.setdefault(who, {})
             kinds[op.op] = kinds.get(op.op, 0) + 1
-        step = step_memory_counts(ops)
-        self.counts = StepMemoryCounts(*(a + b for a, b in zip(astuple(self.counts), astuple(step))))
+        step, counts = step_memory_counts(ops), self.counts
+        # field by field: dataclasses.astuple deep-copies every field, every step
+        self.counts = StepMemoryCounts(counts.writes + step.writes, counts.searches + step.searches,
+                                       counts.reads + step.reads, counts.refused + step.refused,
+                                       counts.writes_after_consultation + step.writes_after_consultation)  # fmt: skip
 
     def metrics(self, steps: int, chars_final: int, files_final: int) -> dict[str, Any]:
         counts = self.counts

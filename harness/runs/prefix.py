@@ -22,8 +22,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from harness.runs.recent import Recent
-
 
 class RecordedCall(Protocol):
     """A chat call as recorded (runs.records.LLMCall)."""
@@ -76,7 +74,7 @@ class PrefixCache:
         # its last unit back to the first, so a place is always more recent than the places after
         # it: the least recent place is a leaf, and forgetting it never cuts a way in two.
         self._recency: OrderedDict[_Node, None] = OrderedDict()
-        self._lengths: Recent[str, int] = Recent(KNOWN_LENGTHS)
+        self._lengths: dict[str, int] = {}  # emptied when it passes KNOWN_LENGTHS (cheaper than an LRU per unit)
 
     def __len__(self) -> int:
         """The places kept (the root apart)."""
@@ -85,6 +83,8 @@ class PrefixCache:
     def _length(self, unit: str) -> int:
         length = self._lengths.get(unit)
         if length is None:
+            if len(self._lengths) >= KNOWN_LENGTHS:
+                self._lengths.clear()
             length = self._lengths[unit] = len(_text(unit, self.lookup))
         return length
 

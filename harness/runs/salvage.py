@@ -26,8 +26,8 @@ from harness.runs.records import EpisodeRecord, StepRecord, validated
 def drop_torn_line(path: Path) -> None:
     """Cut a last line that was not written whole (no final newline); only the file's tail is
     read."""
-    if not path.exists():
-        return
+    if not path.exists() or path.is_symlink():
+        return  # a link left by the worker is never written through
     with open(path, "r+b") as trace:
         end = trace.seek(0, os.SEEK_END)
         if end == 0:
@@ -45,6 +45,16 @@ def drop_torn_line(path: Path) -> None:
                 return
             cut = start
         trace.truncate(0)
+
+
+def clear_for_relaunch(directory: Path) -> None:
+    """What the host does to a dead worker's folder before launching the episode again: a torn
+    last line cut, and a memory folder that is a link (or no folder) removed. The next worker
+    rebuilds the memory from the records (agent.resume); nothing else is read."""
+    drop_torn_line(directory / STEPS_FILE)
+    memory = directory / MEMORY_DIR
+    if memory.is_symlink() or (memory.exists() and not memory.is_dir()):
+        memory.unlink()  # a link left by the worker is removed, never followed
 
 
 def restore_memory(directory: Path, steps: list[StepRecord]) -> dict[str, str]:

@@ -50,7 +50,7 @@ from harness.runs.layout import EPISODE_FILE, atomic_write_json
 from harness.runs.phase import PHASE_FILE, read_phase
 from harness.runs.read import read_episode
 from harness.runs.records import EpisodeRecord
-from harness.runs.salvage import salvaged_episode
+from harness.runs.salvage import clear_for_relaunch, salvaged_episode
 from harness.runs.seal import seal_episode
 from harness.runs.watchdog import Overdue, WatchLimits, overdue, oversized
 
@@ -213,9 +213,11 @@ class Scheduler:
             return {"key": job.spec.key, "status": "not started"}
         steps_seen, outcome = 0, {"key": job.spec.key, "status": "not started"}
         for launch in range(1, self.attempts + 1):
-            launched, seen, episode = self._launch(job, progress, steps_bar)
+            last_launch = launch == self.attempts
+            launched, seen, episode = self._launch(job, progress, steps_bar, last_launch)
             steps_seen, outcome = steps_seen + seen, launched
-            relaunched = episode is not None and episode.error_kind in RELAUNCHED_KINDS and launch < self.attempts
+            relaunched = not last_launch and (episode is None and launched.get("relaunch", False)
+                                              or episode is not None and episode.error_kind in RELAUNCHED_KINDS)  # fmt: skip
             if episode is not None and not relaunched:
                 # only the episode's last launch counts toward the stop rule: a lost Ray node ends
                 # many launches at once, each of which goes on elsewhere
@@ -227,10 +229,11 @@ class Scheduler:
         progress.advance(episodes_bar)
         return outcome
 
-    def _launch(self, job: EpisodeJob, progress: Progress,
-                steps_bar: Any) -> tuple[dict[str, Any], int, EpisodeRecord | None]:  # fmt: skip
+    def _launch(self, job: EpisodeJob, progress: Progress, steps_bar: Any,
+                last_launch: bool = True) -> tuple[dict[str, Any], int, EpisodeRecord | None]:  # fmt: skip
         """One launch of the episode's worker: (its outcome, the steps it reported, the episode
-        as recorded after it, or None when the run stopped before it finished)."""
+        as recorded after it, or None when the run stopped before it finished or the worker died
+        and is to be launched again: the outcome then says `relaunch`)."""
         job.directory.mkdir(parents=True, exist_ok=True)
         (job.directory / EPISODE_FILE).unlink(missing_ok=True)  # an infrastructure error is retried
         job_path = job.directory / "job.json"
@@ -262,24 +265,32 @@ class Scheduler:
         if state.verdict is None:
             state.verdict = getattr(process, "verdict", None)  # a runtime's own verdict (Ray's stream)
         result_path = job.directory / EPISODE_FILE
-        salvaged = True
+        failure: tuple[str, str] | None = None  # (kind, message): the worker ended without its result
         if state.verdict is not None:  # ended by the watchdog: whatever it wrote is not the result
-            atomic_write_json(result_path, salvaged_episode(job.spec, state.verdict.kind, state.verdict.message))
+            failure = state.verdict.kind, state.verdict.message
         elif not result_path.exists() and not self._stop.is_set():
-            message = f"worker exited with code {process.returncode} before finishing: {_log_tail(job.directory)}"
-            atomic_write_json(result_path, salvaged_episode(job.spec, "worker", message))
-        else:
-            salvaged = False
+            failure = "worker", f"worker exited with code {process.returncode} before finishing: {_log_tail(job.directory)}"
+        relaunch = failure is not None and failure[0] in RELAUNCHED_KINDS and not last_launch and not self._stop.is_set()
         episode = None
+        if relaunch:
+            # the next worker continues from the records as they are (agent.resume): an episode
+            # folder without a result is an unfinished episode, whatever stops the run meanwhile.
+            # Its totals are not derived here (salvaging a 32,000-step trace took 11 s a relaunch)
+            result_path.unlink(missing_ok=True)
+            clear_for_relaunch(job.directory)
+        elif failure is not None:
+            atomic_write_json(result_path, salvaged_episode(job.spec, *failure))
         if result_path.exists():
-            seal_episode(job.spec, salvaged)  # the score from the game's own log, on this side
+            seal_episode(job.spec, failure is not None)  # the score from the game's own log, on this side
             episode = read_episode(job.directory)
-        ended = "stopped with the run" if episode is None else (
-            episode.status if is_scored(episode) else f"{episode.error_kind}: {episode.error}")  # fmt: skip
+        if episode is not None:
+            ended = episode.status if is_scored(episode) else f"{episode.error_kind}: {episode.error}"
+        else:
+            ended = "stopped with the run" if failure is None else f"{failure[0]}: {failure[1]}"
         record_launch(job.directory, {**entry, "placement": _placement(process), "ended": now_iso(),
                                       "steps_after": recorded_steps(job.directory), "exit_code": process.returncode,
                                       "outcome": ended[:2000]})  # fmt: skip
-        return {"key": job.spec.key, "exit_code": process.returncode, **last}, steps_seen, episode
+        return {"key": job.spec.key, "exit_code": process.returncode, **last, "relaunch": relaunch}, steps_seen, episode
 
     def _count_failure(self, episode: EpisodeRecord) -> None:
         """Stop launching after K infrastructure failures in a row."""
