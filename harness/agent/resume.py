@@ -60,11 +60,7 @@ class Recorded:
     state: Any = None  # the scaffold's state after the last kept step
     has_state: bool = False  # a step recorded the scaffold's state (the scaffold has the hook)
     state_lost: str | None = None  # why the state a kept step names cannot be had
-
-    @property
-    def count(self) -> int:
-        """The kept steps."""
-        return len(self.actions)
+    count: int = 0  # the kept steps
 
     @property
     def last(self) -> StepRecord | None:
@@ -88,6 +84,7 @@ def read_recorded(directory: Path) -> Recorded | None:
                 continue
             raw, record = step
             recorded.totals.add(record)
+            recorded.count += 1
             recorded.actions.append(str(record.action))
             recorded.digests.append(observation_digest(record.observation))
             recorded.kept_bytes += len(line)
@@ -222,6 +219,7 @@ def continue_or_restart(directory: Path, game: GameEnv | None, seed: int, observ
     elif recorded.count:
         try:
             observation = replay_onto(game, observation, recorded)
+            recorded.actions, recorded.digests = [], []  # replayed: not held for the rest of the episode
         except ReplayDiverged as diverged:
             continued, reason = False, f"restarted from step 0: {diverged}"
             observation = game.reset(seed)
