@@ -121,12 +121,3 @@ def sampling_asked(samplings: Iterable[dict[str, Any] | None]) -> dict[str, list
 def merged_sampling(per_episode: Iterable[dict[str, list[Any]] | None]) -> dict[str, list[Any]]:
     """The run's sampling_used: every episode's parameters and values together."""
     return sampling_asked({name: value} for found in per_episode for name, values in (found or {}).items() for value in values)
-
-
-def summed_times(steps: Iterable[StepRecord]) -> dict[str, float]:
-    """The episode's time_s as the sum of its steps' (what salvage can know of a dead worker)."""
-    totals = StepTotals({})
-    for step in steps:
-        for key in TIME_KEYS:
-            totals.times[key] += getattr(step.time_s, key)
-    return totals.summed_times()

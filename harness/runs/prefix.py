@@ -20,19 +20,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
-
-
-class RecordedCall(Protocol):
-    """A chat call as recorded (runs.records.LLMCall)."""
-
-    @property
-    def input(self) -> dict[str, Any]: ...
-    @property
-    def tools(self) -> str | None: ...
-    @property
-    def prompt_tokens(self) -> int: ...
-
+from typing import Any
 
 NODES = 8192  # places the trie keeps (about 3 MB): the latest hundreds of prompts
 KNOWN_LENGTHS = 4096
@@ -121,13 +109,3 @@ class PrefixCache:
 def prompt_units(tools: str | None, message_ids: Iterable[str]) -> list[str]:
     """What the server read, in order: the tool list's id, then the message ids."""
     return ([tools] if tools else []) + list(message_ids)
-
-
-def reusable_prompt_tokens(calls: Iterable[RecordedCall], messages: dict[str, dict[str, Any]]) -> int:
-    """The episode's prompt tokens a prefix cache could have served (an estimate, see above),
-    from its recorded calls and messages.jsonl."""
-    cache, reusable = PrefixCache(lambda unit: messages.get(unit, {})), 0.0
-    for call in calls:
-        if call.input.get("messages"):
-            reusable += call.prompt_tokens * cache.add(prompt_units(call.tools, call.input["messages"]))
-    return round(reusable)

@@ -155,15 +155,6 @@ class TraceCheck:
         return None
 
 
-def first_disagreement(episode: EpisodeRecord, steps: Iterable[StepRecord], session: GameSession | None,
-                       salvaged: bool) -> tuple[int | None, str] | None:  # fmt: skip
-    """(step, problem) where the trace first disagrees with the game's log, or None."""
-    check = TraceCheck(episode, session, salvaged)
-    for step in steps:
-        check.add(step)
-    return check.disagreement()
-
-
 def game_record(episode: EpisodeRecord, steps: Iterable[StepRecord], session: GameSession | None,
                 salvaged: bool, log_problem: str | None = None) -> dict[str, Any]:  # fmt: skip
     """episode.json's `game`: what the log says was played, and whether the trace agrees."""
