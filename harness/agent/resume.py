@@ -60,7 +60,11 @@ class Recorded:
     state: Any = None  # the scaffold's state after the last kept step
     has_state: bool = False  # a step recorded the scaffold's state (the scaffold has the hook)
     state_lost: str | None = None  # why the state a kept step names cannot be had
-    count: int = 0  # the kept steps
+
+    @property
+    def count(self) -> int:
+        """The kept steps (the totals count them)."""
+        return self.totals.steps
 
     @property
     def last(self) -> StepRecord | None:
@@ -84,7 +88,6 @@ def read_recorded(directory: Path) -> Recorded | None:
                 continue
             raw, record = step
             recorded.totals.add(record)
-            recorded.count += 1
             recorded.actions.append(str(record.action))
             recorded.digests.append(observation_digest(record.observation))
             recorded.kept_bytes += len(line)
