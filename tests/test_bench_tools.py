@@ -3,7 +3,7 @@ benchmark's checkpoints, and the simulated server's play that keeps a NetHack he
 
 import random
 
-from harness.bench.load_server import SEARCH_EVERY, TIME_TAKING, LongPlay
+from harness.bench.load_server import SEARCH_EVERY, TIME_TAKING, LongPlay, survival_answer
 from harness.bench.long import WINDOW, Sample, checkpoints
 from harness.bench.profile import Profile, classify, tally
 
@@ -65,3 +65,22 @@ def test_the_long_play_spends_game_time_prays_when_weak_and_strikes_back() -> No
     stuck = LongPlay()
     answers = [_ask(stuck, quiet) for _ in range(3 * SEARCH_EVERY)]  # the turn never moves on
     assert answers[-6:].count(TIME_TAKING) >= 2
+
+
+def test_the_survival_answers_keep_any_episode_alive_without_state_across_requests() -> None:
+    rng = random.Random(0)
+    quiet = "message:\n\nlanguage observation:\nhorizontal wall near north\n\nDlvl:1 $:0 HP:16(16) T:5"
+    bitten = "message:\nThe jackal bites!\n\nlanguage observation:\njackal adjacent west\n\nHP:10(16) T:901"
+    free = {"messages": [{"role": "system", "content": "play"}, {"role": "user", "content": quiet}]}
+    assert survival_answer(free, rng) == TIME_TAKING  # a turn passes: no-progress never ends it
+    assert survival_answer({"messages": [{"role": "user", "content": bitten}]}, rng) == "west"
+    assert survival_answer({"messages": [{"role": "user", "content": quiet.replace("HP:16", "HP:2")}]}, rng) == "pray"
+    # the seed agent's action call: a choice among the game's actions, the observation earlier on
+    choice = {"messages": [{"role": "user", "content": quiet}, {"role": "user", "content": "Choose."}],
+              "structured_outputs": {"choice": ["north", "search", "pray"]}}  # fmt: skip
+    assert survival_answer(choice, rng) == "search"
+    thirsty = "Your status:\n- health: 9/9\n- food: 9/9\n- drink: 3/9\n- energy: 9/9\nYou see:\n- water 2 steps to your west\nYou face grass at your front."
+    assert survival_answer({"messages": [{"role": "user", "content": thirsty}]}, rng) == "Move West"
+    memory = {"messages": [{"role": "user", "content": quiet}],
+              "tools": [{"type": "function", "function": {"name": "append"}}]}  # fmt: skip
+    assert survival_answer(memory, rng)["tool_calls"][0]["function"]["name"] == "append"

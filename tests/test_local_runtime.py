@@ -49,3 +49,26 @@ def test_workers_get_the_environment_and_folder_of_the_moment_they_are_launched(
     assert len(pids) == 4 and str(os.getpid()) not in pids  # a process per episode, never the harness
     assert all(text.split()[2] == "True" for text in first + second)  # each in its own session
     assert (tmp_path / "runs" / "second" / "results.json").exists()
+
+
+def test_a_forked_child_does_not_run_the_launching_program_again(tmp_path: Path) -> None:
+    """multiprocessing runs the parent's main module again in every child it prepares; the fork
+    server's children skip it (harness.runtime.fork_preload): the `harness` CLI's imports cost each
+    worker some 0.23 s of CPU. The launching program counts its own runs in a file."""
+    import subprocess
+    import sys
+
+    program = tmp_path / "launcher.py"
+    runs = tmp_path / "runs.txt"
+    program.write_text(
+        "import os\n"
+        f"with open({str(runs)!r}, 'a') as count:\n"
+        "    count.write(f'{os.getpid()}\\n')\n"
+        "if __name__ == '__main__':\n"
+        "    from harness.runtime.local import run_forked\n"
+        "    code, out, err = run_forked(os.getcwd, timeout_s=60)\n"
+        "    assert code == 0, err\n")  # fmt: skip
+    done = subprocess.run([sys.executable, str(program)], cwd=Path(__file__).parent.parent, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(runs.read_text().split()) == 1  # the launcher alone: no child ran it again

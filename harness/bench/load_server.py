@@ -193,7 +193,46 @@ class LongPlay:
         return rng.choice(TIMELESS)
 
 
-POLICIES: dict[str, Any] = {"seed-like": lambda: seed_like_answer, "long": LongPlay}
+def _observation(request: dict[str, Any]) -> str:
+    """The latest game observation among a request's messages (the seed agent's action call
+    carries it in an earlier message than the last)."""
+    for message in reversed(request.get("messages") or []):
+        content = str(message.get("content") or "")
+        if "Your status:" in content or TURN.search(content):
+            return content
+    return ""
+
+
+def _nethack_survival(current: str) -> str:
+    """Stay alive in place: pray when weak or badly hurt, strike what attacks, else search (a
+    turn passes, so BALROG's no-progress rule never ends the episode)."""
+    if "Are you sure you want to pray" in current:
+        return "y"
+    health = HEALTH.search(current)
+    if " Weak" in current or "Fainting" in current or (health is not None and 7 * int(health[1]) < int(health[2])):
+        return "pray"
+    foe = ADJACENT.search(current) if ATTACKED.search(current.split("language observation:")[0]) else None
+    return foe["direction"] if foe is not None else TIME_TAKING
+
+
+def survival_answer(request: dict[str, Any], rng: random.Random) -> Any:
+    """Keeps every one of many concurrent episodes alive (no state across requests: they
+    interleave): the load benchmark's ideal counts every episode busy to its last step. Memory
+    calls are answered as `seed_like_answer` does; the action call (free text, or a choice among
+    the game's actions) with what keeps the player alive."""
+    choices = requested_choices(request)
+    if request.get("tools") and not choices:
+        return seed_like_answer(request, rng)
+    current = _observation(request)
+    if not current:
+        return seed_like_answer(request, rng)
+    action = CrafterSurvival()(current, rng) if "Your status:" in current else _nethack_survival(current)
+    if choices and action not in choices:
+        return rng.choice(choices)
+    return action
+
+
+POLICIES: dict[str, Any] = {"seed-like": lambda: seed_like_answer, "long": LongPlay, "survive": lambda: survival_answer}
 
 
 def _serve(connection: Connection, latency_s: float, policy: str) -> None:

@@ -80,6 +80,7 @@ class _WorkerSampler:
         self.uss: dict[int, int] = {}
         self.first: dict[int, tuple[float, int]] = {}  # pid -> (CPU seconds, step index)
         self.last: dict[int, tuple[float, int]] = {}
+        self.own_cpu_s = 0.0  # this thread's CPU (reading /proc of 64 workers): the bench's, not the harness's
         self._stop = threading.Event()
         self._interval = interval_s
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -92,8 +93,9 @@ class _WorkerSampler:
         return parent is not None and "forkserver" in " ".join(parent.cmdline())
 
     def _sample(self) -> None:
-        me = psutil.Process()
+        me, started = psutil.Process(), time.thread_time()
         while not self._stop.wait(self._interval):
+            self.own_cpu_s = time.thread_time() - started
             for child in me.children(recursive=True):
                 try:
                     if not self._is_worker(child):
@@ -107,6 +109,7 @@ class _WorkerSampler:
                         self.last[child.pid] = (cpu, phase.step)
                 except (psutil.Error, OSError):
                     continue  # ended between the listing and the reading
+        self.own_cpu_s = time.thread_time() - started
 
     def steady_cpu_per_step(self) -> tuple[float, int]:
         """(worker CPU seconds, steps) between each worker's first and last sample."""
@@ -175,7 +178,7 @@ def measure(game: str, episodes: int, steps: int, latency_s: float, workdir: Pat
     start and the CPU totals then belong to this configuration alone."""
     label = f"{game}-{agent}-{episodes}x{steps}-{start}"
     submission, calls_per_step = AGENTS[agent]
-    with LoadServer(latency_s) as server:
+    with LoadServer(latency_s, policy="survive") as server:
         options = EvalOptions(submission=submission, suite=_suite(workdir / f"{label}.yaml", game, episodes, steps),
                               model=server.url, workers=episodes, runs_dir=str(workdir / "runs"), run_id=label,
                               show_progress=False, step_timeout_s=120, model_timeout_s=120, worker_start=start)  # fmt: skip
@@ -204,7 +207,8 @@ def measure(game: str, episodes: int, steps: int, latency_s: float, workdir: Pat
         game_step_cpu += steps_cpu
     ideal_step = calls_per_step * latency_s
     ideal_rate = episodes / ideal_step
-    harness_cpu = cpu - served["cpu_s"] - game_cpu  # the server is our child too: its CPU is not ours
+    # the server is our child too: its CPU is not ours, nor the sampler's
+    harness_cpu = cpu - served["cpu_s"] - game_cpu - sampler.own_cpu_s
     worker_cpu, sampled_steps = sampler.steady_cpu_per_step()
     steady = (worker_cpu / sampled_steps - game_step_cpu / total_steps) if sampled_steps else float("nan")
     return ScaleRow(

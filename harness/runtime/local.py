@@ -23,7 +23,7 @@ from typing import IO, Any
 
 START_METHODS = ("fork", "spawn")
 # Imported once in the fork server: what every worker needs before its first step.
-PRELOAD = ["harness.agent.worker", "harness.envs.crafter", "harness.envs.minihack", "harness.envs.nethack"]
+PRELOAD = ["harness.runtime.fork_preload", "harness.agent.worker", "harness.envs.crafter", "harness.envs.minihack", "harness.envs.nethack"]
 
 
 def fork_context() -> Any:
