@@ -14,7 +14,7 @@ from typing import Any
 
 import crafter
 import numpy as np
-from crafter import engine
+from crafter import engine, objects
 
 from harness.envs.base import (
     STANDARD_TEXT,
@@ -24,6 +24,7 @@ from harness.envs.base import (
     TextVariant,
     check_action,
 )
+from harness.envs import crafter_worldgen
 from harness.envs.crafter_text import balrog_parts, kind_names, local_materials, rich_view
 from harness.envs.progression import CRAFTER_ACHIEVEMENTS, crafter_progression
 
@@ -133,6 +134,30 @@ class _QuietNoiseLocalView(engine.LocalView):  # type: ignore[misc]
         return (1 - mask) * canvas + mask * noise
 
 
+class _SharedTextures(engine.Textures):  # type: ignore[misc]
+    """crafter's textures, read from disk once per process: every crafter.Env decoded its 56 PNG
+    files again (40 ms an episode). They are only read (and resized copies cached) by the views."""
+
+    _loaded: dict[str, tuple[dict[Any, Any], dict[Any, Any]]] = {}
+
+    def __init__(self, directory: Any) -> None:
+        key = str(directory)
+        if key not in self._loaded:
+            super().__init__(directory)
+            self._loaded[key] = self._originals, self._textures
+        self._originals, self._textures = self._loaded[key]
+
+
+engine.Textures = _SharedTextures  # crafter.Env makes its textures by this name
+
+
+def warm() -> None:
+    """Load what every Crafter game needs once in this process: its textures and the compiled
+    world generation (a fork server calls it; the forked games then share both)."""
+    engine.Textures(crafter.constants.root / "assets")
+    crafter_worldgen.warm()
+
+
 class _DeterministicCrafter(crafter.Env):  # type: ignore[misc]
     """crafter.Env with ordered chunks, private render noise and no per-step pixel render."""
 
@@ -143,6 +168,23 @@ class _DeterministicCrafter(crafter.Env):  # type: ignore[misc]
         self._world.reset()
         self._local_view.__class__ = _QuietNoiseLocalView
         self._local_view._noise_random = np.random.RandomState(seed)
+
+    def reset(self) -> None:
+        """crafter.Env.reset, its world made by the compiled generator (the same world, checked by
+        tests/test_crafter_worldgen.py): `generate` is the one generator line that differs."""
+        center = (self._world.area[0] // 2, self._world.area[1] // 2)
+        self._episode += 1
+        self._step = 0
+        self._world.reset(seed=hash((self._seed, self._episode)) % (2**31 - 1))
+        self._update_time()
+        self._player = objects.Player(self._world, center)
+        self._last_health = self._player.health
+        self._world.add(self._player)
+        self._unlocked = set()
+        self.generate(self._world, self._player)
+        return self._obs()
+
+    generate = staticmethod(crafter_worldgen.generate_world)
 
     def _obs(self) -> None:
         return None  # the text observation is built from the world; pixels only on render()

@@ -35,7 +35,7 @@ from harness.runs.results import aggregate
 from harness.runs.scheduler import EpisodeJob, Interrupted, RunStopped, Scheduler
 from harness.runs.suites import Suite, load_suite, narrow, seed_option, with_text
 from harness.runtime import get_runtime, is_sandboxed
-from harness.runtime.local import run_forked
+from harness.runtime.local import preload_for, run_forked
 
 EMBEDDED = "embedded"
 
@@ -262,6 +262,11 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
     """Evaluate a submission on a suite; returns the run directory and results.json."""
     # in the docker runtime the scaffold is imported only inside a container, the check included
     forked = options.runtime == "local" and options.worker_start == "fork"
+    seeds, offset = seed_option(options.seeds)
+    suite = with_text(narrow(load_suite(options.suite), tuple(options.env), seeds, options.max_steps, offset),
+                      options.observation, options.instructions)  # fmt: skip
+    if forked:
+        preload_for(plan.env for plan in suite.envs)  # before the submission check starts the fork server
     submission = check_submission(options.submission, sandboxed=is_sandboxed(options.runtime),
                                   run_in=run_forked if forked else None)  # fmt: skip
     if submission.model.none:  # it makes no model call: its runs have no model server
@@ -269,9 +274,6 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
             raise EvalError(f"{submission.name} makes no model call (submission.yaml: `model: none`); run it "
                             f"without --model {options.model}")  # fmt: skip
         options = replace(options, model=NO_MODEL)
-    seeds, offset = seed_option(options.seeds)
-    suite = with_text(narrow(load_suite(options.suite), tuple(options.env), seeds, options.max_steps, offset),
-                      options.observation, options.instructions)  # fmt: skip
     run = _prepare_run(options, submission, suite)
     run.root.mkdir(parents=True, exist_ok=True)
     runtime = get_runtime(options.runtime, run_id=runtime_key(run), ray_address=options.ray_address,
