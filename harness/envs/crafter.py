@@ -16,6 +16,7 @@ import crafter
 import numpy as np
 from crafter import engine, objects
 
+from harness.envs import crafter_worldgen
 from harness.envs.base import (
     STANDARD_TEXT,
     Observation,
@@ -24,7 +25,6 @@ from harness.envs.base import (
     TextVariant,
     check_action,
 )
-from harness.envs import crafter_worldgen
 from harness.envs.crafter_text import balrog_parts, kind_names, local_materials, rich_view
 from harness.envs.progression import CRAFTER_ACHIEVEMENTS, crafter_progression
 
@@ -145,7 +145,9 @@ class _SharedTextures(engine.Textures):  # type: ignore[misc]
         if key not in self._loaded:
             super().__init__(directory)
             self._loaded[key] = self._originals, self._textures
-        self._originals, self._textures = self._loaded[key]
+        originals, textures = self._loaded[key]
+        self._originals: dict[Any, Any] = originals
+        self._textures: dict[Any, Any] = textures
 
 
 engine.Textures = _SharedTextures  # crafter.Env makes its textures by this name
@@ -180,7 +182,7 @@ class _DeterministicCrafter(crafter.Env):  # type: ignore[misc]
         self._player = objects.Player(self._world, center)
         self._last_health = self._player.health
         self._world.add(self._player)
-        self._unlocked = set()
+        self._unlocked: set[str] = set()
         self.generate(self._world, self._player)
         return self._obs()
 

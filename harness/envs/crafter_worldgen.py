@@ -49,7 +49,7 @@ def _noise_kernel() -> Any:
             _KERNEL = False
             return _KERNEL
 
-        @njit(cache=True)  # type: ignore[misc]
+        @njit(cache=True)
         def noise_field(xs: np.ndarray, ys: np.ndarray, z: float, perm: np.ndarray, grad: np.ndarray) -> np.ndarray:
             out = np.empty((xs.size, ys.size))
             for i in range(xs.size):
@@ -153,7 +153,7 @@ def generate_world(world: Any, player: Any) -> None:
         column = []
         for y in range(height):
             def cell(name: str, x: int = x, y: int = y) -> float:  # read only when crafter reads it
-                return rows[name][x][y]  # type: ignore[no-any-return]
+                return rows[name][x][y]
 
             material, tunnel = _material(start[x][y], water[x][y], mountain[x][y], cell, uniform)
             column.append(material)

@@ -13,6 +13,7 @@ leaves it out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from multiprocessing import spawn
 from typing import Any
 
@@ -20,7 +21,7 @@ MAIN_KEYS = ("init_main_from_path", "init_main_from_name")
 _prepare = spawn.prepare
 
 
-def prepare_without_main(data: dict[str, Any]) -> None:
+def prepare_without_main(data: Mapping[str, Any]) -> None:
     _prepare({key: value for key, value in data.items() if key not in MAIN_KEYS})
 
 
