@@ -12,6 +12,7 @@ a file without a version predates versioning and is read as 1.0.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -111,9 +112,12 @@ class MessageIndex:
     record starts in the file, each read when asked for (read_messages' mapping, for long
     episodes; the file must not change while it is used)."""
 
+    RECENT = 512  # messages kept parsed: a sliding history asks for each of them at many steps
+
     def __init__(self, folder: Path) -> None:
         self.path = Path(folder) / MESSAGES_FILE
         self._offsets: dict[str, int] = {}
+        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._file: BinaryIO | None = None
         if not self.path.is_file():
             return
@@ -136,6 +140,11 @@ class MessageIndex:
         return len(self._offsets)
 
     def get(self, message_id: str) -> dict[str, Any] | None:
+        """The message (shared with later lookups of the same id: read it, do not change it)."""
+        known = self._recent.get(message_id)
+        if known is not None:
+            self._recent.move_to_end(message_id)
+            return known
         offset = self._offsets.get(message_id)
         if offset is None:
             return None
@@ -143,7 +152,11 @@ class MessageIndex:
             self._file = open(self.path, "rb")  # noqa: SIM115  # kept open for the lookups to come: close()
         self._file.seek(offset)
         record = json.loads(self._file.readline())
-        return {k: v for k, v in record.items() if k != "id"}
+        message = {k: v for k, v in record.items() if k != "id"}
+        self._recent[message_id] = message
+        if len(self._recent) > self.RECENT:
+            self._recent.popitem(last=False)
+        return message
 
     def close(self) -> None:
         if self._file is not None:
