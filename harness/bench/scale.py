@@ -85,6 +85,8 @@ class _WorkerSampler:
         self._interval = interval_s
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
+    USS_EVERY = 10  # samples between two readings of a worker's unique pages (smaps: costly at 64 workers)
+
     @staticmethod
     def _is_worker(process: psutil.Process) -> bool:
         if "harness.agent.worker" in " ".join(process.cmdline()):
@@ -93,16 +95,20 @@ class _WorkerSampler:
         return parent is not None and "forkserver" in " ".join(parent.cmdline())
 
     def _sample(self) -> None:
-        me, started = psutil.Process(), time.thread_time()
+        me, started, rounds = psutil.Process(), time.thread_time(), 0
+        kinds: dict[int, bool] = {}  # pid -> is a worker (decided once: a pid's command line stays)
         while not self._stop.wait(self._interval):
             self.own_cpu_s = time.thread_time() - started
+            rounds += 1
             for child in me.children(recursive=True):
                 try:
-                    if not self._is_worker(child):
+                    if child.pid not in kinds:
+                        kinds[child.pid] = self._is_worker(child)
+                    if not kinds[child.pid]:
                         continue
-                    memory = child.memory_full_info()
-                    self.rss[child.pid] = max(self.rss.get(child.pid, 0), memory.rss)
-                    self.uss[child.pid] = max(self.uss.get(child.pid, 0), memory.uss)
+                    self.rss[child.pid] = max(self.rss.get(child.pid, 0), child.memory_info().rss)
+                    if rounds % self.USS_EVERY == 1 or child.pid not in self.uss:
+                        self.uss[child.pid] = max(self.uss.get(child.pid, 0), child.memory_full_info().uss)
                     cpu, phase = sum(child.cpu_times()[:2]), read_phase(Path(child.cwd()))
                     if phase is not None and phase.step >= 1:
                         self.first.setdefault(child.pid, (cpu, phase.step))

@@ -44,7 +44,7 @@ def preload_for(games: Iterable[str]) -> None:
 def fork_context() -> Any:
     """The fork server's multiprocessing context (started on first use, once per process)."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD + _game_preload)
+    context.set_forkserver_preload(PRELOAD + _game_preload + ["harness.runtime.fork_frozen"])
     return context
 
 
