@@ -23,7 +23,10 @@ from harness.models.scripted import ScriptedModelServer, requested_choices
 
 
 class InFlight:
-    """Requests held at once, integrated over time (mean = area / span)."""
+    """Requests held at once, integrated over time (mean = area / span), and when each
+    connection brought its first episode call: a worker keeps one connection, served by one
+    thread of the server, so those are the episodes' first calls (the harness's preflight
+    probes, which ask for one token, are not)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -31,6 +34,16 @@ class InFlight:
         self.area = 0.0
         self.first: float | None = None
         self.last = 0.0
+        self.first_calls: list[float] = []  # wall-clock times (time.time())
+        self._connection = threading.local()
+
+    def episode_call(self, request: dict[str, Any]) -> None:
+        """Note a request; the first of its connection that is not a preflight probe counts."""
+        if request.get("max_tokens") == 1 or getattr(self._connection, "seen", False):
+            return
+        self._connection.seen = True
+        with self._lock:
+            self.first_calls.append(time.time())
 
     def _advance(self, moment: float) -> None:
         if self.first is None:
@@ -50,11 +63,12 @@ class InFlight:
             self._advance(time.monotonic())
             self.now -= 1
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, Any]:
         with self._lock:
             span = self.last - (self.first or self.last)
             return {"requests": self.requests, "peak": self.peak, "span_s": span,
-                    "mean_in_flight": self.area / span if span > 0 else 0.0}  # fmt: skip
+                    "mean_in_flight": self.area / span if span > 0 else 0.0,
+                    "first_calls": list(self.first_calls), "last_wall": time.time() - (time.monotonic() - self.last)}  # fmt: skip
 
 
 def seed_like_answer(request: dict[str, Any], rng: random.Random) -> Any:
@@ -240,6 +254,7 @@ def _serve(connection: Connection, latency_s: float, policy: str) -> None:
     answer = POLICIES[policy]()
 
     def respond(request: dict[str, Any]) -> Any:
+        in_flight.episode_call(request)
         with in_flight:
             time.sleep(latency_s)
             with lock:
@@ -283,10 +298,10 @@ class LoadServer:
                                f"(exit code {self._process.exitcode})")  # fmt: skip
         return self._connection.recv()
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> dict[str, Any]:
         """Requests served, mean and peak in flight, and the server process's own CPU seconds."""
         self._connection.send("stats")
-        stats: dict[str, float] = self._receive(timeout_s=30)
+        stats: dict[str, Any] = self._receive(timeout_s=30)
         return stats
 
     def __exit__(self, *exc: object) -> None:

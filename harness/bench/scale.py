@@ -30,7 +30,6 @@ from harness.bench.load_server import LoadServer
 from harness.bench.report import write_section
 from harness.envs import make_env
 from harness.runs.launches import read_launches
-from harness.runs.layout import EPISODE_FILE
 from harness.runs.phase import read_phase
 from harness.runs.read import read_run
 from harness.tracks.eval import EvalOptions, run_eval
@@ -51,7 +50,7 @@ class ScaleRow:
     wall_s: float
     step_ratio: float  # ideal step time / mean step wall time
     run_ratio: float  # achieved steps/s / ideal steps/s, whole run
-    playing_ratio: float  # the same over the playing period: the server's first request to its last
+    playing_ratio: float  # the same over the playing period: the first episode call to the last request
     first_call_s_mean: float  # from the run's start to an episode's first chat call
     first_call_s_max: float
     steps_per_s: float
@@ -63,8 +62,8 @@ class ScaleRow:
     server_cpu_ms_per_step: float  # the simulated server's own CPU (not the harness's): small, or it measures itself
     rss_mb_per_worker: float
     uss_mb_per_worker: float
-    start_s_mean: float
-    start_s_max: float
+    launch_s_mean: float  # from the run's start to an episode's (first) launch
+    launch_s_max: float
     env_ms_per_step: float
 
 
@@ -157,13 +156,6 @@ def _game_cpu_s(env: str, task: str, seed: int, actions: list[str]) -> tuple[flo
     return reset, time.process_time() - started - reset
 
 
-def _start_s(folder: Path, episode_total_s: float, reset_s: float) -> float:
-    """Launch to first step: the worker's life (job.json written to episode.json written) minus
-    the episode loop's time, plus the loop's time before its first step (game and scaffold reset)."""
-    lifetime = (folder / EPISODE_FILE).stat().st_mtime - (folder / "job.json").stat().st_mtime
-    return max(0.0, lifetime - episode_total_s + reset_s)
-
-
 def _suite(path: Path, game: str, episodes: int, steps: int) -> str:
     seeds = ", ".join(str(seed) for seed in range(episodes))
     path.write_text(f"name: scale\ndescription: load benchmark\nenvs:\n"
@@ -171,11 +163,10 @@ def _suite(path: Path, game: str, episodes: int, steps: int) -> str:
     return str(path)
 
 
-def _first_call_s(folder: Path, run_started: float, start_s: float) -> float:
-    """From the run's start to the episode's first chat call: its first launch, then its start."""
+def _launch_s(folder: Path, run_started: float) -> float:
+    """From the run's start to the episode's first launch."""
     launches = read_launches(folder)
-    launched = datetime.datetime.fromisoformat(launches[0].started).timestamp() if launches else run_started
-    return launched - run_started + start_s
+    return datetime.datetime.fromisoformat(launches[0].started).timestamp() - run_started if launches else 0.0
 
 
 def measure(game: str, episodes: int, steps: int, latency_s: float, workdir: Path, start: str = "fork",
@@ -197,20 +188,20 @@ def measure(game: str, episodes: int, steps: int, latency_s: float, workdir: Pat
         cpu = _tree_cpu_s() - cpu_before
         served["cpu_s"] -= server_before  # the server's CPU during the run
     recorded = read_run(run.root)
-    total_steps, step_walls, env_s, game_cpu, game_step_cpu, starts, first_calls = 0, [], 0.0, 0.0, 0.0, [], []
+    total_steps, step_walls, env_s, game_cpu, game_step_cpu, launches = 0, [], 0.0, 0.0, 0.0, []
     for episode in recorded.episodes():
         steps_done = recorded.steps(episode)
         total_steps += len(steps_done)
         for step in steps_done:
             step_walls.append(sum(getattr(step.time_s, part) for part in ("env", "model", "memory", "scaffold", "harness")))
             env_s += step.time_s.env
-        reset_s = (episode.time_s.env - sum(s.time_s.env for s in steps_done)) + \
-            (episode.time_s.scaffold - sum(s.time_s.scaffold for s in steps_done))
-        starts.append(_start_s(recorded.episode_folder(episode), episode.time_s.total, reset_s))
-        first_calls.append(_first_call_s(recorded.episode_folder(episode), run_started, starts[-1]))
+        launches.append(_launch_s(recorded.episode_folder(episode), run_started))
         reset_cpu, steps_cpu = _game_cpu_s(episode.env, episode.task, episode.seed, [s.action for s in steps_done if s.action])
         game_cpu += reset_cpu + steps_cpu
         game_step_cpu += steps_cpu
+    # each worker's first call, as the server saw it arrive on the worker's connection
+    first_calls = [moment - run_started for moment in served["first_calls"]] or [float("nan")]
+    playing_s = served["last_wall"] - min(served["first_calls"]) if served["first_calls"] else float("nan")
     ideal_step = calls_per_step * latency_s
     ideal_rate = episodes / ideal_step
     # the server is our child too: its CPU is not ours, nor the sampler's
@@ -220,27 +211,27 @@ def measure(game: str, episodes: int, steps: int, latency_s: float, workdir: Pat
     return ScaleRow(
         game=game, agent=agent, start=start, episodes=episodes, max_steps=steps, steps=total_steps, wall_s=wall,
         step_ratio=ideal_step / statistics.mean(step_walls), run_ratio=(total_steps / wall) / ideal_rate,
-        playing_ratio=(total_steps / served["span_s"]) / ideal_rate if served["span_s"] else float("nan"),
+        playing_ratio=(total_steps / playing_s) / ideal_rate,
         first_call_s_mean=statistics.mean(first_calls), first_call_s_max=max(first_calls),
         steps_per_s=total_steps / wall, ideal_per_s=ideal_rate, mean_in_flight=served["mean_in_flight"],
         harness_cpu_ms_per_step=1e3 * harness_cpu / total_steps, game_cpu_ms_per_step=1e3 * game_cpu / total_steps,
         server_cpu_ms_per_step=1e3 * served["cpu_s"] / total_steps, worker_cpu_ms_per_step=1e3 * steady,
         rss_mb_per_worker=statistics.mean(sampler.rss.values()) / 2**20 if sampler.rss else 0.0,
         uss_mb_per_worker=statistics.mean(sampler.uss.values()) / 2**20 if sampler.uss else 0.0,
-        start_s_mean=statistics.mean(starts), start_s_max=max(starts), env_ms_per_step=1e3 * env_s / total_steps,
+        launch_s_mean=statistics.mean(launches), launch_s_max=max(launches), env_ms_per_step=1e3 * env_s / total_steps,
     )  # fmt: skip
 
 
 HEADERS = ["game", "agent", "workers", "N", "steps/episode", "steps", "wall s", "per step / ideal", "whole run / ideal", "playing period / ideal", "steps/s", "ideal steps/s",
            "requests in flight", "harness CPU ms/step", "of it: worker CPU ms/step once started", "game CPU ms/step", "game wall ms/step", "server CPU ms/step",
-           "RSS MB/worker", "USS MB/worker", "start s (mean)", "start s (max)", "first call s (mean)", "first call s (max)"]  # fmt: skip
+           "RSS MB/worker", "USS MB/worker", "launch s (mean)", "launch s (max)", "first call s (mean)", "first call s (max)"]  # fmt: skip
 
 
 def _cells(row: ScaleRow) -> list[object]:
     return [row.game, row.agent, row.start, row.episodes, row.max_steps, row.steps, f"{row.wall_s:.1f}", f"{row.step_ratio:.2f}", f"{row.run_ratio:.2f}", f"{row.playing_ratio:.2f}",
             f"{row.steps_per_s:.1f}", f"{row.ideal_per_s:.1f}", f"{row.mean_in_flight:.1f}",
             f"{row.harness_cpu_ms_per_step:.1f}", f"{row.worker_cpu_ms_per_step:.1f}", f"{row.game_cpu_ms_per_step:.1f}", f"{row.env_ms_per_step:.1f}", f"{row.server_cpu_ms_per_step:.1f}",
-            f"{row.rss_mb_per_worker:.0f}", f"{row.uss_mb_per_worker:.0f}", f"{row.start_s_mean:.1f}", f"{row.start_s_max:.1f}",
+            f"{row.rss_mb_per_worker:.0f}", f"{row.uss_mb_per_worker:.0f}", f"{row.launch_s_mean:.1f}", f"{row.launch_s_max:.1f}",
             f"{row.first_call_s_mean:.1f}", f"{row.first_call_s_max:.1f}"]  # fmt: skip
 
 
@@ -276,9 +267,10 @@ def run_scale_benchmark(games: tuple[str, ...] = ("crafter", "nethack"), counts:
                 "(its own process, TCP_NODELAY). Ideal = N / (calls per step x latency). "
                 "`per step / ideal`: ideal step time over the mean step's wall time; `whole run / ideal`: "
                 "steps over the evaluation's whole wall time (submission check, worker start-up and "
-                "the last episodes' tail included); `playing period / ideal`: steps over the span from the server's "
-                "first request to its last. First call: from the run's start to an episode's first chat call (its "
-                "launch, then its start). Requests in flight: the server's mean over the "
+                "the last episodes' tail included); `playing period / ideal`: steps over the span from the first episode's "
+                "first call to the server's last request (the harness's preflight probes before it are not play). First call: from the run's start to an "
+                "episode's first chat call, as the server saw it arrive (a worker keeps one connection); launch: from "
+                "the run's start to the episode's launch. Requests in flight: the server's mean over the "
                 "span from first to last request. Harness CPU: every process of the harness "
                 "(scheduler and workers), less the server's CPU and the game's own CPU, which is "
                 "measured by replaying the recorded actions alone (start-up included: submission check, fork "
@@ -287,7 +279,6 @@ def run_scale_benchmark(games: tuple[str, ...] = ("crafter", "nethack"), counts:
                 "worker's peak, averaged. `workers`: spawn = a new interpreter per episode (imports paid "
                 "each time), fork = forked from a server that imported the harness and the games once "
                 "(the default; `harness eval --worker-start`). Each row runs in a fresh process. "
-                "Start: from a worker's launch to its first step (imports, game and scaffold reset). "
                 "Targets (issue 25): first call within 3 s and the playing period >= 0.9 of the ideal at N = 64. The ideal counts N episodes busy "
                 "from start to end: episodes that end early (the player dies, random answers "
                 "on a simulated server) leave fewer in flight, and the run waits for the longest "

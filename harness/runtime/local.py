@@ -23,22 +23,22 @@ from typing import IO, Any
 
 START_METHODS = ("fork", "spawn")
 # Imported once in the fork server: what every worker needs before its first step.
-PRELOAD = ["harness.runtime.fork_preload", "harness.agent.worker", "harness.envs.crafter", "harness.envs.minihack", "harness.envs.nethack"]
-
-
-# Imported as well by the fork server of a run that plays the game: what is slow to load and
-# only that game needs (Crafter: the compiled world generation, 0.8 s; a NetHack run skips it).
-GAME_PRELOAD = {"crafter": "harness.envs.crafter_warm"}
+PRELOAD = ["harness.runtime.fork_preload", "harness.agent.worker"]
+# And what each game needs, for a run that plays it (preload_for): a NetHack run's server does not
+# load Crafter (opensimplex imports numba: 0.7 s), nor a Crafter run's NLE. Crafter's entry also
+# loads its compiled world generation and textures.
+GAME_PRELOAD = {"crafter": ["harness.envs.crafter", "harness.envs.crafter_warm"],
+                "minihack": ["harness.envs.minihack"], "nethack": ["harness.envs.nethack"]}  # fmt: skip
 _game_preload: list[str] = []
 
 
 def preload_for(games: Iterable[str]) -> None:
     """Have the fork server, when it starts, also load what these games need; a server already
-    started stays as it is (its games then load it themselves, as slowly as before)."""
+    started stays as it is (a game it did not load is imported by each worker that plays it)."""
     for game in games:
-        module = GAME_PRELOAD.get(game)
-        if module is not None and module not in _game_preload:
-            _game_preload.append(module)
+        for module in GAME_PRELOAD.get(game, ()):
+            if module not in _game_preload:
+                _game_preload.append(module)
 
 
 def fork_context() -> Any:
