@@ -87,6 +87,26 @@ def test_a_message_unused_past_the_window_is_stored_again_and_still_read_back(tm
     reopened.close()
 
 
+@pytest.mark.parametrize(("window", "kept"), [(5, 3), (3, 6)])
+def test_a_text_seen_before_as_the_same_object_gets_the_id_a_fresh_copy_would(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int, kept: int) -> None:  # fmt: skip
+    """MessageStore knows a plain message by its text object (no hashing again); the ids it gives
+    must be those it gives when every text is a new object, window and forgetting included."""
+    monkeypatch.setattr(trace, "DEDUP_WINDOW", window)
+    monkeypatch.setattr(trace, "RECENT_RECORDS", kept)
+    texts = [f"observation {index}" for index in range(8)]
+    rng = random.Random(1)
+    calls = [[{"role": rng.choice(["user", "assistant"]), "content": rng.choice(texts)} for _ in range(rng.randrange(1, 6))]
+             for _ in range(300)]  # fmt: skip
+    shared, copied = MessageStore(tmp_path / "shared.jsonl"), MessageStore(tmp_path / "copied.jsonl")
+    for call in calls:
+        fresh = [{"role": message["role"], "content": "".join(list(message["content"]))} for message in call]
+        assert shared.ids_of(call) == copied.ids_of(fresh)
+    shared.close()
+    copied.close()
+    assert (tmp_path / "shared.jsonl").read_bytes() == (tmp_path / "copied.jsonl").read_bytes()
+
+
 def _nodes(node: prefix._Node) -> int:
     return 1 + sum(_nodes(child) for child in node.children.values())
 

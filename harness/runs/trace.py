@@ -76,6 +76,8 @@ class MessageStore:
         self._ids: Recent[bytes, str] = Recent(DEDUP_WINDOW)
         self._tool_ids: Recent[bytes, str] = Recent(DEDUP_WINDOW)
         self._records: Recent[str, bytes] = Recent(RECENT_RECORDS)
+        # id(text) -> (text, role, message id, dedup key): plain messages known by their text object
+        self._plain: Recent[int, tuple[str, str, str, bytes]] = Recent(RECENT_RECORDS)
         self._given = {"m": 0, "t": 0}  # ids given so far, of each kind
         for record in iter_jsonl(path):  # reopened (resume): keep the ids already given
             record = dict(record)
@@ -88,9 +90,9 @@ class MessageStore:
         self._lines = _AppendOnlyLines(path)
         self.bytes_written = 0
 
-    def _id(self, kind: str, value: Any, record: dict[str, Any]) -> str:
+    def _id(self, kind: str, value: Any, record: dict[str, Any], keyed: tuple[bytes, bytes] | None = None) -> str:
         known_ids = self._tool_ids if kind == "t" else self._ids
-        key, serialized = _key(value)
+        key, serialized = keyed or _key(value)
         known = known_ids.get(key)
         if known is None:
             known = f"{kind}{self._given[kind]}"
@@ -101,7 +103,26 @@ class MessageStore:
         return known
 
     def ids_of(self, messages: list[dict[str, Any]]) -> list[str]:
-        return [self._id("m", message, message) for message in messages]
+        return [self._message_id(message) for message in messages]
+
+    def _message_id(self, message: dict[str, Any]) -> str:
+        """`_id` of a message; a plain one (a role and a text) whose text is the very string object
+        seen before is known without serializing and hashing it again: a 16-step history sends
+        each message 32 times, and a str never changes (the cache holds it, so its id stays its)."""
+        content = message.get("content")
+        if len(message) != 2 or not isinstance(content, str) or not isinstance(message.get("role"), str):
+            return self._id("m", message, message)
+        seen = self._plain.get(id(content))
+        if seen is not None and seen[0] is content and seen[1] == message["role"]:
+            known = seen[2]
+            # still in the dedup window as this id, and its record kept: used again, both most recent
+            if known in self._records and self._ids.get(seen[3]) == known:
+                self._records.get(known)
+                return known
+        keyed = _key(message)
+        known = self._id("m", message, message, keyed)
+        self._plain[id(content)] = (content, message["role"], known, keyed[0])
+        return known
 
     def id_of_tools(self, tools: list[dict[str, Any]]) -> str:
         return self._id("t", tools, {"tools": tools})
