@@ -243,3 +243,12 @@ def test_a_folder_launched_again_loses_its_links_and_torn_line_and_nothing_is_wr
     (linked / STEPS_FILE).symlink_to(victim / "trace.jsonl")
     clear_for_relaunch(linked)
     assert (victim / "trace.jsonl").read_text() == "torn"
+
+
+@given(st.text(max_size=12), st.dictionaries(st.sampled_from(["role", "content", "tools"]), st.text(max_size=20)))
+def test_a_message_line_id_read_without_parsing_is_its_json_id_or_left_to_json(known: str, rest: dict[str, str]) -> None:
+    from harness.runs.read import _leading_id
+
+    line = (json.dumps({"id": known, **rest}, ensure_ascii=False) + "\n").encode()
+    assert _leading_id(line) in (None, known)
+    assert _leading_id(f'{{"id": "{known}'.encode()) is None  # torn inside the id

@@ -175,7 +175,7 @@ def _drive(game: str, submission: str, steps: int, runs_dir: str) -> None:
     suite = Path(runs_dir).parent / f"{game}.yaml"
     suite.write_text(f"name: profile\ndescription: one episode\nenvs:\n"
                      f"  {game}: {{tasks: [{TASKS[game]}], seeds: [0], max_steps: {steps}}}\n")  # fmt: skip
-    with LoadServer(0.0) as server:
+    with LoadServer(0.0, policy="survive") as server:
         run_eval(EvalOptions(submission=submission, suite=str(suite), model=server.url, workers=1, runs_dir=runs_dir,
                              run_id=f"profile-{int(time.time())}", show_progress=False))  # fmt: skip
 
