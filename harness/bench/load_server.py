@@ -123,15 +123,33 @@ class CrafterSurvival:
         self.heading, self.walked = "Move North", 0
 
     def __call__(self, current: str, rng: random.Random) -> str:
+        action = self._choose(current, rng)
+        lava = [where for thing, distance, where in CRAFTER_SEEN.findall(current) if thing == "lava" and distance == "1"]
+        if action in (CRAFTER_MOVES.get(where) for where in lava):  # a step into lava ends the game
+            safe = [move for where, move in CRAFTER_MOVES.items() if where not in lava]
+            return rng.choice(safe) if safe else "Noop"
+        return action
+
+    def _choose(self, current: str, rng: random.Random) -> str:
         status = {name: int(value) for name, value in CRAFTER_STATUS.findall(current)}
         seen = {thing: (int(distance), where) for thing, distance, where in CRAFTER_SEEN.findall(current)}
         facing = re.search(r"You face (\w+)", current)
         front = facing[1] if facing else ""
+
+        def toward(thing: str) -> str:  # a move toward it (into it: a turn to face it)
+            directions = [part for part in seen[thing][1].split("-") if part in CRAFTER_MOVES]
+            return CRAFTER_MOVES[rng.choice(directions)] if directions else "Noop"
+
+        for foe in ("zombie", "skeleton"):  # fight what is next to the player, whatever its health
+            if front == foe:
+                return "Do"
+            if seen.get(foe, (99, ""))[0] <= 1:
+                return toward(foe)
         if seen.get("arrow", (99, ""))[0] <= 3:  # step out of its line
             along = seen["arrow"][1]
             sideways = ["east", "west"] if along in ("north", "south") else ["north", "south"]
             return CRAFTER_MOVES[rng.choice(sideways)]
-        wants = ["zombie", "skeleton"] if status.get("health", 9) > 3 else []
+        wants = []
         thirsty, hungry = status.get("drink", 9), status.get("food", 9)
         if thirsty <= 6 or (thirsty <= 8 and seen.get("water", (99, ""))[0] <= 3):
             wants.append("water")
@@ -140,12 +158,11 @@ class CrafterSurvival:
         for want in wants:
             if front == want:
                 return "Do"
-            if want in seen and (want in ("water", "cow") or seen[want][0] <= 2):
-                directions = [part for part in seen[want][1].split("-") if part in CRAFTER_MOVES]
-                return CRAFTER_MOVES[rng.choice(directions)] if directions else "Noop"
-        if status.get("energy", 9) <= 2:
-            return "Sleep"
-        if "water" in wants or "cow" in wants or rng.random() < 0.3:  # look for it, or wander
+            if want in seen:
+                return toward(want)
+        # Never asleep: a zombie hits a sleeper for 7. Unslept, energy runs out near step 270 and
+        # costs a point of health every 15 steps or so after: a 300-step episode outlives it.
+        if wants or rng.random() < 0.3:  # look for it, or wander
             self.walked += 1
             if self.walked > 15 or front not in ("grass", "sand", "path"):
                 self.heading, self.walked = rng.choice(list(CRAFTER_MOVES.values())), 0
