@@ -16,7 +16,6 @@ from harness.runs.fingerprint import differing_parts, episode_fingerprint
 from harness.runs.launches import read_launches
 from harness.runs.layout import STEPS_FILE
 from harness.runs.read import read_run
-from harness.runtime.ray import STREAM_INTERVAL_S
 from harness.tracks.eval import EvalOptions, run_eval
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -29,21 +28,30 @@ def _options(tmp_path: Path, url: str, run_id: str, **extra: object) -> EvalOpti
                        runs_dir=str(tmp_path / "runs"), run_id=run_id, show_progress=False, **extra)  # type: ignore[arg-type]
 
 
-def _kill_when_busy(cluster: LocalRayCluster, killed: dict[str, object], done: threading.Event) -> None:
-    """Kill worker node 0 once an episode running there has recorded steps that have had time to
-    stream to the run (the run is under way, and the kill lands inside that episode)."""
+def _kill_when_busy(cluster: LocalRayCluster, run_root: Path, killed: dict[str, object], done: threading.Event) -> None:
+    """Kill worker node 0 once an episode running there has steps in the run's own copy of its
+    folder (streamed there: the driver's copy, not the node's scratch, which a loaded machine
+    streams seconds late) and has more left to play (the kill lands inside that episode)."""
     killed["looks"] = 0
     while not done.is_set():
+        streamed = []
         # a worker's last argument is its scratch job.json, beside the episode's own steps.jsonl
-        steps = [Path(command[-1]).parent / STEPS_FILE for command in cluster.command_lines_on(0, "harness.agent.worker")]
-        recorded = [path for path in steps if path.is_file() and path.read_bytes().count(b"\n") >= 3]
-        killed["looks"], killed["recorded"] = int(killed["looks"]) + 1, len(recorded)  # type: ignore[call-overload]
-        if recorded:
-            time.sleep(STREAM_INTERVAL_S * 2)  # what it recorded has been sent
+        for command in cluster.command_lines_on(0, "harness.agent.worker"):
+            try:
+                episode = json.loads(Path(command[-1]).read_text())["episode"]
+                scratch = (Path(command[-1]).parent / STEPS_FILE).read_bytes().count(b"\n")
+                driver = run_root / "episodes" / episode["env"] / episode["task"] / str(episode["seed"]) / STEPS_FILE
+                copied = driver.read_bytes().count(b"\n") if driver.is_file() else 0
+            except (OSError, ValueError, KeyError):
+                continue  # starting or ending: look again
+            if copied >= 1 and scratch < episode["max_steps"] - 2:
+                streamed.append(driver)
+        killed["looks"], killed["streamed"] = int(killed["looks"]) + 1, len(streamed)  # type: ignore[call-overload]
+        if streamed:
             killed["node"] = cluster.node_id(0)
             killed["processes"] = cluster.kill_node(0)
             return
-        time.sleep(0.2)
+        time.sleep(0.1)
 
 
 def test_a_run_loses_a_worker_node_mid_run_and_ends_as_an_undisturbed_one(tmp_path: Path) -> None:
@@ -58,7 +66,7 @@ def test_a_run_loses_a_worker_node_mid_run_and_ends_as_an_undisturbed_one(tmp_pa
         run_eval(_options(tmp_path, model.url, "undisturbed", workers=2))
         killed: dict[str, object] = {}
         done = threading.Event()
-        killer = threading.Thread(target=_kill_when_busy, args=(cluster, killed, done))
+        killer = threading.Thread(target=_kill_when_busy, args=(cluster, tmp_path / "runs" / "ray", killed, done))
         killer.start()
         try:
             run, results = run_eval(_options(tmp_path, model.url, "ray", runtime="ray", ray_address=cluster.address, workers=4))
