@@ -106,30 +106,31 @@ def _climate(noise: dict[str, np.ndarray], distance: np.ndarray) -> tuple[list[A
     return start.tolist(), water.tolist(), mountain.tolist()
 
 
-def _material(start: float, water: float, mountain: float, cell: Any, uniform: Any) -> tuple[str, bool]:
+def _material(start: float, water: float, mountain: float, rows: dict[str, list[list[float]]], x: int, y: int,
+              uniform: Any) -> tuple[str, bool]:  # fmt: skip
     """A cell's material and whether it is a tunnel, decided as crafter decides it: the same
     thresholds in the same order, a draw from the world's RNG exactly where crafter draws."""
     if start > 0.5:
         return "grass", False
     if mountain > 0.15:
-        if cell("cave") > 0.15 and mountain > 0.3:
+        if rows["cave"][x][y] > 0.15 and mountain > 0.3:
             return "path", False
-        if cell("tunnel_h") > 0.4 or cell("tunnel_v") > 0.4:
+        if rows["tunnel_h"][x][y] > 0.4 or rows["tunnel_v"][x][y] > 0.4:
             return "path", True
-        if cell("coal") > 0 and uniform() > 0.85:
+        if rows["coal"][x][y] > 0 and uniform() > 0.85:
             return "coal", False
-        if cell("iron") > 0.4 and uniform() > 0.75:
+        if rows["iron"][x][y] > 0.4 and uniform() > 0.75:
             return "iron", False
         if mountain > 0.18 and uniform() > 0.994:
             return "diamond", False
-        if mountain > 0.3 and cell("lava") > 0.35:
+        if mountain > 0.3 and rows["lava"][x][y] > 0.35:
             return "lava", False
         return "stone", False
-    if 0.25 < water <= 0.35 and cell("sand") > -0.2:
+    if 0.25 < water <= 0.35 and rows["sand"][x][y] > -0.2:
         return "sand", False
     if 0.3 < water:
         return "water", False
-    if cell("tree") > 0 and uniform() > 0.8:
+    if rows["tree"][x][y] > 0 and uniform() > 0.8:
         return "tree", False
     return "grass", False
 
@@ -152,10 +153,7 @@ def generate_world(world: Any, player: Any) -> None:
     for x in range(width):
         column = []
         for y in range(height):
-            def cell(name: str, x: int = x, y: int = y) -> float:  # read only when crafter reads it
-                return rows[name][x][y]
-
-            material, tunnel = _material(start[x][y], water[x][y], mountain[x][y], cell, uniform)
+            material, tunnel = _material(start[x][y], water[x][y], mountain[x][y], rows, x, y, uniform)
             column.append(material)
             tunnels[x, y] = tunnel
         materials.append(column)
