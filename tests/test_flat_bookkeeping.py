@@ -87,24 +87,34 @@ def test_a_message_unused_past_the_window_is_stored_again_and_still_read_back(tm
     reopened.close()
 
 
+class _Unremembered(MessageStore):
+    """The store without its memory of plain texts: every message serialized and hashed."""
+
+    def _message_id(self, message: dict[str, Any]) -> str:
+        return self._id("m", message, message)
+
+
 @pytest.mark.parametrize(("window", "kept"), [(5, 3), (3, 6)])
-def test_a_text_seen_before_as_the_same_object_gets_the_id_a_fresh_copy_would(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int, kept: int) -> None:  # fmt: skip
-    """MessageStore knows a plain message by its text object (no hashing again); the ids it gives
-    must be those it gives when every text is a new object, window and forgetting included."""
+@pytest.mark.parametrize("copy_texts", [False, True])
+def test_a_text_seen_lately_gets_the_id_serializing_it_again_would(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int, kept: int, copy_texts: bool) -> None:  # fmt: skip
+    """MessageStore knows a plain message by its role and text (no hashing again); the ids it
+    gives must be those it gives when every message is keyed afresh, window and forgetting
+    included, whether a text comes again as the same object or as a new copy."""
     monkeypatch.setattr(trace, "DEDUP_WINDOW", window)
     monkeypatch.setattr(trace, "RECENT_RECORDS", kept)
     texts = [f"observation {index}" for index in range(8)]
     rng = random.Random(1)
     calls = [[{"role": rng.choice(["user", "assistant"]), "content": rng.choice(texts)} for _ in range(rng.randrange(1, 6))]
              for _ in range(300)]  # fmt: skip
-    shared, copied = MessageStore(tmp_path / "shared.jsonl"), MessageStore(tmp_path / "copied.jsonl")
+    remembered, reference = MessageStore(tmp_path / "remembered.jsonl"), _Unremembered(tmp_path / "reference.jsonl")
     for call in calls:
-        fresh = [{"role": message["role"], "content": "".join(list(message["content"]))} for message in call]
-        assert shared.ids_of(call) == copied.ids_of(fresh)
-    shared.close()
-    copied.close()
-    assert (tmp_path / "shared.jsonl").read_bytes() == (tmp_path / "copied.jsonl").read_bytes()
+        sent = [{"role": message["role"], "content": "".join(list(message["content"]))} for message in call] \
+            if copy_texts else call  # fmt: skip
+        assert remembered.ids_of(sent) == reference.ids_of(call)
+    remembered.close()
+    reference.close()
+    assert (tmp_path / "remembered.jsonl").read_bytes() == (tmp_path / "reference.jsonl").read_bytes()
 
 
 def _nodes(node: prefix._Node) -> int:
@@ -252,3 +262,10 @@ def test_a_message_line_id_read_without_parsing_is_its_json_id_or_left_to_json(k
     line = (json.dumps({"id": known, **rest}, ensure_ascii=False) + "\n").encode()
     assert _leading_id(line) in (None, known)
     assert _leading_id(f'{{"id": "{known}'.encode()) is None  # torn inside the id
+
+
+@given(st.text(alphabet="ab", max_size=12), st.text(alphabet="ab", max_size=12), st.text(alphabet="abc", max_size=6))
+def test_the_common_start_is_the_longest_shared_start(first: str, second: str, shared: str) -> None:
+    a, b = shared + first, shared + second
+    expected = next((index for index, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    assert prefix._common_start(a, b) == expected

@@ -195,6 +195,23 @@ def test_a_large_state_is_kept_beside_the_trace_and_restored_from_its_slot(tmp_p
     assert episode_fingerprint(folder) == whole
 
 
+def test_a_slot_written_over_a_longer_state_reads_back_and_a_torn_one_does_not(tmp_path: Path) -> None:
+    """A slot is written over in place and then cut to length: a shorter state over a longer
+    one reads back whole; one whose cut never happened (killed between) is not read at all."""
+    from harness.agent.state_slots import SLOTS, STATE_DIR, StateSlots
+
+    slots = StateSlots(tmp_path)
+    long_text, short_text, third = json.dumps({"h": "x" * 900}), json.dumps({"h": "y"}), json.dumps({"h": "z" * 10})
+    slots.write(0, long_text)  # slot a
+    slots.write(1, third)  # slot b
+    short_sha = slots.write(2, short_text)  # slot a again, over the longer state
+    assert StateSlots(tmp_path).read(short_sha) == (True, {"h": "y"})
+    path = tmp_path / STATE_DIR / SLOTS[0]
+    torn = path.read_bytes() + b"x" * 100 + b'"}}'  # the new text over the old, the old tail still there
+    path.write_bytes(torn)
+    assert StateSlots(tmp_path).read(short_sha) == (False, None)
+
+
 def test_a_replay_that_differs_from_the_trace_restarts_the_episode_and_says_where(tmp_path: Path) -> None:
     def tamper(records: list[dict[str, Any]]) -> None:
         records[2]["observation"] += " (edited)"

@@ -32,6 +32,7 @@ from harness.memory import Memory, MemoryLimits, MemoryOp
 from harness.memory.metrics import tool_call_routines
 from harness.models import ModelRouter, ModelUnavailableError
 from harness.models.client import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, ModelError
+from harness.runs.canonical_json import CanonicalJson
 from harness.runs.derive import SamplingSeen
 from harness.runs.jobs import EpisodeSpec
 from harness.runs.layout import MEMORY_DIR
@@ -179,6 +180,7 @@ def run_episode(
     final_observation = observation = current.text
     last_state = json.dumps(kept.state, sort_keys=True) if kept and kept.has_state else None  # stored when it changes
     slots = kept.slots if kept else StateSlots(directory)
+    canonical = CanonicalJson()  # the state's text, its strings' escaped forms kept from step to step
     try:
         if aborted is not None:
             raise aborted
@@ -216,7 +218,7 @@ def run_episode(
             try:
                 with clock.running():
                     answer = scaffold.step(step)
-                    last_state = _changed_state(scaffold, last_state, state)
+                    last_state = _changed_state(scaffold, last_state, state, canonical)
             except SCAFFOLD_FAILURES as failure:  # recorded below with this step's calls and ops
                 scaffold_error = failure
             phase.enter("harness")
@@ -321,14 +323,15 @@ def run_episode(
     return result_record
 
 
-def _changed_state(scaffold: Scaffold, last: str | None, into: dict[str, Any]) -> str | None:
+def _changed_state(scaffold: Scaffold, last: str | None, into: dict[str, Any], canonical: CanonicalJson) -> str | None:
     """Put the scaffold's state into `into` (the step record's field) when it differs from the
-    last one stored; returns the state's JSON text. A state that is not JSON is the scaffold's error."""
+    last one stored; returns the state's JSON text (`json.dumps(state, sort_keys=True)`). A
+    state that is not JSON is the scaffold's error."""
     state = scaffold.state()
     if state is None:
         return last
     try:
-        text = json.dumps(state, sort_keys=True)
+        text = canonical.text(state)
     except (TypeError, ValueError) as error:
         raise TypeError(f"Scaffold.state() must return JSON-able data: {error}") from error
     if text != last:

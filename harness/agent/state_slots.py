@@ -48,14 +48,22 @@ class StateSlots:
         slot = SLOTS[1] if self._committed == SLOTS[0] else SLOTS[0]
         if self._committed is None:
             self.folder.mkdir(exist_ok=True)
-        # Written over in place, not through a temporary file renamed (that cost 0.5 ms a step):
-        # the slot written is never the one the last recorded step names, so a worker killed
-        # mid-write tears only a state no record names yet, and `read` checks the SHA-256 of
-        # what it finds. Not synced to disk: a killed worker's writes are the OS's already, as
-        # its steps.jsonl lines are (a machine that loses its page cache loses both alike).
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-        with os.fdopen(os.open(self.folder / slot, flags, 0o644), "w", encoding="utf-8") as out:
-            out.write(f'{{"step": {int(step)}, "sha256": "{sha}", "state": {text}}}')
+        # Written over in place, not through a temporary file renamed (that cost 0.5 ms a step),
+        # and not truncated first (freeing and refilling the pages cost 0.1 ms): the new text
+        # goes over the old from the start, then the file is cut to its length. The slot written
+        # is never the one the last recorded step names, so a worker killed mid-write tears only
+        # a state no record names yet (a stale tail makes it unreadable), and `read` checks the
+        # SHA-256 of what it finds. Not synced to disk: a killed worker's writes are the OS's
+        # already, as its steps.jsonl lines are (a machine that loses its page cache loses both).
+        data = f'{{"step": {int(step)}, "sha256": "{sha}", "state": {text}}}'.encode()
+        descriptor = os.open(self.folder / slot, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            written = 0
+            while written < len(data):  # a regular file takes it in one write; a short one goes on
+                written += os.pwrite(descriptor, data[written:], written)
+            os.ftruncate(descriptor, len(data))
+        finally:
+            os.close(descriptor)
         self._committed = slot
         return sha
 

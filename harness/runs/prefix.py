@@ -45,11 +45,16 @@ def _text(unit: str, lookup: Lookup) -> str:
 
 
 def _common_start(a: str, b: str) -> int:
-    length = min(len(a), len(b))
-    index = 0
-    while index < length and a[index] == b[index]:
-        index += 1
-    return index
+    """The length of the start `a` and `b` share: a binary search over slices compared in C (a
+    character loop in Python cost 0.2 ms a step on NetHack's observations)."""
+    low, high = 0, min(len(a), len(b))  # a[:low] == b[:low]; the shared start is at most high
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 class PrefixCache:

@@ -76,8 +76,8 @@ class MessageStore:
         self._ids: Recent[bytes, str] = Recent(DEDUP_WINDOW)
         self._tool_ids: Recent[bytes, str] = Recent(DEDUP_WINDOW)
         self._records: Recent[str, bytes] = Recent(RECENT_RECORDS)
-        # id(text) -> (text, role, message id, dedup key): plain messages known by their text object
-        self._plain: Recent[int, tuple[str, str, str, bytes]] = Recent(RECENT_RECORDS)
+        # (role, text) -> (message id, dedup key): plain messages known by their text
+        self._plain: Recent[tuple[str, str], tuple[str, bytes]] = Recent(RECENT_RECORDS)
         self._given = {"m": 0, "t": 0}  # ids given so far, of each kind
         for record in iter_jsonl(path):  # reopened (resume): keep the ids already given
             record = dict(record)
@@ -106,22 +106,22 @@ class MessageStore:
         return [self._message_id(message) for message in messages]
 
     def _message_id(self, message: dict[str, Any]) -> str:
-        """`_id` of a message; a plain one (a role and a text) whose text is the very string object
-        seen before is known without serializing and hashing it again: a 16-step history sends
-        each message 32 times, and a str never changes (the cache holds it, so its id stays its)."""
-        content = message.get("content")
-        if len(message) != 2 or not isinstance(content, str) or not isinstance(message.get("role"), str):
+        """`_id` of a message; a plain one (a role and a text) seen lately is known by its text
+        without serializing and hashing it again: a 16-step history sends each message 32 times,
+        often as a new string built from the same parts (a str hashes once, compares by memcmp)."""
+        content, role = message.get("content"), message.get("role")
+        if len(message) != 2 or not isinstance(content, str) or not isinstance(role, str):
             return self._id("m", message, message)
-        seen = self._plain.get(id(content))
-        if seen is not None and seen[0] is content and seen[1] == message["role"]:
-            known = seen[2]
+        seen = self._plain.get((role, content))
+        if seen is not None:
+            known = seen[0]
             # still in the dedup window as this id, and its record kept: used again, both most recent
-            if known in self._records and self._ids.get(seen[3]) == known:
+            if known in self._records and self._ids.get(seen[1]) == known:
                 self._records.get(known)
                 return known
         keyed = _key(message)
         known = self._id("m", message, message, keyed)
-        self._plain[id(content)] = (content, message["role"], known, keyed[0])
+        self._plain[(role, content)] = (known, keyed[0])
         return known
 
     def id_of_tools(self, tools: list[dict[str, Any]]) -> str:
