@@ -16,8 +16,15 @@ def test_a_sample_counts_for_the_innermost_frame_of_ours() -> None:
     assert classify(chat) == "model client"  # json inside the client is the client's
     dedup = WORKER + ";ids_of (harness/runs/trace.py:80);MessageStore._id (harness/runs/trace.py:70);_key (harness/runs/trace.py:45)"
     assert classify(dedup) == "prompt bookkeeping"
-    write = WORKER + ";write_step (harness/runs/trace.py:130);write (harness/runs/trace.py:33);dumps (json/__init__.py:231)"
+    write = WORKER + ";EpisodeTrace.write_step (harness/runs/trace.py:130);_AppendOnlyLines.write (harness/runs/trace.py:33);dumps (json/__init__.py:231)"
     assert classify(write) == "records"
+    # helpers count for their caller: a call's message line and the store's LRU map are its bookkeeping
+    stored = WORKER + ";MessageStore._id (harness/runs/trace.py:70);_AppendOnlyLines.write (harness/runs/trace.py:33)"
+    assert classify(stored) == "prompt bookkeeping"
+    lru = WORKER + ";MessageStore._message_id (harness/runs/trace.py:70);Recent.get (harness/runs/recent.py:24)"
+    assert classify(lru) == "prompt bookkeeping"
+    state = WORKER + ";_changed_state (harness/agent/episode.py:330);CanonicalJson._encode (harness/runs/canonical_json.py:40)"
+    assert classify(state) == "episode loop"
     scaffold = WORKER + ";step (scaffold.py:40);sub (re/__init__.py:185)"
     assert classify(scaffold) == "scaffold code"
     game = ROOT + ";serve_connection (harness/envs/server.py:160);answer (harness/envs/server.py:120);step (harness/envs/nethack.py:80)"
@@ -30,10 +37,11 @@ def test_a_sample_counts_for_the_innermost_frame_of_ours() -> None:
 
 def test_per_step_and_per_call_figures_come_from_the_samples() -> None:
     raw = "\n".join([WORKER + ";chat (harness/models/client.py:240) 500",
+                     WORKER + ";add (harness/runs/prefix.py:90) 100",
                      WORKER + ";enter (harness/runs/phase.py:40) 25",
                      WORKER + ";step (scaffold.py:40) 100"])  # fmt: skip
     profile = Profile("crafter", "seed", steps=100, calls=300, samples=tally(raw))
-    assert profile.harness_ms_per_call() == 1e3 * 500 / 250 / 300
+    assert profile.harness_ms_per_call() == 1e3 * 600 / 250 / 300  # the client and the prompt bookkeeping
     assert profile.beyond_calls_and_game_ms_per_step() == 1e3 * 25 / 250 / 100  # the scaffold's own is not the harness's
 
 

@@ -1,6 +1,7 @@
 """The memory sandbox: operations, path rules, limits, recording, metrics."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from harness.memory import (
     MemoryLimits,
     MemoryOp,
     memory_metrics,
+    sandbox,
 )
 
 
@@ -200,3 +202,16 @@ def test_a_rebuild_never_applies_a_path_the_sandbox_would_refuse(path: str) -> N
     relative = safe_relative(path)
     assert list(rebuilt) == ([relative] if relative else [])
     assert all(".." not in part.split("/") and not part.startswith("/") for part in rebuilt)
+
+
+@given(st.text(alphabet="aAbB\u00e9\u00c9 \n\r\x0b\x85\u2028:", max_size=60), st.text(alphabet="aAbB\u00e9\u00c9 \n:(", max_size=4))
+def test_a_search_finds_the_lines_a_line_by_line_search_finds(text: str, pattern: str) -> None:
+    """Plain text is looked for in the whole file at once; the lines found (numbers, texts,
+    order) are those a case-insensitive search of each line finds."""
+    try:
+        matcher = re.compile(pattern, re.IGNORECASE)
+    except re.error:
+        matcher = re.compile(re.escape(pattern), re.IGNORECASE)
+    expected = [(number, line) for number, line in enumerate(text.splitlines(), 1) if matcher.search(line)]
+    compiled, one_line_text = sandbox._compiled(pattern)
+    assert list(sandbox._matching_lines(compiled, one_line_text, text)) == expected

@@ -30,11 +30,14 @@ AGENTS = {"seed": "submissions/automem-seed", "balrog-naive": "submissions/balro
 TASKS = {"crafter": "crafter", "nethack": "NetHackChallenge-v0", "minihack": "MazeWalk-15x15"}
 RATE_HZ = 250
 
+# Helpers whose frames count for the code that called them, as library code does: an LRU map
+# serves the message store (prompt bookkeeping); a JSON line is a call's messages or a step's.
+TRANSPARENT = re.compile(r"^harness/runs/(recent|canonical_json)\.py$|^harness/runs/trace\.py:_AppendOnlyLines")
 # (part, test on the innermost frame of ours: its path, then its function name); first match wins
 WORKER_PARTS: list[tuple[str, str, str]] = [
     ("model client", r"^harness/models/", ""),
     ("prompt bookkeeping", r"^harness/runs/prefix\.py", ""),
-    ("prompt bookkeeping", r"^harness/runs/trace\.py", r"^(MessageStore|_key)"),
+    ("prompt bookkeeping", r"^harness/runs/trace\.py", r"^(MessageStore|_key|_loaded)"),
     ("phase file", r"^harness/runs/phase\.py", ""),
     ("records", r"^harness/runs/|^harness/memory/metrics\.py", ""),
     ("memory ops", r"^harness/memory/", ""),
@@ -58,7 +61,7 @@ def _ours(path: str) -> bool:
 
 def _part(frames: list[tuple[str, str]], rules: list[tuple[str, str, str]], fallback: str) -> str:
     for name, path in reversed(frames):
-        if not _ours(path):
+        if not _ours(path) or TRANSPARENT.search(path) or TRANSPARENT.search(f"{path}:{name}"):
             continue
         for part, path_rule, name_rule in rules:
             if re.search(path_rule, path) and (not name_rule or re.search(name_rule, name)):
@@ -86,6 +89,7 @@ def classify(stack: str) -> str | None:
 
 
 GAME_SIDE = {part for part, _, _ in GAME_PARTS} | {"game other"}
+PER_CALL = ("model client", "prompt bookkeeping")
 
 
 @dataclass
@@ -108,13 +112,15 @@ class Profile:
         return self.sampled_ms_per_step(part) * (self.game_scale if part in GAME_SIDE else self.worker_scale)
 
     def harness_ms_per_call(self) -> float:
-        return self.ms_per_step("model client") * self.steps / max(1, self.calls)
+        """What a model call costs the harness (issue 25: client, recording, prefix bookkeeping):
+        the model client and the prompt bookkeeping, over the calls."""
+        return sum(self.ms_per_step(part) for part in PER_CALL) * self.steps / max(1, self.calls)
 
     def beyond_calls_and_game_ms_per_step(self) -> float:
-        """The worker's own CPU per step less its model client and its game client: what the
+        """The worker's own CPU per step less what its calls cost and its game client: what the
         harness adds per step (scaffold code excluded: the submission's)."""
         worker = list(dict.fromkeys(part for part, _, _ in WORKER_PARTS)) + ["worker other"]
-        return sum(self.ms_per_step(part) for part in worker if part not in ("model client", "game client"))
+        return sum(self.ms_per_step(part) for part in worker if part not in (*PER_CALL, "game client"))
 
 
 def tally(raw: str) -> dict[str, int]:
@@ -201,7 +207,7 @@ def profile_table(profiles: list[Profile]) -> str:
     rows = [[part] + [f"{p.ms_per_step(part):.2f}" for p in profiles] for part in PARTS]
     rows.append(["calls per step"] + [f"{p.calls / max(1, p.steps):.1f}" for p in profiles])
     rows.append(["measured / sampled CPU (worker, game)"] + [f"{p.worker_scale:.2f}, {p.game_scale:.2f}" for p in profiles])
-    rows.append(["**harness per model call** (model client / calls)"] + [f"**{p.harness_ms_per_call():.2f}**" for p in profiles])
+    rows.append(["**harness per model call** (model client and prompt bookkeeping / calls)"] + [f"**{p.harness_ms_per_call():.2f}**" for p in profiles])
     rows.append(["**harness per step beyond calls and game**"] +
                 [f"**{p.beyond_calls_and_game_ms_per_step():.2f}**" for p in profiles])  # fmt: skip
     return tabulate(rows, headers, tablefmt="github") + "\n\n" + NOTE
@@ -212,14 +218,15 @@ NOTE = (f"One episode per column (seed 0) through the eval path (fork-server wor
         "py-spy leaves out threads blocked in a wait but counts one waiting on a quick answer or for a core, so "
         "its figures run high; each process's parts are scaled to the CPU its own clock measured over the "
         "episode from its first step (psutil, every 0.1 s; the factor is the row `measured / sampled CPU`). A sample goes to the part of the innermost frame of "
-        "ours on its stack (library code counts for the harness code that called it); start-up (imports) and the "
+        "ours on its stack (library code, and our helpers an LRU map, a JSON line, a state's text, counts for the harness code that called it); start-up (imports) and the "
         "scheduler are left out, the game's make and reset are in. Parts: model client (request, HTTP, answer), "
-        "prompt bookkeeping (message dedup, prefix-reuse trie), records (steps, messages, metrics), phase file "
+        "prompt bookkeeping (a call's messages: dedup, their messages.jsonl lines, the prefix-reuse trie), records (steps, metrics), phase file "
         "(the watchdog's marker), memory ops (the sandbox), game client (the worker's end of the game's socket), "
         "episode loop (the rest of harness.agent), scaffold code (the submission's own), worker other (the "
         "interpreter between frames of ours); game: step, text rendering (and the game log), serving (its socket), "
-        "make and reset. Per model call: the model client's CPU over the calls; beyond calls and game: every "
-        "worker part but the model client, the game client and the scaffold's own code.")  # fmt: skip
+        "make and reset. Per model call, as issue 25 counts it (client, recording, prefix bookkeeping): the model "
+        "client's and the prompt bookkeeping's CPU over the calls; beyond calls and game: every worker part but "
+        "those two, the game client and the scaffold's own code.")  # fmt: skip
 
 
 if __name__ == "__main__":

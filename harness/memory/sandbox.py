@@ -12,7 +12,7 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -70,6 +70,42 @@ class MemoryOp:
         return record
 
 
+_REGEX_SYNTAX = frozenset(".^$*+?{}[]\\|()")
+
+
+def _compiled(pattern: str) -> tuple[re.Pattern[str], bool]:
+    """`pattern` compiled case-insensitively (as plain text if it is no valid regular
+    expression), and whether it is one line of plain text: it then matches its own characters
+    only, never across a line break."""
+    one_line = pattern.splitlines() == [pattern]  # no line break of any kind; not empty
+    try:
+        return re.compile(pattern, re.IGNORECASE), one_line and not (_REGEX_SYNTAX & set(pattern))
+    except re.error:
+        return re.compile(re.escape(pattern), re.IGNORECASE), one_line
+
+
+def _matching_lines(matcher: re.Pattern[str], one_line_text: bool, text: str) -> Iterator[tuple[int, str]]:
+    """(number from 1, line) of each line of `text` (str.splitlines) where `matcher` finds a match.
+    Plain text that holds no line break cannot match across lines, so it is looked for in the
+    whole text at once, in C, rather than line by line in Python (a search of a growing memory
+    was the seed agent's largest memory cost); a regular expression is tried on each line."""
+    lines = text.splitlines()
+    if not one_line_text:
+        yield from ((number, line) for number, line in enumerate(lines, 1) if matcher.search(line))
+        return
+    joined = "\n".join(lines)  # one "\n" between lines, none inside one
+    position, number, counted = 0, 1, 0
+    while (match := matcher.search(joined, position)) is not None:
+        start = match.start()
+        number += joined.count("\n", counted, start)
+        counted = start
+        line_start, line_end = joined.rfind("\n", 0, start) + 1, joined.find("\n", start)
+        yield number, joined[line_start:] if line_end < 0 else joined[line_start:line_end]
+        if line_end < 0:
+            return
+        position = line_end + 1
+
+
 class Memory:
     """The scaffold's `self.memory`: list/read/search/append/write/delete on its directory."""
 
@@ -106,19 +142,15 @@ class Memory:
         """Lines matching `pattern` (a regular expression, or plain text if it is not one),
         case-insensitive, as 'file:line: text', in files under `path` (a file or a folder)."""
         def run() -> Paths:
-            try:
-                matcher = re.compile(pattern, re.IGNORECASE)
-            except re.error:
-                matcher = re.compile(re.escape(pattern), re.IGNORECASE)
+            matcher, one_line_text = _compiled(pattern)
             scope = self._normalize(path, allow_root=True)
             files = [p for p in self._sizes if not scope or p == scope or p.startswith(scope + "/")]
             hits: Paths = []
             for relative in sorted(files):
-                for number, line in enumerate((self.root / relative).read_text().splitlines(), 1):
-                    if matcher.search(line):
-                        hits.append(f"{relative}:{number}: {line}")
-                        if len(hits) >= self.limits.max_search_results:
-                            return hits
+                for number, line in _matching_lines(matcher, one_line_text, (self.root / relative).read_text()):
+                    hits.append(f"{relative}:{number}: {line}")
+                    if len(hits) >= self.limits.max_search_results:
+                        return hits
             return hits
         return self._record("search", path or None, pattern, run, read=lambda out: sum(map(len, out)))
 
