@@ -33,11 +33,11 @@ from harness.memory.metrics import tool_call_routines
 from harness.models import ModelRouter, ModelUnavailableError
 from harness.models.client import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, ModelError
 from harness.runs.canonical_json import CanonicalJson
-from harness.runs.derive import SamplingSeen
-from harness.runs.jobs import EpisodeSpec
+from harness.runs.derive import SamplingSeen, derived_totals
+from harness.runs.jobs import INFRASTRUCTURE_ERRORS, EpisodeSpec
 from harness.runs.layout import MEMORY_DIR
 from harness.runs.phase import NoPhaseMarker, PhaseMarker
-from harness.runs.prefix import PrefixCache, prompt_units
+from harness.runs.read import MessageIndex, iter_steps
 from harness.runs.records import EpisodeRecord, validated
 from harness.runs.trace import EpisodeTrace
 
@@ -167,11 +167,11 @@ def run_episode(
         else (Tally(), None, 0.0, None)  # fmt: skip
     totals, tokens = tally.times, tally.tokens
     totals["env"] += prepared.env_s  # the game's start (and the replay of kept steps)
-    # what the calls sent, and the prefix trie: the kept steps' calls were added up as they
-    # were read (agent.resume); the message store's own lookup serves the new calls
+    # what the calls sent: the kept steps' calls were added up as they were read (agent.resume).
+    # Prefix reuse is not measured here: the host measures it from the trace when it seals the
+    # episode (runs.seal), as it derives every total again; doing it twice cost the worker a
+    # trie update per call.
     samplings = kept.totals.sampling if kept else SamplingSeen()
-    prefix = kept.totals.prefix if kept else PrefixCache(trace.messages.record)
-    prefix.lookup, reusable = trace.messages.record, kept.totals.reusable if kept else 0.0
     trace.step_bytes = tally.step_bytes
     steps, invalid = kept.count if kept else 0, tally.invalid
     reward_total, progression = tally.reward_total, tally.progression
@@ -235,8 +235,6 @@ def run_episode(
                 samplings.add(call.get("sampling"))
                 tokens["prompt"] += call["prompt_tokens"]
                 tokens["completion"] += call["completion_tokens"]
-                if call["input"]["messages"]:
-                    reusable += call["prompt_tokens"] * prefix.add(prompt_units(call.get("tools"), call["input"]["messages"]))
             tally.memory.add(taken_ops, tool_call_routines(calls))
             times = {"env": 0.0, "model": model_time, "memory": memory_time, "scaffold": scaffold_time}
             if recorder.failure is not None or scaffold_error is not None:
@@ -308,7 +306,8 @@ def run_episode(
         "error_kind": error_kind, "steps": steps, "max_steps": spec.max_steps,
         "progression": progression, "reward_total": reward_total, "invalid_actions": invalid,
         "memory": tally.memory.metrics(steps, memory.total_chars, memory.file_count),
-        "tokens": tokens | {"prompt_reusable": round(reusable)},
+        # prefix reuse: the host's seal measures it; an unscored episode, which it leaves as it is, here
+        "tokens": tokens | {"prompt_reusable": _measured_reuse(directory) if error_kind in INFRASTRUCTURE_ERRORS else None},
         "sampling": samplings.asked(),
         "time_s": {"env": round(totals["env"], 6), "model": round(totals["model"], 6),
                    "memory": round(totals["memory"], 6), "scaffold": round(totals["scaffold"], 6),
@@ -337,6 +336,13 @@ def _changed_state(scaffold: Scaffold, last: str | None, into: dict[str, Any], c
     if text != last:
         into[STATE_FIELD] = state
     return text
+
+
+def _measured_reuse(directory: Path) -> int | None:
+    """Prefix reuse measured on the episode's trace, as the host's seal measures it (runs.derive)."""
+    with MessageIndex(directory) as messages:
+        reuse: int | None = derived_totals(iter_steps(directory), messages)["tokens"]["prompt_reusable"]
+        return reuse
 
 
 def _remainder(started: float, *accounted: float) -> float:

@@ -31,7 +31,7 @@ from harness.envs.gamelog import observation_digest
 from harness.memory.metrics import MemoryTally
 from harness.runs.derive import StepTotals
 from harness.runs.layout import MEMORY_DIR, MESSAGES_FILE, RESUMES_FILE, STEPS_FILE, read_jsonl
-from harness.runs.read import MessageIndex, parse_record
+from harness.runs.read import parse_record
 from harness.runs.records import StepRecord
 from harness.runs.salvage import drop_torn_line, earlier_resumes, write_memory
 from harness.runs.trace import StepBytes
@@ -50,7 +50,7 @@ class Recorded:
     """What an earlier attempt left: its played steps (to continue from), added up as they were
     read, and the rest. Read a step at a time: a 100,000-step trace is never held."""
 
-    totals: StepTotals  # the kept steps added up: memory, tokens, the prefix trie, times
+    totals: StepTotals  # the kept steps added up: memory, tokens, times (not prefix reuse: the host measures it)
     slots: StateSlots  # where the kept steps' large states are
     actions: list[str] = field(default_factory=list)  # each kept step's action
     digests: list[str] = field(default_factory=list)  # each kept step's observation (before its action), digested
@@ -77,10 +77,11 @@ def read_recorded(directory: Path) -> Recorded | None:
     if not path.exists():
         return None
     drop_torn_line(path)
-    messages = MessageIndex(directory)  # the prefix trie's lookup while the kept calls are added
-    recorded = Recorded(StepTotals(messages), StateSlots(directory))
+    # the kept steps added up without the prefix trie: the host measures prefix reuse when it
+    # seals the episode (runs.seal), so a resume does not rebuild it (0.2 ms a kept step)
+    recorded = Recorded(StepTotals(None), StateSlots(directory))
     named: tuple[str, Any, Any] | None = None  # the last kept step's state, or the slot it names
-    with messages, open(path, "rb") as lines:
+    with open(path, "rb") as lines:
         for number, line in enumerate(lines, 1):
             step = None if recorded.discarded else _played_step(line, f"{path}:{number}")
             if step is None:  # the first step never played, and every line after it

@@ -42,7 +42,9 @@ def derived_totals(steps: Iterable[StepRecord], messages: Messages) -> dict[str,
 class StepTotals:
     """What an episode's steps determine, added up step by step in the trace's order."""
 
-    def __init__(self, messages: Messages) -> None:
+    def __init__(self, messages: Messages | None) -> None:
+        """`messages`: the episode's messages, to measure prefix reuse on; None leaves it out
+        (prompt_reusable None: a worker's own tally, which the host's seal replaces)."""
         self.steps = 0
         self.progression = 0.0  # the first step's, then the highest
         self.reward_total: float = 0
@@ -51,7 +53,7 @@ class StepTotals:
         self.memory = MemoryTally()
         self.files: dict[str, str] = {}  # the memory directory the recorded operations build
         self.tokens = {"prompt": 0, "completion": 0}
-        self.prefix = PrefixCache(lambda unit: messages.get(unit) or {})
+        self.prefix = None if messages is None else PrefixCache(lambda unit: messages.get(unit) or {})
         self.reusable = 0.0
         self.sampling = SamplingSeen()
         self.times: dict[str, float] = dict.fromkeys(TIME_KEYS, 0)
@@ -69,7 +71,7 @@ class StepTotals:
         for call in step.llm_calls:
             self.tokens["prompt"] += call.prompt_tokens
             self.tokens["completion"] += call.completion_tokens
-            if call.input.get("messages"):
+            if self.prefix is not None and call.input.get("messages"):
                 self.reusable += call.prompt_tokens * self.prefix.add(prompt_units(call.tools, call.input["messages"]))
             self.sampling.add(call.sampling)
         for key in TIME_KEYS:
@@ -84,7 +86,7 @@ class StepTotals:
             "reward_total": self.reward_total,
             "invalid_actions": self.invalid,
             "memory": self.memory.metrics(self.steps, sum(map(len, self.files.values())), len(self.files)),
-            "tokens": {**self.tokens, "prompt_reusable": round(self.reusable)},
+            "tokens": {**self.tokens, "prompt_reusable": None if self.prefix is None else round(self.reusable)},
             "sampling": self.sampling.asked(),
         }
 
