@@ -84,10 +84,12 @@ class PrefixCache:
     def add(self, units: list[str]) -> float:
         """The share (0-1) of this prompt's characters that repeat an earlier prompt's start;
         the prompt is then remembered."""
-        total = sum(self._length(unit) for unit in units)
+        lengths, length_of = self._lengths, self._length
+        sizes = [lengths.get(unit) or length_of(unit) for unit in units]
+        total = sum(sizes)
         node, reused, index, path = self.root, 0, 0, []
         while index < len(units) and (child := node.children.get(units[index])) is not None:
-            reused += self._length(units[index])
+            reused += sizes[index]
             node.last = units[index]
             node = child
             path.append(child)
@@ -96,14 +98,18 @@ class PrefixCache:
             # the first differing unit: its common start with the latest one seen here (a step's
             # observation with the previous step's; comparing with every one would cost n^2)
             reused += _common_start(_text(units[index], self.lookup), _text(node.last, self.lookup))
+        recency = self._recency
+        added = []
         for unit in units[index:]:
             node.last = unit
             child = node.children[unit] = _Node(node, unit)
-            path.append(child)
+            added.append(child)
             node = child
-        recency = self._recency
-        for place in reversed(path):
+        # touched from the last unit back to the first: the new places (not yet in the order:
+        # each goes to its end), then the places the prompt went through (moved to its end)
+        for place in reversed(added):
             recency[place] = None
+        for place in reversed(path):
             recency.move_to_end(place)
         while len(recency) > NODES:
             forgotten, _ = recency.popitem(last=False)
