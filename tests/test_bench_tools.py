@@ -92,3 +92,31 @@ def test_the_survival_answers_keep_any_episode_alive_without_state_across_reques
     memory = {"messages": [{"role": "user", "content": quiet}],
               "tools": [{"type": "function", "function": {"name": "append"}}]}  # fmt: skip
     assert survival_answer(memory, rng)["tool_calls"][0]["function"]["name"] == "append"
+
+
+def test_the_crafter_player_plays_the_same_whichever_agent_asks_and_lives_on_its_seeds() -> None:
+    """Its chance comes from what it sees, so the naive agent's request (the observation split
+    in two, a reminder after) and the seed agent's (the observation among others) get the
+    answer the plain observation gets; and on a seed of CRAFTER_SEEDS it lives 300 steps."""
+    from harness.bench.load_server import CRAFTER_SEEDS
+    from harness.envs import make_env
+
+    game = make_env("crafter", "crafter")
+    observation = game.reset(CRAFTER_SEEDS[0])
+    lived = 0
+    for _ in range(300):
+        text = observation.text
+        plain = survival_answer({"messages": [{"role": "user", "content": text}]}, random.Random(1))
+        naive = {"messages": [{"role": "user", "content": "Observation:\nan older one"}, {"role": "user", "content":
+                 f"Current Observation:\n{observation.short_lived}\n{observation.long_lived}\n\nAnswer with one action."}]}  # fmt: skip
+        seed = {"messages": [{"role": "user", "content": f"Step 3.\nObservation:\n{text}\n\nYour memory files: notes.md"},
+                             {"role": "user", "content": "ACT: answer with the name of your next action."}],
+                "structured_outputs": {"choice": list(game.spec.actions)}}  # fmt: skip
+        assert survival_answer(naive, random.Random(2)) == plain == survival_answer(seed, random.Random(3))
+        result = game.step(plain)
+        lived += 1
+        if result.done:
+            break
+        observation = result.observation
+    game.close()
+    assert lived == 300
