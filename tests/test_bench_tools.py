@@ -5,7 +5,7 @@ import random
 
 from harness.bench.load_server import SEARCH_EVERY, TIME_TAKING, LongPlay, survival_answer
 from harness.bench.long import WINDOW, Sample, checkpoints
-from harness.bench.profile import Profile, classify, tally
+from harness.bench.profile import RATE_HZ, Profile, classify, tally
 
 ROOT = 'process 1:"python -m harness.bench.profile";_run_module_as_main (<frozen runpy>:198)'
 WORKER = ROOT + ";main (harness/agent/worker.py:62);run_episode (harness/agent/episode.py:221)"
@@ -41,8 +41,8 @@ def test_per_step_and_per_call_figures_come_from_the_samples() -> None:
                      WORKER + ";enter (harness/runs/phase.py:40) 25",
                      WORKER + ";step (scaffold.py:40) 100"])  # fmt: skip
     profile = Profile("crafter", "seed", steps=100, calls=300, samples=tally(raw))
-    assert profile.harness_ms_per_call() == 1e3 * 600 / 250 / 300  # the client and the prompt bookkeeping
-    assert profile.beyond_calls_and_game_ms_per_step() == 1e3 * 25 / 250 / 100  # the scaffold's own is not the harness's
+    assert profile.harness_ms_per_call() == 1e3 * 600 / RATE_HZ / 300  # the client and the prompt bookkeeping
+    assert profile.beyond_calls_and_game_ms_per_step() == 1e3 * 25 / RATE_HZ / 100  # the scaffold's own is not the harness's
 
 
 def test_checkpoints_take_the_cpu_per_step_over_the_window_before_each() -> None:

@@ -1,6 +1,7 @@
 """The local runtime's forked workers (runtime.local): they behave as freshly started ones,
 with the harness's environment and working directory as they are at launch."""
 
+import json
 import os
 from pathlib import Path
 
@@ -72,3 +73,18 @@ def test_a_forked_child_does_not_run_the_launching_program_again(tmp_path: Path)
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert len(runs.read_text().split()) == 1  # the launcher alone: no child ran it again
+
+
+def test_step_events_come_at_most_once_an_interval_and_count_every_step(capsys: pytest.CaptureFixture[str]) -> None:
+    """A worker tells its steps to the scheduler in few lines, each saying how many steps it
+    stands for; the steps since the last line are told before the episode ends."""
+    from harness.agent.worker import StepEvents
+
+    events = StepEvents(interval_s=3600.0)
+    for index in range(5):
+        events({"event": "step", "index": index, "progression": 0.0})
+    events.flush()
+    events.flush()  # nothing left: no line
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["index"], line["steps"]) for line in lines] == [(0, 1), (4, 4)]
+    assert sum(line["steps"] for line in lines) == 5

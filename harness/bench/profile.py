@@ -23,12 +23,15 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from harness.bench.load_server import CRAFTER_SEEDS
 from harness.bench.long import EpisodeSampler, Sample
 from harness.bench.report import write_section
 
 AGENTS = {"seed": "submissions/automem-seed", "balrog-naive": "submissions/balrog-naive"}
 TASKS = {"crafter": "crafter", "nethack": "NetHackChallenge-v0", "minihack": "MazeWalk-15x15"}
-RATE_HZ = 250
+# Crafter: a seed on which the simulated player lives the whole episode (seed 0: it dies near step 150)
+SEEDS = {"crafter": CRAFTER_SEEDS[0], "nethack": 0, "minihack": 0}
+RATE_HZ = 500  # samples a second: a 300-step episode gives a part of 0.1 ms a step ~15 samples
 
 # Helpers whose frames count for the code that called them, as library code does: an LRU map
 # serves the message store (prompt bookkeeping); a JSON line is a call's messages or a step's.
@@ -180,7 +183,7 @@ def _drive(game: str, submission: str, steps: int, runs_dir: str) -> None:
 
     suite = Path(runs_dir).parent / f"{game}.yaml"
     suite.write_text(f"name: profile\ndescription: one episode\nenvs:\n"
-                     f"  {game}: {{tasks: [{TASKS[game]}], seeds: [0], max_steps: {steps}}}\n")  # fmt: skip
+                     f"  {game}: {{tasks: [{TASKS[game]}], seeds: [{SEEDS[game]}], max_steps: {steps}}}\n")  # fmt: skip
     with LoadServer(0.0, policy="survive") as server:
         run_eval(EvalOptions(submission=submission, suite=str(suite), model=server.url, workers=1, runs_dir=runs_dir,
                              run_id=f"profile-{int(time.time())}", show_progress=False))  # fmt: skip
@@ -213,7 +216,8 @@ def profile_table(profiles: list[Profile]) -> str:
     return tabulate(rows, headers, tablefmt="github") + "\n\n" + NOTE
 
 
-NOTE = (f"One episode per column (seed 0) through the eval path (fork-server worker, the game in its own process), "
+NOTE = (f"One episode per column (NetHack seed 0; Crafter seed {SEEDS['crafter']}, on which the simulated "
+        "player lives 300 steps) through the eval path (fork-server worker, the game in its own process), "
         f"against the simulated server answering at once, sampled by py-spy at {RATE_HZ} Hz with `--subprocesses`. "
         "py-spy leaves out threads blocked in a wait but counts one waiting on a quick answer or for a core, so "
         "its figures run high; each process's parts are scaled to the CPU its own clock measured over the "

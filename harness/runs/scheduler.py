@@ -252,9 +252,11 @@ class Scheduler:
                     event = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # scaffold code printing to stdout: not an event
-                if event.get("event") == "step":
-                    steps_seen += 1
-                    progress.advance(steps_bar)
+                if event.get("event") == "step":  # one line may stand for several steps (agent.worker)
+                    told = event.get("steps", 1)
+                    told = min(max(told, 1), job.spec.max_steps) if isinstance(told, int) else 1  # printed by anyone
+                    steps_seen += told
+                    progress.advance(steps_bar, told)
                 elif event.get("event") == "done":
                     last = event
             process.wait()
