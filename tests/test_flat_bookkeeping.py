@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.agent.resume import DISCARDED_FILE, keep_steps, read_recorded
@@ -117,8 +117,9 @@ def test_a_text_seen_lately_gets_the_id_serializing_it_again_would(
     assert (tmp_path / "remembered.jsonl").read_bytes() == (tmp_path / "reference.jsonl").read_bytes()
 
 
-def _nodes(node: prefix._Node) -> int:
-    return 1 + sum(_nodes(child) for child in node.children.values())
+def _nodes(way: prefix._Way) -> int:
+    """The places reachable from `way`'s start (its own and its children's)."""
+    return len(way.units) + sum(_nodes(child) for child in way.children.values())
 
 
 def test_the_trie_of_a_sliding_history_over_repeating_observations_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,7 +134,7 @@ def test_the_trie_of_a_sliding_history_over_repeating_observations_stays_bounded
     for _ in range(3000):
         history = [*history, f"o{pick.randrange(6)}"][-16:]
         cache.add(["i", *history])
-        assert len(cache) <= 300 and _nodes(cache.root) == 1 + len(cache)  # every kept place is reachable
+        assert len(cache) <= 300 and _nodes(cache.root) == len(cache)  # every kept place is reachable
         assert cache.add(["i", *history]) == 1.0  # the latest prompt is remembered whole
     assert len(cache) == 300
 
@@ -270,3 +271,60 @@ def test_the_common_start_is_the_longest_shared_start(first: str, second: str, s
     a, b = shared + first, shared + second
     expected = next((index for index, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     assert prefix._common_start(a, b) == expected
+
+
+class _Place:
+    __slots__ = ("children", "parent", "unit", "last")
+
+    def __init__(self, parent: "_Place | None", unit: str) -> None:
+        self.children: dict[str, _Place] = {}
+        self.parent, self.unit, self.last = parent, unit, None
+
+
+class _OnePlacePerNode:
+    """The trie as first written (an object per place, each in the order of use): what
+    PrefixCache's ways must give, forgetting included."""
+
+    def __init__(self, lookup: Any, nodes: int) -> None:
+        self.lookup, self.nodes, self.root = lookup, nodes, _Place(None, "")
+        self.recency: dict[_Place, None] = {}
+
+    def size(self, unit: str) -> int:
+        return len(prefix._text(unit, self.lookup))
+
+    def add(self, units: list[str]) -> float:
+        total = sum(self.size(unit) for unit in units)
+        node, reused, index, path = self.root, 0, 0, []
+        while index < len(units) and (child := node.children.get(units[index])) is not None:
+            reused += self.size(units[index])
+            node.last = units[index]
+            node, index = child, index + 1
+            path.append(child)
+        if index < len(units) and node.last is not None:
+            reused += prefix._common_start(prefix._text(units[index], self.lookup), prefix._text(node.last, self.lookup))
+        for unit in units[index:]:
+            node.last = unit
+            child = node.children[unit] = _Place(node, unit)
+            path.append(child)
+            node = child
+        for place in reversed(path):
+            self.recency.pop(place, None)
+            self.recency[place] = None
+        while len(self.recency) > self.nodes:
+            forgotten = next(iter(self.recency))
+            del self.recency[forgotten]
+            del forgotten.parent.children[forgotten.unit]  # type: ignore[union-attr]
+        return reused / total if total else 0.0
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(2, 40), st.lists(st.lists(st.sampled_from("abcd"), min_size=1, max_size=9), min_size=1, max_size=80))
+def test_the_trie_in_rows_measures_what_a_trie_of_single_places_measures(nodes: int, prompts: list[list[str]]) -> None:
+    texts = {unit: {"role": "user", "content": f"{unit} says {ord(unit) % 7}" * (ord(unit) % 3 + 1)} for unit in "abcdef"}
+    reference = _OnePlacePerNode(texts.__getitem__, nodes)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(prefix, "NODES", nodes)
+        cache = PrefixCache(texts.__getitem__)
+        for units in prompts:
+            assert cache.add(list(units)) == reference.add(list(units))
+            assert len(cache) == len(reference.recency) == _nodes(cache.root)
