@@ -11,13 +11,14 @@ import platform
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.agent.submission import Submission, check_submission
+from harness.agent.submission import Submission, check_submission, read_submission
 from harness.models.adapters import adapter_hash, load_lora_on_vllm, served_adapter_name
 from harness.models.client import ChatClient, ModelError, ModelUnavailableError
 from harness.models.embedded import EMBEDDED_MODEL_NAME, LlamaCppServer
@@ -267,18 +268,27 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
                       options.observation, options.instructions)  # fmt: skip
     if forked:
         preload_for(plan.env for plan in suite.envs)  # before the submission check starts the fork server
-    submission = check_submission(options.submission, sandboxed=is_sandboxed(options.runtime),
-                                  run_in=run_forked if forked else None)  # fmt: skip
+    submission = read_submission(options.submission)
     if submission.model.none:  # it makes no model call: its runs have no model server
         if options.model not in (EMBEDDED, NO_MODEL):
             raise EvalError(f"{submission.name} makes no model call (submission.yaml: `model: none`); run it "
                             f"without --model {options.model}")  # fmt: skip
         options = replace(options, model=NO_MODEL)
-    run = _prepare_run(options, submission, suite)
-    run.root.mkdir(parents=True, exist_ok=True)
-    runtime = get_runtime(options.runtime, run_id=runtime_key(run), ray_address=options.ray_address,
-                          worker_start=options.worker_start)  # fmt: skip
-    with model_endpoint(options, submission) as endpoint:
+    # The scaffold's import check (a child of the fork server it starts) and the model server's
+    # preflight run side by side: one after the other they kept every episode waiting for both.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check") as pool, ExitStack() as endpoints:
+        checking = pool.submit(check_submission, options.submission, sandboxed=is_sandboxed(options.runtime),
+                               run_in=run_forked if forked else None)  # fmt: skip
+        try:
+            endpoint = endpoints.enter_context(model_endpoint(options, submission))
+        except BaseException:
+            checking.result()  # the submission's own error first, as when the check ran first
+            raise
+        submission = checking.result()
+        run = _prepare_run(options, submission, suite)
+        run.root.mkdir(parents=True, exist_ok=True)
+        runtime = get_runtime(options.runtime, run_id=runtime_key(run), ray_address=options.ray_address,
+                              worker_start=options.worker_start)  # fmt: skip
         model = endpoint.config
         budget = answer_budget(submission, endpoint)
         if "capped" in budget:
