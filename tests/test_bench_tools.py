@@ -23,8 +23,7 @@ def test_a_sample_counts_for_the_innermost_frame_of_ours() -> None:
     assert classify(stored) == "prompt bookkeeping"
     lru = WORKER + ";MessageStore._message_id (harness/runs/trace.py:70);Recent.get (harness/runs/recent.py:24)"
     assert classify(lru) == "prompt bookkeeping"
-    state = WORKER + ";_changed_state (harness/agent/episode.py:330);CanonicalJson._encode (harness/runs/canonical_json.py:40)"
-    assert classify(state) == "episode loop"
+
     scaffold = WORKER + ";step (scaffold.py:40);sub (re/__init__.py:185)"
     assert classify(scaffold) == "scaffold code"
     game = ROOT + ";serve_connection (harness/envs/server.py:160);answer (harness/envs/server.py:120);step (harness/envs/nethack.py:80)"

@@ -32,7 +32,6 @@ from harness.memory import Memory, MemoryLimits, MemoryOp
 from harness.memory.metrics import tool_call_routines
 from harness.models import ModelRouter, ModelUnavailableError
 from harness.models.client import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, ModelError
-from harness.runs.canonical_json import CanonicalJson
 from harness.runs.derive import SamplingSeen, derived_totals
 from harness.runs.jobs import INFRASTRUCTURE_ERRORS, EpisodeSpec
 from harness.runs.layout import MEMORY_DIR
@@ -180,7 +179,6 @@ def run_episode(
     final_observation = observation = current.text
     last_state = json.dumps(kept.state, sort_keys=True) if kept and kept.has_state else None  # stored when it changes
     slots = kept.slots if kept else StateSlots(directory)
-    canonical = CanonicalJson()  # the state's text, its strings' escaped forms kept from step to step
     try:
         if aborted is not None:
             raise aborted
@@ -218,7 +216,7 @@ def run_episode(
             try:
                 with clock.running():
                     answer = scaffold.step(step)
-                    last_state = _changed_state(scaffold, last_state, state, canonical)
+                    last_state = _changed_state(scaffold, last_state, state)
             except SCAFFOLD_FAILURES as failure:  # recorded below with this step's calls and ops
                 scaffold_error = failure
             phase.enter("harness")
@@ -322,15 +320,14 @@ def run_episode(
     return result_record
 
 
-def _changed_state(scaffold: Scaffold, last: str | None, into: dict[str, Any], canonical: CanonicalJson) -> str | None:
+def _changed_state(scaffold: Scaffold, last: str | None, into: dict[str, Any]) -> str | None:
     """Put the scaffold's state into `into` (the step record's field) when it differs from the
-    last one stored; returns the state's JSON text (`json.dumps(state, sort_keys=True)`). A
-    state that is not JSON is the scaffold's error."""
+    last one stored; returns the state's JSON text. A state that is not JSON is the scaffold's error."""
     state = scaffold.state()
     if state is None:
         return last
     try:
-        text = canonical.text(state)
+        text = json.dumps(state, sort_keys=True)
     except (TypeError, ValueError) as error:
         raise TypeError(f"Scaffold.state() must return JSON-able data: {error}") from error
     if text != last:

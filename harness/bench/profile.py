@@ -35,7 +35,7 @@ RATE_HZ = 500  # samples a second: a 300-step episode gives a part of 0.1 ms a s
 
 # Helpers whose frames count for the code that called them, as library code does: an LRU map
 # serves the message store (prompt bookkeeping); a JSON line is a call's messages or a step's.
-TRANSPARENT = re.compile(r"^harness/runs/(recent|canonical_json)\.py$|^harness/runs/trace\.py:_AppendOnlyLines")
+TRANSPARENT = re.compile(r"^harness/runs/recent\.py$|^harness/runs/trace\.py:_AppendOnlyLines")
 # (part, test on the innermost frame of ours: its path, then its function name); first match wins
 WORKER_PARTS: list[tuple[str, str, str]] = [
     ("model client", r"^harness/models/", ""),
@@ -222,7 +222,7 @@ NOTE = (f"One episode per column (NetHack seed 0; Crafter seed {SEEDS['crafter']
         "py-spy leaves out threads blocked in a wait but counts one waiting on a quick answer or for a core, so "
         "its figures run high; each process's parts are scaled to the CPU its own clock measured over the "
         "episode from its first step (psutil, every 0.1 s; the factor is the row `measured / sampled CPU`). A sample goes to the part of the innermost frame of "
-        "ours on its stack (library code, and our helpers an LRU map, a JSON line, a state's text, counts for the harness code that called it); start-up (imports) and the "
+        "ours on its stack (library code, and our helpers an LRU map and a JSON line, counts for the harness code that called it); start-up (imports) and the "
         "scheduler are left out, the game's make and reset are in. Parts: model client (request, HTTP, answer), "
         "prompt bookkeeping (a call's messages: dedup, their messages.jsonl lines, the prefix-reuse trie), records (steps, metrics), phase file "
         "(the watchdog's marker), memory ops (the sandbox), game client (the worker's end of the game's socket), "
