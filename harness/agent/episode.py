@@ -36,7 +36,7 @@ from harness.runs.derive import SamplingSeen, derived_totals
 from harness.runs.jobs import INFRASTRUCTURE_ERRORS, EpisodeSpec
 from harness.runs.layout import MEMORY_DIR
 from harness.runs.phase import NoPhaseMarker, PhaseMarker
-from harness.runs.read import MessageIndex, iter_steps
+from harness.runs.read import MessageIndex, RecordError, iter_steps
 from harness.runs.records import EpisodeRecord, validated
 from harness.runs.trace import EpisodeTrace
 
@@ -336,10 +336,14 @@ def _changed_state(scaffold: Scaffold, last: str | None, into: dict[str, Any]) -
 
 
 def _measured_reuse(directory: Path) -> int | None:
-    """Prefix reuse measured on the episode's trace, as the host's seal measures it (runs.derive)."""
-    with MessageIndex(directory) as messages:
-        reuse: int | None = derived_totals(iter_steps(directory), messages)["tokens"]["prompt_reusable"]
-        return reuse
+    """Prefix reuse measured on the episode's trace, as the host's seal measures it (runs.derive);
+    None when the trace cannot be read (scaffold code shares this process: verify then says so)."""
+    try:
+        with MessageIndex(directory) as messages:
+            reuse: int | None = derived_totals(iter_steps(directory), messages)["tokens"]["prompt_reusable"]
+            return reuse
+    except (RecordError, OSError, ValueError):
+        return None
 
 
 def _remainder(started: float, *accounted: float) -> float:
