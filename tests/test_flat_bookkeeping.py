@@ -66,9 +66,9 @@ def test_nan_and_null_are_told_apart() -> None:
     assert trace._key({"content": 1})[0] != trace._key({"content": True})[0] != trace._key({"content": 1.0})[0]
 
 
-def test_a_message_unused_past_the_window_is_stored_again_and_still_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_message_unused_past_the_window_is_stored_again_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trace, "DEDUP_WINDOW", 3)
-    monkeypatch.setattr(trace, "RECENT_RECORDS", 2)
+    monkeypatch.setattr(trace, "KNOWN_TEXTS", 2)
     path = tmp_path / "messages.jsonl"
     store = MessageStore(path)
     first = {"role": "user", "content": "step 0"}
@@ -77,7 +77,6 @@ def test_a_message_unused_past_the_window_is_stored_again_and_still_read_back(tm
     for index in range(2, 6):
         store.ids_of([{"role": "user", "content": f"step {index}"}])
     assert store.ids_of([first]) == ["m6"]  # forgotten: a new id, the message stored again verbatim
-    assert store.record("m1") == {"role": "user", "content": "step 1"}  # no longer kept: read back from the file
     store.close()
     lines = list(read_jsonl(path))
     assert [line["id"] for line in lines] == [f"m{index}" for index in range(7)]
@@ -102,7 +101,7 @@ def test_a_text_seen_lately_gets_the_id_serializing_it_again_would(
     gives must be those it gives when every message is keyed afresh, window and forgetting
     included, whether a text comes again as the same object or as a new copy."""
     monkeypatch.setattr(trace, "DEDUP_WINDOW", window)
-    monkeypatch.setattr(trace, "RECENT_RECORDS", kept)
+    monkeypatch.setattr(trace, "KNOWN_TEXTS", kept)
     texts = [f"observation {index}" for index in range(8)]
     rng = random.Random(1)
     calls = [[{"role": rng.choice(["user", "assistant"]), "content": rng.choice(texts)} for _ in range(rng.randrange(1, 6))]

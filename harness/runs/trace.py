@@ -45,7 +45,7 @@ class _AppendOnlyLines:
 # used within the last DEDUP_WINDOW distinct ones is stored again under a new id (still
 # verbatim); no stored run came near it. The bound keeps a 100,000-step episode's memory flat.
 DEDUP_WINDOW = 4096
-RECENT_RECORDS = 1024  # stored messages kept as bytes for record(); older ones are read back from the file
+KNOWN_TEXTS = 1024  # plain messages known by their role and text (no hashing again)
 
 
 def _key(value: Any) -> tuple[bytes, bytes]:
@@ -62,11 +62,6 @@ def _key(value: Any) -> tuple[bytes, bytes]:
     return b"J" + hashlib.sha256(data).digest()[:16], b"J" + data
 
 
-def _loaded(serialized: bytes) -> Any:
-    body = serialized[1:]
-    return orjson.loads(body) if serialized[:1] == b"O" else json.loads(body.decode(errors="surrogatepass"))
-
-
 class MessageStore:
     """Gives each distinct message (every field: role, content, tool calls, tool call id) an
     id and stores it once, verbatim; tool lists ({"id": "t0", "tools": [...]}) likewise."""
@@ -75,31 +70,28 @@ class MessageStore:
         self.path = path
         self._ids: Recent[bytes, str] = Recent(DEDUP_WINDOW)
         self._tool_ids: Recent[bytes, str] = Recent(DEDUP_WINDOW)
-        self._records: Recent[str, bytes] = Recent(RECENT_RECORDS)
         # (role, text) -> (message id, dedup key): plain messages known by their text
-        self._plain: Recent[tuple[str, str], tuple[str, bytes]] = Recent(RECENT_RECORDS)
+        self._plain: Recent[tuple[str, str], tuple[str, bytes]] = Recent(KNOWN_TEXTS)
         self._given = {"m": 0, "t": 0}  # ids given so far, of each kind
         for record in iter_jsonl(path):  # reopened (resume): keep the ids already given
             record = dict(record)
             known = record.pop("id")
             tools = "tools" in record
-            key, serialized = _key(record["tools"] if tools else record)
+            key, _ = _key(record["tools"] if tools else record)
             (self._tool_ids if tools else self._ids)[key] = known
-            self._records[known] = serialized
             self._given["t" if tools else "m"] += 1
         self._lines = _AppendOnlyLines(path)
         self.bytes_written = 0
 
     def _id(self, kind: str, value: Any, record: dict[str, Any], keyed: tuple[bytes, bytes] | None = None) -> str:
         known_ids = self._tool_ids if kind == "t" else self._ids
-        key, serialized = keyed or _key(value)
+        key, _ = keyed or _key(value)
         known = known_ids.get(key)
         if known is None:
             known = f"{kind}{self._given[kind]}"
             self._given[kind] += 1
             known_ids[key] = known
             self.bytes_written += self._lines.write({"id": known, **record})
-        self._records[known] = serialized
         return known
 
     def ids_of(self, messages: list[dict[str, Any]]) -> list[str]:
@@ -115,9 +107,7 @@ class MessageStore:
         seen = self._plain.get((role, content))
         if seen is not None:
             known = seen[0]
-            # still in the dedup window as this id, and its record kept: used again, both most recent
-            if known in self._records and self._ids.get(seen[1]) == known:
-                self._records.get(known)
+            if self._ids.get(seen[1]) == known:  # still in the dedup window as this id: used again
                 return known
         keyed = _key(message)
         known = self._id("m", message, message, keyed)
@@ -126,17 +116,6 @@ class MessageStore:
 
     def id_of_tools(self, tools: list[dict[str, Any]]) -> str:
         return self._id("t", tools, {"tools": tools})
-
-    def record(self, known: str) -> dict[str, Any]:
-        """The stored record of an id given here (without the id): a message, or {"tools": [...]}."""
-        serialized = self._records.get(known)
-        if serialized is None:  # not used lately: read back from the file
-            for record in iter_jsonl(self.path):
-                if record.get("id") == known:
-                    return {key: value for key, value in record.items() if key != "id"}
-            raise KeyError(known)
-        value = _loaded(serialized)
-        return {"tools": value} if known.startswith("t") else dict(value)
 
     def close(self) -> None:
         self._lines.close()
