@@ -182,3 +182,21 @@ def test_salvage_replaces_a_planted_link_and_never_applies_a_forged_path(tmp_pat
     assert files == {"notes.md": "fine\n"}
     assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"] and (victim / "keep.txt").read_text() == "mine\n"
     assert not (folder / "memory").is_symlink() and (folder / "memory" / "notes.md").read_text() == "fine\n"
+
+
+def test_the_seal_takes_how_an_episode_ended_from_the_game_not_from_the_worker(
+        tmp_path: Path, instant_model: ScriptedModelServer) -> None:  # fmt: skip
+    """A worker claiming its truncated episode completed is sealed truncated; one that stops
+    before its last step, with no error and no end from the game, is the scaffold's error."""
+    from harness.runs.jobs import EpisodeSpec
+    from harness.runs.seal import seal_episode
+
+    root = _run(tmp_path, HONEST, instant_model)
+    folder = root / "episodes" / "crafter" / "crafter" / "0"
+    spec = json.loads((folder / "job.json").read_text())["episode"]
+    claim = json.loads((folder / "episode.json").read_text())
+    (folder / "episode.json").write_text(json.dumps({**claim, "status": "completed"}))
+    assert seal_episode(EpisodeSpec(**spec), False)["status"] == "truncated"  # type: ignore[index]
+    stopped = seal_episode(EpisodeSpec(**{**spec, "max_steps": 5}), False)  # 3 steps played of 5
+    assert stopped is not None and stopped["status"] == "errored" and stopped["error_kind"] == "scaffold"
+    assert "after 3 of 5 steps without an error" in stopped["error"]

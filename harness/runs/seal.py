@@ -192,6 +192,16 @@ def score_of(game: dict[str, Any], last: StepRecord | None) -> dict[str, Any]:
             "solved": game.get("solved")}
 
 
+def ended_as(last: StepRecord | None, steps: int, max_steps: int) -> str | None:
+    """How an episode whose trace agrees with the game ended: completed (its last step ended the
+    game), truncated (by the game, or at its last allowed step), or None (it just stopped)."""
+    if last is not None and last.action is not None and last.done:
+        return "completed"
+    if steps >= max_steps or (last is not None and last.truncated):
+        return "truncated"
+    return None
+
+
 def seal_episode(spec: EpisodeSpec, salvaged: bool) -> dict[str, Any] | None:
     """Rewrite the episode.json of `spec` as the host computes it; returns it (None: unscored,
     left alone). `salvaged`: the scheduler wrote it (the worker died or was ended)."""
@@ -217,6 +227,15 @@ def seal_episode(spec: EpisodeSpec, salvaged: bool) -> dict[str, Any] | None:
     game = checked_game_record(check, problem or log_problem)
     record["game"] = game
     record.update(score_of(game, totals.last))
+    if game["agrees"] and record["status"] != "errored":
+        # how the episode ended is the game's too: the trace's last step agrees with its log
+        ended = ended_as(totals.last, totals.steps, spec.max_steps)
+        if ended is None:
+            record.update({"status": "errored", "error_kind": "scaffold",
+                           "error": f"the worker ended the episode after {totals.steps} of {spec.max_steps} steps "
+                                    f"without an error, and the game did not end it"})  # fmt: skip
+        else:
+            record["status"] = ended
     if not game["agrees"]:
         where = "" if game["disagreement"]["step"] is None else f" at step {game['disagreement']['step']}"
         record.update({"status": "errored", "error_kind": "scaffold",
