@@ -184,6 +184,42 @@ def test_salvage_replaces_a_planted_link_and_never_applies_a_forged_path(tmp_pat
     assert not (folder / "memory").is_symlink() and (folder / "memory" / "notes.md").read_text() == "fine\n"
 
 
+def test_the_seal_in_a_child_of_the_fork_server_rewrites_a_false_claim_as_the_host_does(
+        tmp_path: Path, instant_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A run's seals run in children of the fork server (runtime.local.seal_forked): a worker's
+    false claim is rewritten there exactly as the host's own seal rewrites it; when the child
+    fails, the host seals the episode itself."""
+    import shutil
+
+    import harness.runtime.local as local
+    from harness.runs.jobs import EpisodeSpec
+    from harness.runs.seal import seal_episode
+
+    root = _run(tmp_path, HONEST, instant_model)
+    folder = root / "episodes" / "crafter" / "crafter" / "0"
+    spec = json.loads((folder / "job.json").read_text())["episode"]
+    sealed = {}
+    for how in ("here", "forked", "fallback"):
+        copy = tmp_path / how
+        shutil.copytree(folder, copy)
+        claim = json.loads((copy / "episode.json").read_text())
+        claim.update(progression=1.0, status="completed")  # the worker's own claim, as a scaffold could write it
+        (copy / "episode.json").write_text(json.dumps(claim))
+        copy_spec = EpisodeSpec(**{**spec, "episode_dir": str(copy)})
+        if how == "here":
+            seal_episode(copy_spec, False)
+        elif how == "forked":
+            local.seal_forked(copy_spec, False)
+        else:
+            with monkeypatch.context() as patched:
+                patched.setattr(local, "run_forked", lambda *args, **kwargs: (1, "", "killed"))
+                local.seal_forked(copy_spec, False)
+        sealed[how] = json.loads((copy / "episode.json").read_text())
+        assert sealed[how]["progression"] == 0.0 and sealed[how]["status"] == "truncated"
+        sealed[how].pop("episode_dir", None)
+    assert sealed["forked"] == sealed["here"] == sealed["fallback"]
+
+
 def test_the_seal_takes_how_an_episode_ended_from_the_game_not_from_the_worker(
         tmp_path: Path, instant_model: ScriptedModelServer) -> None:  # fmt: skip
     """A worker claiming its truncated episode completed is sealed truncated; one that stops

@@ -74,7 +74,7 @@ class _WorkerSampler:
     step it is at (its phase file), from the first sample after its first step to its last:
     the worker's CPU per step once started, start-up excluded."""
 
-    def __init__(self, interval_s: float = 0.5) -> None:
+    def __init__(self, interval_s: float = 2.0) -> None:
         self.rss: dict[int, int] = {}
         self.uss: dict[int, int] = {}
         self.first: dict[int, tuple[float, int]] = {}  # pid -> (CPU seconds, step index)
@@ -84,7 +84,9 @@ class _WorkerSampler:
         self._interval = interval_s
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    USS_EVERY = 10  # samples between two readings of a worker's unique pages (smaps: costly at 64 workers)
+    # It runs in the harness's process: sampling 64 workers every 0.5 s cost 6.8 s of CPU in a 75 s
+    # run, and the harness's interpreter lock with it. Every 2 s, the unique pages every 5th time.
+    USS_EVERY = 5  # samples between two readings of a worker's unique pages (smaps: costly at 64 workers)
 
     @staticmethod
     def _is_worker(process: psutil.Process) -> bool:
@@ -105,11 +107,14 @@ class _WorkerSampler:
                         kinds[child.pid] = self._is_worker(child)
                     if not kinds[child.pid]:
                         continue
+                    phase = read_phase(Path(child.cwd()))
+                    if phase is None:  # not an episode's worker (a seal, runtime.local.seal_forked), or not yet
+                        continue
                     self.rss[child.pid] = max(self.rss.get(child.pid, 0), child.memory_info().rss)
                     if rounds % self.USS_EVERY == 1 or child.pid not in self.uss:
                         self.uss[child.pid] = max(self.uss.get(child.pid, 0), child.memory_full_info().uss)
-                    cpu, phase = sum(child.cpu_times()[:2]), read_phase(Path(child.cwd()))
-                    if phase is not None and phase.step >= 1:
+                    cpu = sum(child.cpu_times()[:2])
+                    if phase.step >= 1:
                         self.first.setdefault(child.pid, (cpu, phase.step))
                         self.last[child.pid] = (cpu, phase.step)
                 except (psutil.Error, OSError):
@@ -281,7 +286,7 @@ def run_scale_benchmark(games: tuple[str, ...] = ("crafter", "nethack"), counts:
                 "(scheduler and workers), less the server's CPU and the game's own CPU, which is "
                 "measured by replaying the recorded actions alone (start-up included: submission check, fork "
                 "server, worker start); `of it: worker CPU once started` is a worker's own CPU per step from "
-                "its first to its last sample (every 0.5 s), its game's steps excluded. RSS and USS (pages of its own): each "
+                "its first to its last sample (every 2 s), its game's steps excluded. RSS and USS (pages of its own): each "
                 "worker's peak, averaged. `workers`: spawn = a new interpreter per episode (imports paid "
                 "each time), fork = forked from a server that imported the harness and the games once "
                 "(the default; `harness eval --worker-start`). Each row runs in a fresh process. "

@@ -118,8 +118,9 @@ class _Running:
 class Scheduler:
     def __init__(self, runtime: Runtime, workers: int = 1, show_progress: bool = True,
                  health_checks: Sequence[HealthCheck] = (), max_consecutive_failures: int = 3,
-                 attempts: int = 3) -> None:  # fmt: skip
+                 attempts: int = 3, seal: Callable[[EpisodeSpec, bool], Any] = seal_episode) -> None:  # fmt: skip
         self.runtime = runtime
+        self.seal = seal  # runs.seal.seal_episode, here or in another process (runtime.local.seal_forked)
         self.workers = max(1, workers)
         self.show_progress = show_progress
         self.health_checks = list(health_checks)
@@ -283,7 +284,7 @@ class Scheduler:
         elif failure is not None:
             atomic_write_json(result_path, salvaged_episode(job.spec, *failure))
         if result_path.exists():
-            seal_episode(job.spec, failure is not None)  # the score from the game's own log, on this side
+            self.seal(job.spec, failure is not None)  # the score from the game's own log, on this side
             episode = read_episode(job.directory)
         if episode is not None:
             ended = episode.status if is_scored(episode) else f"{episode.error_kind}: {episode.error}"

@@ -33,10 +33,11 @@ from harness.runs.provenance import DEFAULT_SAMPLING, setup_differences
 from harness.runs.read import RecordError, read_run
 from harness.runs.records import Results, RunRecord, validated
 from harness.runs.results import aggregate
+from harness.runs.seal import seal_episode
 from harness.runs.scheduler import EpisodeJob, Interrupted, RunStopped, Scheduler
 from harness.runs.suites import Suite, load_suite, narrow, seed_option, with_text
 from harness.runtime import get_runtime, is_sandboxed
-from harness.runtime.local import preload_for, run_forked
+from harness.runtime.local import preload_for, run_forked, seal_forked
 
 EMBEDDED = "embedded"
 
@@ -329,7 +330,8 @@ def run_eval(options: EvalOptions) -> tuple[RunDir, Results]:
         record.pop("stop_reason", None)
         atomic_write_json(run.run_file, validated(RunRecord, record))
         scheduler = Scheduler(runtime, options.workers, options.show_progress, endpoint.health_checks,
-                              options.max_consecutive_failures, options.attempts)  # fmt: skip
+                              options.max_consecutive_failures, options.attempts,
+                              seal=seal_forked if forked else seal_episode)  # fmt: skip
         try:
             scheduler.run(jobs)
         except (Interrupted, RunStopped) as stopped:
