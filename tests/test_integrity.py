@@ -185,7 +185,8 @@ def test_salvage_replaces_a_planted_link_and_never_applies_a_forged_path(tmp_pat
 
 
 def test_the_seal_in_a_child_of_the_fork_server_rewrites_a_false_claim_as_the_host_does(
-        tmp_path: Path, instant_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+        tmp_path: Path, instant_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     """A run's seals run in children of the fork server (runtime.local.seal_forked): a worker's
     false claim is rewritten there exactly as the host's own seal rewrites it; when the child
     fails, the host seals the episode itself."""
@@ -214,6 +215,8 @@ def test_the_seal_in_a_child_of_the_fork_server_rewrites_a_false_claim_as_the_ho
             with monkeypatch.context() as patched:
                 patched.setattr(local, "run_forked", lambda *args, **kwargs: (1, "", "killed"))
                 local.seal_forked(copy_spec, False)
+        said = capsys.readouterr().err
+        assert ("sealed in the harness's process instead" in said) == (how == "fallback"), said
         sealed[how] = json.loads((copy / "episode.json").read_text())
         assert sealed[how]["progression"] == 0.0 and sealed[how]["status"] == "truncated"
         sealed[how].pop("episode_dir", None)

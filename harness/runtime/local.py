@@ -107,10 +107,13 @@ def seal_forked(spec: Any, salvaged: bool) -> None:
     scaffold code runs there), at a lower priority than play. A child that fails is not
     trusted to have said why: the seal is then done again here, where its error raises."""
     try:
-        code, _, _ = run_forked(_seal_at_low_priority, spec, salvaged, timeout_s=SEAL_TIMEOUT_S)
-    except Exception:  # no fork server to ask (it could not start again): the seal is still owed
-        code = None
+        code, _, said = run_forked(_seal_at_low_priority, spec, salvaged, timeout_s=SEAL_TIMEOUT_S)
+    except Exception as error:  # no fork server to ask (it could not start again): the seal is still owed
+        code, said = None, f"{type(error).__name__}: {error}"
     if code != 0:
+        print(f"NOTE: the seal of {spec.episode_dir} in a child of the fork server ended with "
+              f"{'no exit code' if code is None else f'code {code}'} ({said.strip()[-500:] or 'nothing said'}); "
+              f"sealed in the harness's process instead", file=sys.stderr, flush=True)  # fmt: skip
         from harness.runs.seal import seal_episode
 
         seal_episode(spec, salvaged)
