@@ -3,6 +3,9 @@ benchmark's checkpoints, and the simulated server's play that keeps a NetHack he
 
 import random
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from harness.bench.load_server import SEARCH_EVERY, TIME_TAKING, LongPlay, survival_answer
 from harness.bench.long import WINDOW, Sample, checkpoints
 from harness.bench.profile import RATE_HZ, Profile, classify, tally
@@ -119,3 +122,60 @@ def test_the_crafter_player_plays_the_same_whichever_agent_asks_and_lives_on_its
         observation = result.observation
     game.close()
     assert lived == 300
+
+
+@given(st.text(alphabet="T:HP()0123 a_\né-", max_size=60))
+def test_a_search_at_a_word_start_finds_what_a_leading_word_boundary_finds(text: str) -> None:
+    """The simulated server's patterns are searched without a leading `\\b` (re then scans for
+    their literal start) and checked for it after: the same match, span and groups."""
+    import re
+
+    from harness.bench.load_server import HEALTH, TURN, _at_word_start
+
+    for pattern in (TURN, HEALTH):
+        bounded = re.compile(r"\b" + pattern.pattern).search(text)
+        found = _at_word_start(pattern, text)
+        assert (bounded and (bounded.span(), bounded.groups())) == (found and (found.span(), found.groups()))
+
+
+def test_the_simulated_server_answers_the_harness_client_after_its_latency_and_counts_first_calls() -> None:
+    """The load benchmark's server (one asyncio loop) speaks to the harness's own client: a
+    chat answer after the latency, usage from the prompt's characters, a choice-constrained
+    call answered from its options; each connection's first call counts once, a preflight
+    probe (one token) never."""
+    import time
+
+    from harness.bench.load_server import LoadServer
+    from harness.models.client import ChatClient
+
+    with LoadServer(0.05, policy="survive") as server:
+        client, probe = ChatClient(server.url), ChatClient(server.url)
+        assert client.kind == "vllm" and client.model == "simulated"
+        probe.chat([{"role": "user", "content": "ready?"}], max_tokens=1)
+        started = time.perf_counter()
+        answer = client.chat([{"role": "user", "content": "HP:16(16) T:1 hello"}])
+        assert time.perf_counter() - started >= 0.05
+        assert answer.text == TIME_TAKING and answer.prompt_tokens == len("HP:16(16) T:1 hello") // 4 + 1
+        chosen = client.chat([{"role": "user", "content": "T:2"}], choices=["north", "south"])
+        assert chosen.text in ("north", "south")
+        stats = server.stats()
+    assert stats["requests"] == 3 and len(stats["first_calls"]) == 1
+
+
+def test_the_nethack_hero_lives_300_steps_on_a_seed_of_nethack_seeds_and_not_on_one_left_out() -> None:
+    from harness.bench.load_server import NETHACK_SEEDS
+    from harness.envs import make_env
+
+    def lived(seed: int) -> int:
+        game = make_env("nethack", "NetHackChallenge-v0")
+        observation, steps = game.reset(seed), 0
+        for steps in range(1, 301):
+            result = game.step(survival_answer({"messages": [{"role": "user", "content": observation.text}]}, random.Random(1)))
+            if result.done:
+                break
+            observation = result.observation
+        game.close()
+        return steps
+
+    assert 60 not in NETHACK_SEEDS and lived(60) < 300
+    assert lived(NETHACK_SEEDS[62]) == 300

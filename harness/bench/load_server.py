@@ -10,6 +10,7 @@ add ~40 ms to each call and the server would measure itself.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import multiprocessing
@@ -20,13 +21,14 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from harness.models.scripted import ScriptedAnswer, ScriptedModelServer, requested_choices
+from harness.bench.async_server import AsyncChatServer
+from harness.models.scripted import ScriptedAnswer, requested_choices
 
 
 class InFlight:
     """Requests held at once, integrated over time (mean = area / span), and when each
     connection brought its first episode call: a worker keeps one connection, served by one
-    thread of the server, so those are the episodes' first calls (the harness's preflight
+    task of the server, so those are the episodes' first calls (the harness's preflight
     probes, which ask for one token, are not)."""
 
     def __init__(self) -> None:
@@ -36,13 +38,13 @@ class InFlight:
         self.first: float | None = None
         self.last = 0.0
         self.first_calls: list[float] = []  # wall-clock times (time.time())
-        self._connection = threading.local()
 
-    def episode_call(self, request: dict[str, Any]) -> None:
-        """Note a request; the first of its connection that is not a preflight probe counts."""
-        if request.get("max_tokens") == 1 or getattr(self._connection, "seen", False):
+    def episode_call(self, request: dict[str, Any], connection: dict[str, Any]) -> None:
+        """Note a request; the first of its connection (whose own state is `connection`) that is
+        not a preflight probe counts."""
+        if request.get("max_tokens") == 1 or connection.get("seen"):
             return
-        self._connection.seen = True
+        connection["seen"] = True
         with self._lock:
             self.first_calls.append(time.time())
 
@@ -104,8 +106,10 @@ TIME_TAKING = "search"  # a turn spent in place (a move into a wall takes none)
 SEARCH_EVERY = 30
 
 
-TURN = re.compile(r"\bT:(\d+)")
-HEALTH = re.compile(r"\bHP:(\d+)\((\d+)\)")
+# searched as if `\b` preceded them (_at_word_start): re scans fast for a pattern's leading
+# literal, but with `\b` first it tries every position (80 us on a NetHack observation)
+TURN = re.compile(r"T:(\d+)")
+HEALTH = re.compile(r"HP:(\d+)\((\d+)\)")
 PRAYER_GAP = 500  # turns between prayers: a prayer too soon after the last angers the god
 ATTACKED = re.compile(r"\b(bites|hits|misses|stings|butts|kicks|claws|touches)\b")
 ADJACENT = re.compile(r"^(?!tame )(?!.*(wall|door|corner|doorway))(.+) adjacent (?P<direction>north|south|east|west|northeast|northwest|southeast|southwest)$", re.M)
@@ -119,6 +123,10 @@ CRAFTER_SEEDS = (6, 9, 11, 17, 21, 23, 26, 31, 37, 38, 43, 47, 54, 58, 59, 61, 6
                  186, 189, 190, 194, 197, 200, 204, 213, 215, 223, 227, 230, 233, 246, 249, 255, 260, 266, 279, 282,
                  305, 313, 321, 323, 324, 326, 327, 328, 332, 333, 337, 344, 354, 356, 360, 361, 365, 367, 372, 375,
                  378, 380, 381, 385)  # fmt: skip
+# NetHack seeds on which the survival play (_nethack_survival) lives 300 steps, found the same way
+# (seeds 0-79 played offline on the game's own text: the heroes of seeds 54 and 60 die, at steps
+# 294 and 31; in the load benchmark seed 60's died at step 25 and left 63 episodes busy).
+NETHACK_SEEDS = tuple(seed for seed in range(80) if seed not in (54, 60))
 CRAFTER_STATUS = re.compile(r"- (health|food|drink|energy): (\d+)/9")
 CRAFTER_SEEN = re.compile(r"- (\w+) (\d+) steps? to your ([\w-]+)")
 CRAFTER_MOVES = {"north": "Move North", "south": "Move South", "east": "Move East", "west": "Move West"}
@@ -206,12 +214,12 @@ class LongPlay:
         current = str(messages[-1].get("content", ""))
         if "Your status:" in current:
             return self.crafter(current, rng)
-        turn = TURN.search(current)
+        turn = _at_word_start(TURN, current)
         if turn is not None and turn[1] != self.turn:
             self.turn, self.turn_seen = turn[1], self.requests
         if "Are you sure you want to pray" in current:
             return "y"
-        health = HEALTH.search(current)
+        health = _at_word_start(HEALTH, current)
         low = health is not None and (int(health[1]) < 6 or 7 * int(health[1]) < int(health[2]))
         if (" Weak" in current or "Fainting" in current or low) and self._may_pray():
             return "pray"
@@ -233,12 +241,21 @@ class LongPlay:
         return rng.choice(TIMELESS)
 
 
+def _at_word_start(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """The first match of `pattern` not preceded by a word character, as `\b` + pattern finds it."""
+    for match in pattern.finditer(text):
+        before = text[match.start() - 1] if match.start() else " "
+        if not (before.isalnum() or before == "_"):
+            return match
+    return None
+
+
 def _observation(request: dict[str, Any]) -> str:
     """The latest game observation among a request's messages (the seed agent's action call
     carries it in an earlier message than the last)."""
     for message in reversed(request.get("messages") or []):
         content = str(message.get("content") or "")
-        if "Your status:" in content or TURN.search(content):
+        if "Your status:" in content or _at_word_start(TURN, content):
             return content
     return ""
 
@@ -259,7 +276,7 @@ def _nethack_survival(current: str) -> str:
     turn passes, so BALROG's no-progress rule never ends the episode)."""
     if "Are you sure you want to pray" in current:
         return "y"
-    health = HEALTH.search(current)
+    health = _at_word_start(HEALTH, current)
     if " Weak" in current or "Fainting" in current or (health is not None and 7 * int(health[1]) < int(health[2])):
         return "pray"
     foe = ADJACENT.search(current) if ATTACKED.search(current.split("language observation:")[0]) else None
@@ -287,15 +304,14 @@ POLICIES: dict[str, Any] = {"seed-like": lambda: seed_like_answer, "long": LongP
 
 
 def _serve(connection: Connection, latency_s: float, policy: str) -> None:
-    in_flight, rng, lock = InFlight(), random.Random(0), threading.Lock()
+    in_flight, rng = InFlight(), random.Random(0)
     answer = POLICIES[policy]()
 
-    def respond(request: dict[str, Any]) -> Any:
-        in_flight.episode_call(request)
+    async def respond(request: dict[str, Any], seen: dict[str, Any]) -> ScriptedAnswer:
+        in_flight.episode_call(request, seen)
         with in_flight:
-            time.sleep(latency_s)
-            with lock:
-                given = answer(request, rng)
+            await asyncio.sleep(latency_s)
+            given = answer(request, rng)  # one loop answers: the policy's state needs no lock
         # usage from the prompt's characters (a token is ~4): counting its words, as the scripted
         # server does by default, cost this server 0.2 ms a call of the cores the harness runs on
         message = dict(given) if isinstance(given, dict) else {"content": given}
@@ -303,7 +319,7 @@ def _serve(connection: Connection, latency_s: float, policy: str) -> None:
         return ScriptedAnswer(message, usage={"prompt_tokens": prompt_chars // 4 + 1,
                                               "completion_tokens": len(str(message.get("content") or "").split())})  # fmt: skip
 
-    server = ScriptedModelServer(respond, model_name="simulated", owned_by="vllm", keep_requests=False)
+    server = AsyncChatServer(respond, model_name="simulated", owned_by="vllm")
     connection.send(server.start())
     while True:
         command = connection.recv()

@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 from tabulate import tabulate
 
-from harness.bench.load_server import CRAFTER_SEEDS, LoadServer
+from harness.bench.load_server import CRAFTER_SEEDS, NETHACK_SEEDS, LoadServer
 from harness.bench.report import write_section
 from harness.envs import make_env
 from harness.runs.launches import read_launches
@@ -162,9 +162,10 @@ def _game_cpu_s(env: str, task: str, seed: int, actions: list[str]) -> tuple[flo
 
 
 def _suite(path: Path, game: str, episodes: int, steps: int) -> str:
-    # Crafter: seeds on which the simulated player lives (bench.load_server.CRAFTER_SEEDS), so
-    # that N episodes stay busy to their last step, as the ideal counts them
-    chosen = CRAFTER_SEEDS[:episodes] if game == "crafter" and episodes <= len(CRAFTER_SEEDS) else range(episodes)
+    # seeds on which the simulated player lives (bench.load_server.CRAFTER_SEEDS, NETHACK_SEEDS),
+    # so that N episodes stay busy to their last step, as the ideal counts them
+    living = {"crafter": CRAFTER_SEEDS, "nethack": NETHACK_SEEDS}.get(game, ())
+    chosen = living[:episodes] if episodes <= len(living) else range(episodes)
     seeds = ", ".join(str(seed) for seed in chosen)
     path.write_text(f"name: scale\ndescription: load benchmark\nenvs:\n"
                     f"  {game}: {{tasks: [{TASKS[game]}], seeds: [{seeds}], max_steps: {steps}}}\n")  # fmt: skip
@@ -275,7 +276,7 @@ def run_scale_benchmark(games: tuple[str, ...] = ("crafter", "nethack"), counts:
                 "(its own process, TCP_NODELAY), with actions that keep the player alive (load_server.survival_answer: "
                 "a NetHack hero searches in place, prays when weak and strikes back; a Crafter player drinks, eats, "
                 "fights and never sleeps, its chance drawn from what it sees, so each episode plays the same at any "
-                "concurrency; Crafter plays the seeds on which it lives 300 steps, load_server.CRAFTER_SEEDS). Ideal = N / (calls per step x latency). "
+                "concurrency; each game plays the seeds on which this play lives 300 steps, load_server.CRAFTER_SEEDS and NETHACK_SEEDS). Ideal = N / (calls per step x latency). "
                 "`per step / ideal`: ideal step time over the mean step's wall time; `whole run / ideal`: "
                 "steps over the evaluation's whole wall time (submission check, worker start-up and "
                 "the last episodes' tail included); `playing period / ideal`: steps over the span from the first episode's "

@@ -156,17 +156,22 @@ class _Handler(BaseHTTPRequestHandler):
         if answer.status != 200:
             self._send(answer.status, {"error": {"message": answer.error, "code": answer.status}})
             return
-        message = {"role": "assistant", **answer.message}
-        text = str(message.get("content") or "")
-        usage = answer.usage or {"prompt_tokens": sum(len(str(m.get("content", "")).split()) for m in request.get("messages", [])),
-                                 "completion_tokens": len(text.split())}  # fmt: skip
-        finish = answer.finish_reason or ("tool_calls" if message.get("tool_calls") else "stop")
-        self._send(200, {
-            "id": f"scripted-{len(self.server.requests)}", "object": "chat.completion",
-            "created": int(time.time()), "model": answer.model or request.get("model", self.server.model_name),
-            "choices": [{"index": 0, "finish_reason": finish, "message": message}],
-            "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
-        })  # fmt: skip
+        self._send(200, completion_body(request, answer, self.server.model_name, f"scripted-{len(self.server.requests)}"))
+
+
+def completion_body(request: dict[str, Any], answer: ScriptedAnswer, model_name: str, answer_id: str) -> dict[str, Any]:
+    """The chat completion an OpenAI-compatible server sends for `answer` (status 200)."""
+    message = {"role": "assistant", **answer.message}
+    text = str(message.get("content") or "")
+    usage = answer.usage or {"prompt_tokens": sum(len(str(m.get("content", "")).split()) for m in request.get("messages", [])),
+                             "completion_tokens": len(text.split())}  # fmt: skip
+    finish = answer.finish_reason or ("tool_calls" if message.get("tool_calls") else "stop")
+    return {
+        "id": answer_id, "object": "chat.completion",
+        "created": int(time.time()), "model": answer.model or request.get("model", model_name),
+        "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+        "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
+    }  # fmt: skip
 
 
 class ScriptedModelServer(ThreadingHTTPServer):
