@@ -168,14 +168,15 @@ def test_the_nethack_hero_lives_300_steps_on_a_seed_of_nethack_seeds_and_not_on_
 
     def lived(seed: int) -> int:
         game = make_env("nethack", "NetHackChallenge-v0")
-        observation, steps = game.reset(seed), 0
-        for steps in range(1, 301):
+        observation = game.reset(seed)
+        for step in range(1, 301):
             result = game.step(survival_answer({"messages": [{"role": "user", "content": observation.text}]}, random.Random(1)))
             if result.done:
-                break
+                game.close()
+                return step
             observation = result.observation
         game.close()
-        return steps
+        return 300
 
     assert 60 not in NETHACK_SEEDS and lived(60) < 300
     assert lived(NETHACK_SEEDS[62]) == 300

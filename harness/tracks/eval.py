@@ -33,8 +33,8 @@ from harness.runs.provenance import DEFAULT_SAMPLING, setup_differences
 from harness.runs.read import RecordError, read_run
 from harness.runs.records import Results, RunRecord, validated
 from harness.runs.results import aggregate
-from harness.runs.seal import seal_episode
 from harness.runs.scheduler import EpisodeJob, Interrupted, RunStopped, Scheduler
+from harness.runs.seal import seal_episode
 from harness.runs.suites import Suite, load_suite, narrow, seed_option, with_text
 from harness.runtime import get_runtime, is_sandboxed
 from harness.runtime.local import preload_for, run_forked, seal_forked
