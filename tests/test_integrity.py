@@ -239,3 +239,25 @@ def test_the_seal_takes_how_an_episode_ended_from_the_game_not_from_the_worker(
     stopped = seal_episode(EpisodeSpec(**{**spec, "max_steps": 5}), False)  # 3 steps played of 5
     assert stopped is not None and stopped["status"] == "errored" and stopped["error_kind"] == "scaffold"
     assert "after 3 of 5 steps without an error" in stopped["error"]
+
+
+def test_an_episode_the_harness_stopped_before_sealing_is_sealed_when_the_run_goes_on(
+        tmp_path: Path, instant_model: ScriptedModelServer) -> None:  # fmt: skip
+    """A harness killed between a worker's end and the seal leaves the worker's claim as
+    episode.json; --resume seals it (the game's score) instead of taking the claim, and does not
+    play it again."""
+    from harness.runs.launches import read_launches
+
+    root = _run(tmp_path, HONEST, instant_model)
+    folder = root / "episodes" / "crafter" / "crafter" / "0"
+    claim = json.loads((folder / "episode.json").read_text())
+    claim.pop("game")
+    claim["progression"] = 1.0  # as the worker could have claimed it
+    (folder / "episode.json").write_text(json.dumps(claim))
+    submission = tmp_path / "sub-run"
+    run_eval(EvalOptions(submission=str(submission), suite=str(tmp_path / "two.yaml"), model=instant_model.url,
+                         runs_dir=str(tmp_path / "runs"), run_id="run", resume=True, show_progress=False))  # fmt: skip
+    episode = json.loads((folder / "episode.json").read_text())
+    assert episode["progression"] == 0.0 and episode["game"]["agrees"] and episode["status"] == "truncated"
+    assert len(read_launches(folder)) == 1  # sealed, not played again
+    assert verify_run(root).verified

@@ -48,7 +48,7 @@ from harness.runs.launches import (
 )
 from harness.runs.layout import EPISODE_FILE, atomic_write_json
 from harness.runs.phase import PHASE_FILE, read_phase
-from harness.runs.read import read_episode
+from harness.runs.read import RecordError, read_episode
 from harness.runs.records import EpisodeRecord
 from harness.runs.salvage import clear_for_relaunch, salvaged_episode
 from harness.runs.seal import seal_episode
@@ -85,6 +85,19 @@ class EpisodeJob:
     def limits(self) -> WatchLimits:
         return WatchLimits.of(self.spec.step_timeout_s, self.model.timeout_s, self.model.max_retries,
                               self.spec.env_timeout_s, self.spec.episode_timeout_s)  # fmt: skip
+
+
+def unsealed(job: EpisodeJob) -> bool:
+    """A scored episode.json the host has not sealed (no `game` record), or one that cannot be
+    read: the harness stopped between the worker's end and the seal, so it still holds the
+    worker's claims. Sealed when the run goes on, not played again."""
+    if not (job.directory / EPISODE_FILE).exists():
+        return False
+    try:
+        episode = read_episode(job.directory)
+    except (RecordError, OSError, ValueError):
+        return True  # the seal names it as the scaffold's error
+    return is_scored(episode) and episode.game is None
 
 
 def needs_run(job: EpisodeJob) -> bool:
@@ -133,6 +146,10 @@ class Scheduler:
         self._lock = threading.Lock()
 
     def run(self, jobs: Iterable[EpisodeJob]) -> list[dict[str, Any]]:
+        jobs = list(jobs)
+        for job in jobs:
+            if unsealed(job):
+                self.seal(job.spec, False)
         pending = [job for job in jobs if needs_run(job)]
         progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
