@@ -48,18 +48,18 @@ DEDUP_WINDOW = 4096
 KNOWN_TEXTS = 1024  # plain messages known by their role and text (no hashing again)
 
 
-def _key(value: Any) -> tuple[bytes, bytes]:
-    """(the dedup key of a message or tool list, its serialized form): a digest of its canonical
-    JSON. orjson where it is exact (it writes NaN and infinities as null: a value whose orjson
-    form holds "null" takes the json module's path instead, as do those orjson refuses)."""
+def _key(value: Any) -> bytes:
+    """The dedup key of a message or tool list: a digest of its canonical JSON. orjson where it
+    is exact (it writes NaN and infinities as null: a value whose orjson form holds "null" takes
+    the json module's path instead, as do those orjson refuses)."""
     try:
         data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         if b"null" not in data:
-            return b"O" + hashlib.sha256(data).digest()[:16], b"O" + data
+            return b"O" + hashlib.sha256(data).digest()[:16]
     except TypeError:
         pass
     data = json.dumps(value, sort_keys=True, ensure_ascii=False).encode(errors="surrogatepass")
-    return b"J" + hashlib.sha256(data).digest()[:16], b"J" + data
+    return b"J" + hashlib.sha256(data).digest()[:16]
 
 
 class MessageStore:
@@ -77,15 +77,15 @@ class MessageStore:
             record = dict(record)
             known = record.pop("id")
             tools = "tools" in record
-            key, _ = _key(record["tools"] if tools else record)
+            key = _key(record["tools"] if tools else record)
             (self._tool_ids if tools else self._ids)[key] = known
             self._given["t" if tools else "m"] += 1
         self._lines = _AppendOnlyLines(path)
         self.bytes_written = 0
 
-    def _id(self, kind: str, value: Any, record: dict[str, Any], keyed: tuple[bytes, bytes] | None = None) -> str:
+    def _id(self, kind: str, value: Any, record: dict[str, Any], key: bytes | None = None) -> str:
         known_ids = self._tool_ids if kind == "t" else self._ids
-        key, _ = keyed or _key(value)
+        key = key or _key(value)
         known = known_ids.get(key)
         if known is None:
             known = f"{kind}{self._given[kind]}"
@@ -109,9 +109,9 @@ class MessageStore:
             known = seen[0]
             if self._ids.get(seen[1]) == known:  # still in the dedup window as this id: used again
                 return known
-        keyed = _key(message)
-        known = self._id("m", message, message, keyed)
-        self._plain[(role, content)] = (known, keyed[0])
+        key = _key(message)
+        known = self._id("m", message, message, key)
+        self._plain[(role, content)] = (known, key)
         return known
 
     def id_of_tools(self, tools: list[dict[str, Any]]) -> str:
