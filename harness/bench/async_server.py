@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from harness.models.scripted import ScriptedAnswer, completion_body
+from harness.models.scripted import ScriptedAnswer, completion_body, parsed_body
 
 # (request, the connection's own state) -> the answer, once the call's latency has passed
 ChatHandler = Callable[[dict[str, Any], dict[str, Any]], Awaitable[ScriptedAnswer]]
@@ -104,7 +104,7 @@ class AsyncChatServer:
             return 200, {"object": "list", "data": [{"id": self.model_name, "object": "model", "owned_by": self.owned_by}]}
         if method != b"POST" or not path.endswith(b"/chat/completions"):
             return 404, {"error": {"message": f"no route {path.decode(errors='replace')}"}}
-        request = orjson.loads(body or b"{}")
+        request = parsed_body(body or b"{}")
         answer = await self.chat(request, state)
         self.answered += 1
         return 200, completion_body(request, answer, self.model_name, f"simulated-{self.answered}")

@@ -69,7 +69,7 @@ def answer_by_content(request: dict[str, Any]) -> Any:
                                              "function": {"name": name, "arguments": json.dumps(arguments)}}]}  # fmt: skip
 
 
-def _parsed(body: bytes) -> Any:
+def parsed_body(body: bytes) -> Any:
     """A request body: orjson reads a long prompt in a fraction of the json module's time (the
     load benchmark's server shares the harness's cores); what orjson refuses (NaN), json reads."""
     try:
@@ -122,7 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length", 0))
-        request = _parsed(self.rfile.read(length) or b"{}")
+        request = parsed_body(self.rfile.read(length) or b"{}")
         if not self._authorized():
             return
         if self.server.keep_requests:

@@ -21,6 +21,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
+from harness.runs.jobs import EpisodeSpec
+from harness.runs.seal import seal_episode
+
 START_METHODS = ("fork", "spawn")
 # Imported once in the fork server: what every worker needs before its first step.
 PRELOAD = ["harness.runtime.fork_preload", "harness.agent.worker"]
@@ -95,14 +98,12 @@ SEAL_NICENESS = 10
 SEAL_TIMEOUT_S = 3600.0
 
 
-def _seal_at_low_priority(spec: Any, salvaged: bool) -> None:
+def _seal_at_low_priority(spec: EpisodeSpec, salvaged: bool) -> None:
     os.nice(SEAL_NICENESS)
-    from harness.runs.seal import seal_episode
-
     seal_episode(spec, salvaged)
 
 
-def seal_forked(spec: Any, salvaged: bool) -> None:
+def seal_forked(spec: EpisodeSpec, salvaged: bool) -> None:
     """runs.seal.seal_episode in a child of the fork server (the harness's own process: no
     scaffold code runs there), at a lower priority than play. A child that fails is not
     trusted to have said why: the seal is then done again here, where its error raises."""
@@ -114,8 +115,6 @@ def seal_forked(spec: Any, salvaged: bool) -> None:
         print(f"NOTE: the seal of {spec.episode_dir} in a child of the fork server ended with "
               f"{'no exit code' if code is None else f'code {code}'} ({said.strip()[-500:] or 'nothing said'}); "
               f"sealed in the harness's process instead", file=sys.stderr, flush=True)  # fmt: skip
-        from harness.runs.seal import seal_episode
-
         seal_episode(spec, salvaged)
 
 
