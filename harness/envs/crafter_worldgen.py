@@ -10,8 +10,9 @@ crafter draws). The world is identical (tests/test_crafter_worldgen.py compares 
 objects and the RNG's state after generation with crafter's own on many seeds); without
 numba or opensimplex >= 0.4, `generate_world` is crafter's own.
 
-The compiled loop is cached on disk by numba (`cache=True`, beside this file); `warm()` loads
-it (0.8 s: numba's import, then the cache), and the fork server of a run that plays Crafter
+The compiled loop is the one built ahead of time at install (envs.crafter_noise: an ordinary
+extension module, no numba at run time), or else numba's just-in-time one, cached on disk
+(`cache=True`, beside this file). `warm()` loads it; the fork server of a run that plays Crafter
 calls it once (harness.envs.crafter_warm) so no game process pays for it.
 """
 
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 from crafter import constants, objects, worldgen
+
+from harness.envs import crafter_noise
 
 # Each field the generator can consult: (name, z, size, x scale, y scale). Crafter asks for
 # noise3(X / size, Y / size, z) with X = x * x_scale or x / 5 (and Y likewise), per cell.
@@ -32,32 +35,30 @@ FIELDS = (
 )  # fmt: skip
 WATER_WEIGHTS = {15: 1, 5: 0.15}  # crafter's, in its order: the sums below add in this order
 MOUNTAIN_WEIGHTS = {15: 1, 5: 0.3}
-CELL_FIELDS = ("cave", "tunnel_h", "tunnel_v", "coal", "iron", "lava", "sand", "tree")  # read cell by cell
 
-_KERNEL: Any = None  # the compiled noise loop, once loaded; False: not available here
+_KERNEL: Any = None  # (opensimplex's permutation set-up, the compiled noise loop) once found; False: none here
 
 
 def _noise_kernel() -> Any:
-    """The compiled loop over opensimplex's own `_noise3` (numba imported on first use, 0.5 s: a
-    NetHack run never pays it), or False without numba or opensimplex >= 0.4."""
+    """opensimplex's `_init` and the compiled noise loop: the one compiled ahead of time when it is
+    built (envs.crafter_noise: no numba needed), else numba's just-in-time one (numba imported on
+    first use, 0.5 s: a NetHack run never pays it); False without numba or opensimplex >= 0.4."""
     global _KERNEL
     if _KERNEL is None:
+        ahead_of_time = crafter_noise.load()
         try:
+            from opensimplex.internals import _init
+
+            if ahead_of_time is not None:
+                _KERNEL = (_init, ahead_of_time)
+                return _KERNEL
             from numba import njit
-            from opensimplex.internals import _init, _noise3
+
+            from harness.envs.crafter_noise_loop import noise_field
         except ImportError:
             _KERNEL = False
             return _KERNEL
-
-        @njit(cache=True)
-        def noise_field(xs: np.ndarray, ys: np.ndarray, z: float, perm: np.ndarray, grad: np.ndarray) -> np.ndarray:
-            out = np.empty((xs.size, ys.size))
-            for i in range(xs.size):
-                for j in range(ys.size):
-                    out[i, j] = _noise3(xs[i], ys[j], z, perm, grad)
-            return out
-
-        _KERNEL = (_init, noise_field)
+        _KERNEL = (_init, njit(cache=True)(noise_field))
     return _KERNEL
 
 
@@ -94,8 +95,8 @@ def _weighted(fields: tuple[np.ndarray, np.ndarray], weights: dict[int, float], 
     return np.asarray(value)
 
 
-def _climate(noise: dict[str, np.ndarray], distance: np.ndarray) -> tuple[list[Any], list[Any], list[Any]]:
-    """Crafter's start, water and mountain values of every cell (as lists: fast to read one by one)."""
+def _climate(noise: dict[str, np.ndarray], distance: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Crafter's start, water and mountain values of every cell."""
     start = 4 - distance
     start = start + 2 * noise["start"]
     start = 1 / (1 + np.exp(-start))
@@ -103,36 +104,96 @@ def _climate(noise: dict[str, np.ndarray], distance: np.ndarray) -> tuple[list[A
     water = water - 2 * start
     mountain = _weighted((noise["mountain_15"], noise["mountain_5"]), MOUNTAIN_WEIGHTS, True)
     mountain = mountain - (4 * start + 0.3 * water)
-    return start.tolist(), water.tolist(), mountain.tolist()
+    return start, water, mountain
 
 
-def _material(start: float, water: float, mountain: float, rows: dict[str, list[list[float]]], x: int, y: int,
-              uniform: Any) -> tuple[str, bool]:  # fmt: skip
-    """A cell's material and whether it is a tunnel, decided as crafter decides it: the same
-    thresholds in the same order, a draw from the world's RNG exactly where crafter draws."""
-    if start > 0.5:
-        return "grass", False
-    if mountain > 0.15:
-        if rows["cave"][x][y] > 0.15 and mountain > 0.3:
-            return "path", False
-        if rows["tunnel_h"][x][y] > 0.4 or rows["tunnel_v"][x][y] > 0.4:
-            return "path", True
-        if rows["coal"][x][y] > 0 and uniform() > 0.85:
-            return "coal", False
-        if rows["iron"][x][y] > 0.4 and uniform() > 0.75:
-            return "iron", False
-        if mountain > 0.18 and uniform() > 0.994:
-            return "diamond", False
-        if mountain > 0.3 and rows["lava"][x][y] > 0.35:
-            return "lava", False
-        return "stone", False
-    if 0.25 < water <= 0.35 and rows["sand"][x][y] > -0.2:
-        return "sand", False
-    if 0.3 < water:
-        return "water", False
-    if rows["tree"][x][y] > 0 and uniform() > 0.8:
-        return "tree", False
-    return "grass", False
+class _Draws:
+    """The world RNG's next uniform draws, read ahead from a copy of its state. Crafter draws one
+    at a time, and only at cells whose earlier tests pass; `commit` then moves the world's own RNG
+    on by exactly the draws taken (numpy's RandomState gives the same doubles, and leaves the
+    same state, one at a time or in a block: tests/test_crafter_worldgen.py)."""
+
+    def __init__(self, random: np.random.RandomState) -> None:
+        self.random = random
+        self.ahead = np.random.RandomState()
+        self.ahead.set_state(random.get_state())
+        self.values: list[float] = []
+        self.taken = 0
+
+    def reserve(self, most: int) -> None:
+        """Have at least `most` more draws ready than are taken."""
+        missing = self.taken + most - len(self.values)
+        if missing > 0:
+            self.values.extend(self.ahead.random_sample(missing).tolist())
+
+    def __call__(self) -> float:
+        value = self.values[self.taken]
+        self.taken += 1
+        return value
+
+    def commit(self) -> None:
+        if self.taken:
+            self.random.random_sample(self.taken)
+
+
+def _materials(world: Any, noise: dict[str, np.ndarray], start: np.ndarray, water: np.ndarray,
+               mountain: np.ndarray, draw: _Draws) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Every cell's material id and whether it is a tunnel, decided as crafter decides them: the
+    same thresholds in the same order; the cells whose material needs a draw are visited in
+    crafter's order (x, then y) and draw exactly where crafter draws."""
+    ids = world._mat_ids
+    materials = np.full(world.area, ids["grass"], np.uint8)  # start > 0.5, and plains without a tree
+    high = (start <= 0.5) & (mountain > 0.15)
+    cave = high & (noise["cave"] > 0.15) & (mountain > 0.3)
+    tunnels = high & ~cave & ((noise["tunnel_h"] > 0.4) | (noise["tunnel_v"] > 0.4))
+    rock = high & ~cave & ~tunnels
+    materials[cave | tunnels] = ids["path"]
+    lava = (mountain > 0.3) & (noise["lava"] > 0.35)
+    materials[rock] = np.where(lava, ids["lava"], ids["stone"])[rock]  # unless a draw makes it ore
+    low = (start <= 0.5) & (mountain <= 0.15)
+    sand = low & (0.25 < water) & (water <= 0.35) & (noise["sand"] > -0.2)
+    wet = low & ~sand & (0.3 < water)
+    materials[sand] = ids["sand"]
+    materials[wet] = ids["water"]
+    tree = low & ~sand & ~wet & (noise["tree"] > 0)
+    coal, iron, diamond = rock & (noise["coal"] > 0), rock & (noise["iron"] > 0.4), rock & (mountain > 0.18)
+    drawing = np.flatnonzero(tree | coal | iron | diamond).tolist()
+    draw.reserve(len(drawing) * 3)
+    is_tree, is_coal, is_iron, is_diamond = (mask.ravel().tolist() for mask in (tree, coal, iron, diamond))
+    flat = materials.ravel()
+    for cell in drawing:
+        if is_tree[cell]:
+            if draw() > 0.8:
+                flat[cell] = ids["tree"]
+        elif is_coal[cell] and draw() > 0.85:
+            flat[cell] = ids["coal"]
+        elif is_iron[cell] and draw() > 0.75:
+            flat[cell] = ids["iron"]
+        elif is_diamond[cell] and draw() > 0.994:
+            flat[cell] = ids["diamond"]
+    return materials, tunnels
+
+
+def _place_creatures(world: Any, player: Any, materials: np.ndarray, tunnels: np.ndarray, distance: np.ndarray,
+                     draw: _Draws) -> None:  # fmt: skip
+    """Crafter's cows, zombies and skeletons: the walkable cells that may get one are visited in
+    crafter's order, drawing where crafter draws, adding in crafter's order."""
+    ids = world._mat_ids
+    walkable = np.isin(materials, [ids[name] for name in constants.walkable])
+    cow = walkable & (distance > 3) & (materials == ids["grass"])
+    zombie = walkable & (distance > 10)
+    skeleton = walkable & (materials == ids["path"]) & tunnels
+    cells = np.flatnonzero(cow | zombie | skeleton).tolist()
+    draw.reserve(len(cells) * 3)
+    is_cow, is_zombie, is_skeleton = (mask.ravel().tolist() for mask in (cow, zombie, skeleton))
+    height = world.area[1]
+    for cell in cells:
+        if is_cow[cell] and draw() > 0.985:
+            world.add(objects.Cow(world, divmod(cell, height)))
+        elif is_zombie[cell] and draw() > 0.993:
+            world.add(objects.Zombie(world, divmod(cell, height), player))
+        elif is_skeleton[cell] and draw() > 0.95:
+            world.add(objects.Skeleton(world, divmod(cell, height), player))
 
 
 def generate_world(world: Any, player: Any) -> None:
@@ -141,36 +202,13 @@ def generate_world(world: Any, player: Any) -> None:
         worldgen.generate_world(world, player)
         return
     noise = noise_fields(world.random.randint(0, 2**31 - 1), world.area)  # crafter's draw for its simplex seed
-    uniform = world.random.uniform
-    width, height = world.area
-    xs, ys = np.meshgrid(np.arange(width), np.arange(height), indexing="ij")
+    xs, ys = np.meshgrid(np.arange(world.area[0]), np.arange(world.area[1]), indexing="ij")
     distance = np.sqrt((xs - player.pos[0]) ** 2 + (ys - player.pos[1]) ** 2)  # sqrt rounds exactly, as one by one
-    start, water, mountain = _climate(noise, distance)
-    rows = {name: field.tolist() for name, field in noise.items() if name in CELL_FIELDS}
-    far = distance.tolist()
-    tunnels = np.zeros(world.area, bool)
-    materials: list[list[str]] = []
-    for x in range(width):
-        column = []
-        for y in range(height):
-            material, tunnel = _material(start[x][y], water[x][y], mountain[x][y], rows, x, y, uniform)
-            column.append(material)
-            tunnels[x, y] = tunnel
-        materials.append(column)
-    ids = world._mat_ids  # crafter's World.__setitem__, for the whole map at once
-    world._mat_map[:, :] = np.array([[ids[material] for material in column] for column in materials], np.uint8)
-    walkable = set(constants.walkable)
-    for x in range(width):
-        for y in range(height):
-            material = materials[x][y]
-            if material not in walkable:
-                continue
-            if far[x][y] > 3 and material == "grass" and uniform() > 0.985:
-                world.add(objects.Cow(world, (x, y)))
-            elif far[x][y] > 10 and uniform() > 0.993:
-                world.add(objects.Zombie(world, (x, y), player))
-            elif material == "path" and tunnels[x, y] and uniform() > 0.95:
-                world.add(objects.Skeleton(world, (x, y), player))
+    draw = _Draws(world.random)
+    materials, tunnels = _materials(world, noise, *_climate(noise, distance), draw)
+    world._mat_map[:, :] = materials  # crafter's World.__setitem__, for the whole map at once
+    _place_creatures(world, player, materials, tunnels, distance, draw)
+    draw.commit()
 
 
 def warm() -> None:

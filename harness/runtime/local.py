@@ -28,9 +28,9 @@ START_METHODS = ("fork", "spawn")
 # Imported once in the fork server: what every worker needs before its first step.
 PRELOAD = ["harness.runtime.fork_preload", "harness.agent.worker"]
 # And what each game needs, for a run that plays it (preload_for): a NetHack run's server does not
-# load Crafter (opensimplex imports numba: 0.7 s), nor a Crafter run's NLE. Crafter's entry also
-# loads its compiled world generation and textures.
-GAME_PRELOAD = {"crafter": ["harness.envs.crafter", "harness.envs.crafter_warm"],
+# load Crafter, nor a Crafter run's NLE. Crafter's entry imports crafter (numba hidden where its
+# noise loop was compiled ahead of time) and loads its world generation and textures.
+GAME_PRELOAD = {"crafter": ["harness.envs.crafter_warm"],
                 "minihack": ["harness.envs.minihack"], "nethack": ["harness.envs.nethack"]}  # fmt: skip
 _game_preload: list[str] = []
 
