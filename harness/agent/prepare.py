@@ -13,9 +13,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.agent.resume import Continuation, continue_or_restart, keep_steps, read_recorded
-from harness.envs import GameEnv, TextVariant, make_env
+from harness.agent.resume import (
+    Continuation,
+    Recorded,
+    continue_or_restart,
+    continued_from_snapshot,
+    keep_steps,
+    read_recorded,
+)
+from harness.envs import GameEnv, TextVariant, make_env, snapshot
 from harness.envs.base import Observation
+from harness.envs.client import EnvClient
 from harness.envs.game_process import GameProcess
 from harness.envs.gamelog import GAME_LOG_FILE
 from harness.runs.jobs import EpisodeSpec
@@ -56,13 +64,21 @@ def prepare_episode(spec: EpisodeSpec) -> PreparedEpisode:
     directory = Path(spec.episode_dir)
     directory.mkdir(parents=True, exist_ok=True)
     recorded = read_recorded(directory)  # an earlier attempt (a killed worker): continued, see agent.resume
-    game, observation, aborted = start_game(spec)
+    restored = game_from_snapshot(spec, recorded)
+    game: GameEnv | None = None
     try:
-        continuation = continue_or_restart(directory, game, spec.seed, observation, recorded)
+        if isinstance(restored, Restored):
+            assert recorded is not None
+            game, aborted = restored.game, None
+            continuation = continued_from_snapshot(directory, recorded, restored.observation, restored.from_step,
+                                                   started)  # fmt: skip
+        else:
+            game, observation, aborted = start_game(spec)
+            continuation = continue_or_restart(directory, game, spec.seed, observation, recorded, not_restored=restored)
         if game is not None and hasattr(game, "lock"):
             game.lock()
     except Exception as failure:  # the game failed while replaying: keep everything, --resume tries again
-        continuation = Continuation(observation, recorded, earlier_resumes(directory))
+        continuation = Continuation(Observation(text=""), recorded, earlier_resumes(directory))
         if recorded is not None:
             keep_steps(directory, recorded)
         aborted = EpisodeAborted("env", f"the game failed while replaying the recorded actions: "
@@ -78,6 +94,40 @@ def prepare_episode(spec: EpisodeSpec) -> PreparedEpisode:
 StartedGame = tuple["GameEnv | None", Observation, "EpisodeAborted | None"]
 
 
+@dataclass
+class Restored:
+    """The episode's game from its snapshot (envs.snapshot), at the last kept step."""
+
+    game: GameEnv
+    observation: Observation
+    from_step: int  # the step the snapshot held: the kept steps after it were played again
+
+
+def game_from_snapshot(spec: EpisodeSpec, recorded: Recorded | None) -> Restored | str | None:
+    """The game restored from the snapshot an earlier attempt's game process left (a worker the
+    run launches again), or why the snapshot there was not used (None: none to use; the game
+    is then replayed from its reset). The docker runtime's env container keeps none."""
+    if spec.env_address or recorded is None or not recorded.count or not recorded.has_state or recorded.state_lost:
+        return None
+    entry = snapshot.read_registry(Path(spec.episode_dir) / snapshot.SNAPSHOT_FILE)
+    if entry is None:
+        return None
+    step = int(entry["step"])
+    if step > recorded.count:
+        return f"its snapshot holds step {step}, after the {recorded.count} kept steps"
+    game: EnvClient | None = None
+    try:
+        connection = snapshot.connect(str(entry["address"]), spec.env_timeout_s)
+        game = EnvClient(f"the snapshot at step {step}", spec.task, timeout_s=spec.env_timeout_s,
+                         text=TextVariant(spec.observation, spec.instructions), connection=connection)  # fmt: skip
+        observation, from_step = game.resume(recorded.actions, recorded.digests)
+    except Exception as failure:  # gone, or it does not agree with the trace or the log: replayed from the reset
+        if game is not None:
+            game.close()
+        return f"its snapshot at step {step} was not used ({type(failure).__name__}: {failure})"
+    return Restored(game, observation, from_step)
+
+
 def start_game(spec: EpisodeSpec) -> StartedGame:
     """The episode's game, made and reset on its seed in its own process: (game, first
     observation, None), or the failure. Without an env server address the game is a forked
@@ -86,7 +136,6 @@ def start_game(spec: EpisodeSpec) -> StartedGame:
     try:
         text = TextVariant(spec.observation, spec.instructions)
         if spec.env_address:
-            from harness.envs.client import EnvClient
             game = EnvClient(spec.env_address, spec.task, timeout_s=spec.env_timeout_s, text=text)
         else:
             process = GameProcess(spec.env, spec.task, spec.seed, text, str(Path(spec.episode_dir) / GAME_LOG_FILE),

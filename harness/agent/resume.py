@@ -205,10 +205,23 @@ class Continuation:
     resumes: list[dict[str, Any]]
 
 
+def continued_from_snapshot(directory: Path, recorded: Recorded, observation: Observation, from_step: int,
+                            started: float) -> Continuation:  # fmt: skip
+    """The episode continues from its kept steps, its game restored from a snapshot at step
+    `from_step` (envs.snapshot; the game checked the kept steps and played those after it)."""
+    recorded.actions, recorded.digests = [], []
+    keep_steps(directory, recorded)
+    entry = resume_entry(recorded, True, f"continued from its last played step, the game from its snapshot at "
+                                         f"step {from_step}", started)  # fmt: skip
+    resumes = log_resume(directory, {**entry, "snapshot_step": from_step})
+    return Continuation(observation, recorded, resumes)
+
+
 def continue_or_restart(directory: Path, game: GameEnv | None, seed: int, observation: Observation,
-                        recorded: Recorded | None) -> Continuation:  # fmt: skip
+                        recorded: Recorded | None, not_restored: str | None = None) -> Continuation:  # fmt: skip
     """Decide how an episode starts from what an earlier attempt left in `directory` (the game
-    already reset on `seed`, or None when it failed to start: the kept steps are then kept)."""
+    already reset on `seed`, or None when it failed to start: the kept steps are then kept).
+    `not_restored`: why the game's snapshot was not used (said in the resume record)."""
     if recorded is None or not (recorded.count or recorded.discarded):
         return Continuation(observation, None, earlier_resumes(directory))
     if game is None:  # the game did not start: nothing is decided, the next attempt tries again
@@ -231,5 +244,7 @@ def continue_or_restart(directory: Path, game: GameEnv | None, seed: int, observ
         keep_steps(directory, recorded)
     else:
         reason += f"; the earlier attempt is kept in {set_aside(directory)}"
+    if not_restored:
+        reason += f"; {not_restored}"
     resumes = log_resume(directory, resume_entry(recorded, continued, reason, started))
     return Continuation(observation, recorded if continued else None, resumes)

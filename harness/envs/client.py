@@ -117,15 +117,26 @@ class EnvClient:
         """Play an earlier attempt's actions in one request, right after the reset, each
         observation before an action checked against `digests` (the trace's); returns the last
         step's result (None: no actions). Raises ReplayDiverged at the first difference."""
-        for action in actions:
+        reply = self._replaying({"op": "replay", "actions": actions, "digests": digests})
+        return None if reply["result"] is None else _step_result(reply["result"])
+
+    def resume(self, actions: list[str], digests: list[str]) -> tuple[Observation, int]:
+        """On a clone of the game's snapshot (envs.snapshot): continue an earlier attempt's trace
+        (all its kept steps' actions and observation digests). Returns the observation after
+        the last one and the step the snapshot held (the steps after it were played again)."""
+        reply = self._replaying({"op": "resume", "actions": actions, "digests": digests})
+        return observation_from_json(reply["observation"]), int(reply["from_step"])
+
+    def _replaying(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A request that plays recorded actions: its deadline grows with their number."""
+        for action in request["actions"]:
             check_action(self.spec, action)
         timeout = self._socket.gettimeout()
-        self._socket.settimeout(None if timeout is None else timeout + REPLAY_S_PER_STEP * len(actions))
+        self._socket.settimeout(None if timeout is None else timeout + REPLAY_S_PER_STEP * len(request["actions"]))
         try:
-            reply = self._request({"op": "replay", "actions": actions, "digests": digests})
+            return self._request(request)
         finally:
             self._socket.settimeout(timeout)
-        return None if reply["result"] is None else _step_result(reply["result"])
 
     def lock(self) -> None:
         """No reset from now on (the worker locks its game before the scaffold runs)."""

@@ -4,7 +4,9 @@ The worker forks this process before it imports any scaffold code, so whatever a
 patches at import (a game class, the env client) never reaches the game. The child serves one
 bound episode (envs.server.EpisodeBinding: one task, one seed, one reset) over a socket pair and
 keeps the game's own log (envs.gamelog), from which the episode is scored. It dies with the
-worker (PR_SET_PDEATHSIG), so a worker the watchdog kills leaves no game behind.
+worker (PR_SET_PDEATHSIG), so a worker the watchdog kills leaves no game behind; every few
+thousand steps it keeps a snapshot of itself that outlives it (envs.snapshot), from which the
+worker launched again resumes.
 
 This keeps honest code honest and a patched import harmless; code that sets out to tamper
 with files of its own user (the local runtime shares one) needs the docker runtime.
@@ -18,8 +20,9 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from harness.envs import make_env
+from harness.envs import make_env, snapshot
 from harness.envs.base import GameEnv, TextVariant
 from harness.envs.client import EnvClient
 from harness.envs.server import EpisodeBinding, EpisodeService, serve_connection
@@ -62,6 +65,7 @@ class GameProcess:
     def __init__(self, env: str, task: str, seed: int, text: TextVariant, game_log: str,
                  factory: Callable[..., GameEnv] = make_env) -> None:  # fmt: skip
         self.binding = EpisodeBinding(task, seed, text, game_log)
+        snapshots = snapshot.plan_for(Path(game_log).parent)  # read here: no scaffold code has run yet
         parent_end, child_end = socket.socketpair()
         parent = os.getpid()
         pid = os.fork()
@@ -74,7 +78,7 @@ class GameProcess:
                 os.dup2(devnull, 1)  # the worker's stdout carries its events: the game writes none
                 os.close(devnull)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the harness's to handle
-                serve_connection(child_end, EpisodeService(env, self.binding, factory))
+                serve_connection(child_end, EpisodeService(env, self.binding, factory, snapshots))
             except BaseException:
                 code = 1
             finally:

@@ -15,12 +15,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from harness.envs.base import StepResult, TextVariant
 
 GAME_LOG_FILE = "game.jsonl"
+
+
+@dataclass(frozen=True)
+class LogPosition:
+    """A point in a game log: bytes written, their sha256, the session's steps by then, and
+    the running digest itself (to go on from)."""
+
+    written: int
+    sha256: str
+    steps: int
+    state: Any
 
 
 def observation_digest(text: str) -> str:
@@ -36,20 +48,56 @@ class GameLog:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._stream: IO[str] | None = None
+        self._stream: IO[bytes] | None = None
         self._steps = 0
+        self._written = 0  # bytes in the file: where the next line goes
+        self._sha256 = hashlib.sha256()  # of those bytes (a snapshot checks the file against it)
 
     def _write(self, record: dict[str, Any]) -> None:
         assert self._stream is not None
-        self._stream.write(json.dumps(record) + "\n")
+        line = (json.dumps(record) + "\n").encode("utf-8")
+        self._stream.write(line)
         self._stream.flush()
+        self._written += len(line)
+        self._sha256.update(line)
+
+    def position(self) -> LogPosition:
+        """Where the log stands: its length, its digest, the steps of its session so far."""
+        return LogPosition(self._written, self._sha256.hexdigest(), self._steps, self._sha256.copy())
+
+    def detach(self) -> None:
+        """Stop writing without a trace in the file (a snapshot's copy of the log, envs.snapshot)."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()  # every line is flushed already: closing writes nothing
+
+    def continue_at(self, position: LogPosition) -> bytes:
+        """Take over the file as it was at `position` (a snapshot's): its first bytes must be the
+        ones this log wrote (else ValueError, nothing changed); the lines after them (the steps
+        a killed game played since) are cut, and the session goes on from there. Returns the
+        kept bytes."""
+        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0)
+        stream = os.fdopen(os.open(self.path, flags), "r+b")
+        try:
+            kept = stream.read(position.written)
+            if len(kept) != position.written or hashlib.sha256(kept).hexdigest() != position.sha256:
+                raise ValueError(f"{self.path} is not what the game wrote up to its snapshot")
+            stream.truncate(position.written)
+            stream.seek(position.written)
+        except BaseException:
+            stream.close()
+            raise
+        self._stream, self._steps, self._written = stream, position.steps, position.written
+        self._sha256 = position.state.copy()
+        return kept
 
     def reset(self, env: str, task: str, seed: int, text: TextVariant, observation: str) -> None:
         """Start a session: the attempt's first reset replaces the file, a later one (the worker
         restarting a replay that diverged) appends; the last session is the one that counts."""
         if self._stream is None:
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-            self._stream = os.fdopen(os.open(self.path, flags, 0o644), "w", encoding="utf-8")
+            self._stream = os.fdopen(os.open(self.path, flags, 0o644), "wb")
+            self._written, self._sha256 = 0, hashlib.sha256()
         self._steps = 0
         self._write({"event": "reset", "env": env, "task": task, "seed": seed, "text": text.to_json(),
                      "digest": observation_digest(observation)})  # fmt: skip

@@ -84,6 +84,11 @@ class NLEGameEnv(abc.ABC):
     def action_names(self) -> tuple[str, ...]:
         return tuple(self._index_of)
 
+    def disk_state(self) -> tuple[str, ...]:
+        """The folders whose files are part of the game's state: NetHack keeps the levels the
+        hero has left in files (a snapshot of the game copies them, envs.snapshot)."""
+        return (str(self._env.nethack._vardir),)
+
     # -- hooks -------------------------------------------------------------------------------
     @abc.abstractmethod
     def _vocabulary(self) -> tuple[NamedAction, ...]:

@@ -8,6 +8,9 @@ JSON object per line:
     {"op": "step", "action": "north"}       -> {"ok": true, "result": {...}}
     {"op": "replay", "actions": [...], "digests": [...]}
                                             -> {"ok": true, "result": {...} or null}
+    {"op": "resume", "actions": [...], "digests": [...]}
+                                            -> {"ok": true, "observation": {...}, "from_step": K}
+                                               (a clone of a game's snapshot only: envs.snapshot)
     {"op": "lock"}                          -> {"ok": true}   (no reset from now on)
     {"op": "info"}                          -> {"ok": true, "env": ..., "tasks": [...], ...}
     {"op": "close"}                         -> {"ok": true}   (and the session ends)
@@ -31,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.envs import make_env, tasks_of
+from harness.envs import make_env, snapshot, tasks_of
 from harness.envs.base import (
     STANDARD_TEXT,
     GameEnv,
@@ -41,7 +44,7 @@ from harness.envs.base import (
     StepResult,
     TextVariant,
 )
-from harness.envs.gamelog import GameLog, observation_digest
+from harness.envs.gamelog import GameLog, LogPosition, observation_digest
 
 PROTOCOL_VERSION = 1
 
@@ -85,7 +88,12 @@ class GameSession:
         self.log = GameLog(binding.game_log) if binding else None
         self.locked = False  # no reset once locked
         self.shown: str | None = None  # the text of the observation the game showed last
+        self.last_observation: Observation | None = None  # and the observation itself
         self.played = 0  # steps since the reset
+        self.snapshots: snapshot.SnapshotPlan | None = getattr(service, "snapshots", None)
+        self.connection: socket.socket | None = None  # the client's (serve_connection), closed in a snapshot
+        self.restored: LogPosition | None = None  # a clone of a snapshot, until its `resume`
+        self.from_snapshot = False  # a clone of a snapshot
 
     def answer(self, line: bytes) -> tuple[dict[str, Any], bool]:
         """The reply to one request, and whether the session goes on."""
@@ -95,13 +103,14 @@ class GameSession:
             if op == "step":
                 action = request["action"]
                 result = self._game().step(action)
-                if self.log is not None:
-                    self.log.step(action, result)
-                self.shown, self.played = result.observation.text, self.played + 1
+                self._played(action, result)
                 return {"ok": True, "result": step_result_to_json(result)}, True
             if op == "replay":
                 last = self._replay([str(a) for a in request["actions"]], [str(d) for d in request["digests"]])
                 return {"ok": True, "result": step_result_to_json(last) if last else None}, True
+            if op == "resume":
+                return {"ok": True, **self._resume([str(a) for a in request["actions"]],
+                                                   [str(d) for d in request["digests"]])}, True  # fmt: skip
             if op == "reset":
                 return {"ok": True, "observation": observation_to_json(self._reset(int(request["seed"])))}, True
             if op == "make":
@@ -114,8 +123,10 @@ class GameSession:
             if op == "info":
                 return {"ok": True, **self.service.describe()}, True
             if op == "close":
+                if self.snapshots is not None:  # the episode is over: its snapshot has nothing left to serve
+                    snapshot.retire_registered(self.snapshots.registry)
                 return {"ok": True}, False
-            raise ValueError(f"unknown op {op!r}; ops: make, reset, step, replay, lock, info, close")
+            raise ValueError(f"unknown op {op!r}; ops: make, reset, step, replay, resume, lock, info, close")
         except ReplayDiverged as error:
             return {"ok": False, "error": {"type": "ReplayDiverged", "message": str(error)}}, True
         except InvalidActionError as error:
@@ -127,6 +138,9 @@ class GameSession:
 
     def _make(self, task: str | None, text: TextVariant) -> None:
         binding = self.service.binding
+        if binding is not None and self.from_snapshot and self.game is not None and task in (None, binding.task) \
+                and text == binding.text:
+            return  # a snapshot's clone: the game is the one its session made
         if binding is not None:
             if self.game is not None:
                 raise PermissionError("this env server plays one episode: its game is made once")
@@ -147,7 +161,7 @@ class GameSession:
         if binding is not None and seed != binding.seed:
             raise PermissionError(f"this env server plays seed {binding.seed}, not {seed}")
         observation = self._game().reset(seed)
-        self.shown, self.played = observation.text, 0
+        self.shown, self.last_observation, self.played = observation.text, observation, 0
         if self.log is not None and binding is not None:
             self.log.reset(self.service.env_name, binding.task, seed, binding.text, observation.text)
         return observation
@@ -158,17 +172,48 @@ class GameSession:
         action), and each step is logged as it is played. Returns the last step's result."""
         if self.shown is None or self.played:
             raise PermissionError("a replay plays from the reset: reset the game first, and play nothing before it")
+        return self._play_checked(actions, digests)
+
+    def _play_checked(self, actions: list[str], digests: list[str]) -> StepResult | None:
         if len(digests) != len(actions):
             raise ValueError(f"a replay takes one digest per action: {len(actions)} actions, {len(digests)} digests")
-        game, result = self._game(), None
-        shown = observation_digest(self.shown)
+        game, result, first = self._game(), None, self.played
         for index, (action, digest) in enumerate(zip(actions, digests)):
-            if shown != digest:
-                raise ReplayDiverged(f"the replayed observation before step {index} differs from the trace")
+            if observation_digest(self.shown or "") != digest:
+                raise ReplayDiverged(f"the replayed observation before step {first + index} differs from the trace")
             result = game.step(action)
-            self.shown, self.played = result.observation.text, self.played + 1
-            shown = self.log.step(action, result) if self.log is not None else observation_digest(self.shown)
+            self._played(action, result)
         return result
+
+    def _played(self, action: str, result: StepResult) -> None:
+        """A step the game played: logged, shown, and every `every` steps kept in a snapshot."""
+        if self.log is not None:
+            self.log.step(action, result)
+        self.shown, self.last_observation, self.played = result.observation.text, result.observation, self.played + 1
+        if self.snapshots is not None and self.played % self.snapshots.every == 0:
+            snapshot.take(self, self.snapshots, self.connection)
+
+    def restore_from(self, position: LogPosition) -> None:
+        """This session is a clone of a snapshot taken at `position` of the game log (envs.snapshot)."""
+        self.restored, self.from_snapshot = position, True
+
+    def _resume(self, actions: list[str], digests: list[str]) -> dict[str, Any]:
+        """A snapshot's clone continues an earlier attempt's trace (`actions`, `digests`: all its
+        kept steps): the game log as the game wrote it up to the snapshot (else ValueError), the
+        trace's steps before the snapshot as that log shows them (else ReplayDiverged), then the
+        trace's steps after it played and checked as a replay's are."""
+        if self.restored is None or self.log is None:
+            raise PermissionError("resume is a snapshot's: this session was not restored from one, or has resumed")
+        position, self.restored = self.restored, None
+        if len(actions) < self.played or len(digests) != len(actions):
+            raise ValueError(f"the snapshot holds step {self.played}; the trace has {len(actions)} steps")
+        kept = self.log.continue_at(position)
+        snapshot.check_trace_against_log(kept, actions[: self.played], digests)
+        from_step = self.played
+        result = self._play_checked(actions[from_step:], digests[from_step:])
+        observation = result.observation if result is not None else self.last_observation
+        assert observation is not None
+        return {"observation": observation_to_json(observation), "from_step": from_step}
 
     def _game(self) -> GameEnv:
         if self.game is None:
@@ -184,13 +229,16 @@ class GameSession:
             self.game = None
 
 
-def serve_connection(connection: socket.socket, service: _EnvService) -> None:
-    """Answer one client on `connection` until it closes the session or goes away."""
-    session = GameSession(service)
+def serve_connection(connection: socket.socket, service: _EnvService | GameSession, first_line: bytes = b"") -> None:
+    """Answer one client on `connection` until it closes the session or goes away. `service`:
+    a new session's, or a session that goes on (a snapshot's clone, whose first request was read:
+    `first_line`)."""
+    session = service if isinstance(service, GameSession) else GameSession(service)
+    session.connection = connection
     reader, writer = connection.makefile("rb"), connection.makefile("wb")
     try:
         while True:
-            line = reader.readline()
+            line, first_line = first_line or reader.readline(), b""
             if not line:
                 break
             reply, keep_going = session.answer(line)
@@ -266,10 +314,13 @@ class UnixEnvServer(_EnvService, socketserver.ThreadingMixIn, socketserver.UnixS
 
 
 class EpisodeService(_EnvService):
-    """The service of one bound episode, for a single connection (no listening server)."""
+    """The service of one bound episode, for a single connection (no listening server);
+    `snapshots`: when its game process keeps snapshots of the game (envs.snapshot)."""
 
-    def __init__(self, env_name: str, binding: EpisodeBinding, factory: Callable[..., GameEnv] = make_env) -> None:
+    def __init__(self, env_name: str, binding: EpisodeBinding, factory: Callable[..., GameEnv] = make_env,
+                 snapshots: snapshot.SnapshotPlan | None = None) -> None:  # fmt: skip
         self._setup(env_name, factory, binding)
+        self.snapshots = snapshots
 
 
 def serve_episode(env_name: str, binding: EpisodeBinding, unix: str, factory: Callable[..., GameEnv] = make_env) -> None:

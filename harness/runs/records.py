@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 # 1.8: episode sampling, run.json sampling_used (the generation parameters the calls sent)
 # 1.9: launches.jsonl, game log's unlocked achievements;
 # 1.10: step scaffold_state_sha256 (a large state is kept in scaffold-state/, not the trace)
-SCHEMA_VERSION = "1.10"
+# 1.11: episode resumes' snapshot_step (the game restored from a snapshot of its process)
+SCHEMA_VERSION = "1.11"
 SCHEMA_MAJOR = 1
 
 EpisodeStatus = Literal["completed", "truncated", "errored"]
@@ -154,6 +155,8 @@ class ResumeRecord(Record):
     continued: bool = Field(description="false: the earlier attempt could not be continued and was set aside")
     reason: str
     replay_s: float = Field(0.0, description="seconds spent restoring the game and the memory")
+    snapshot_step: int | None = Field(None, description="the game came back from its snapshot at this step "
+                                                        "(envs.snapshot); none: replayed from its reset")
 
 
 class EpisodeRecord(Record):
