@@ -179,3 +179,44 @@ def test_a_holder_ends_with_its_anchor(tmp_path: Path) -> None:
         session.close()
     assert _gone(entry["pid"])
     assert not Path(plan.registry).exists()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_in_a_run_resumes_from_its_games_snapshot(tmp_path: Path) -> None:
+    """Through `harness eval`: a killed worker is launched again and its game comes back from the
+    snapshot (its resume record says at which step); the episode ends as the uninterrupted one,
+    the run verifies, and no holder outlives the run."""
+    import subprocess
+    import sys
+
+    from test_resume import SEED as SEED_SUBMISSION
+    from test_resume import _eval, _finish, _wait_for_steps, _workers
+
+    from harness.models.scripted import ScriptedModelServer, answer_by_content
+    from harness.runs.fingerprint import episode_fingerprint
+    from harness.runs.read import read_run
+
+    with ScriptedModelServer(answer_by_content, owned_by="vllm") as server:
+        server.latency_s = 0.05
+        _finish(_eval(tmp_path / "whole", server.url, SEED_SUBMISSION, steps=16))
+        running = _eval(tmp_path / "killed", server.url, SEED_SUBMISSION, steps=16)
+        _wait_for_steps(tmp_path / "killed", 10, running)
+        victim = _workers(running)[0]
+        folder = Path(victim.cwd())
+        victim.kill()
+        _finish(running)
+    whole, resumed = read_run(tmp_path / "whole" / "run"), read_run(tmp_path / "killed" / "run")
+    episode = next(e for e in resumed.episodes() if resumed.episode_folder(e) == folder)
+    (resume,) = episode.resumes
+    assert resume.continued and resume.snapshot_step is not None, resume
+    assert resume.snapshot_step % 3 == 0 and 9 <= resume.snapshot_step <= resume.from_step, resume
+    assert f"from its snapshot at step {resume.snapshot_step}" in resume.reason
+    twin = whole.episode_folder(next(e for e in whole.episodes() if e.key == episode.key))
+    assert episode_fingerprint(folder) == episode_fingerprint(twin)
+    assert (folder / GAME_LOG_FILE).read_bytes() == (twin / GAME_LOG_FILE).read_bytes()
+    assert not list((tmp_path / "killed").rglob(snapshot.SNAPSHOT_FILE))
+    verify = subprocess.run([sys.executable, "-m", "harness.cli", "verify", str(tmp_path / "killed" / "run")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    holders = [p for p in psutil.process_iter(["name"]) if p.info["name"] in ("game-snapshot", "game-clone")]
+    assert all(_gone(p.pid) for p in holders), [p.pid for p in holders]
