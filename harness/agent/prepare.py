@@ -64,6 +64,7 @@ def prepare_episode(spec: EpisodeSpec) -> PreparedEpisode:
     directory = Path(spec.episode_dir)
     directory.mkdir(parents=True, exist_ok=True)
     recorded = read_recorded(directory)  # an earlier attempt (a killed worker): continued, see agent.resume
+    restoring = time.perf_counter()  # a resume's replay_s counts from here, as continue_or_restart's does
     restored = game_from_snapshot(spec, recorded)
     game: GameEnv | None = None
     try:
@@ -71,7 +72,7 @@ def prepare_episode(spec: EpisodeSpec) -> PreparedEpisode:
             assert recorded is not None
             game, aborted = restored.game, None
             continuation = continued_from_snapshot(directory, recorded, restored.observation, restored.from_step,
-                                                   started)  # fmt: skip
+                                                   restoring)  # fmt: skip
         else:
             game, observation, aborted = start_game(spec)
             continuation = continue_or_restart(directory, game, spec.seed, observation, recorded, not_restored=restored)

@@ -21,6 +21,7 @@ from tabulate import tabulate
 
 from harness.bench.load_server import LoadServer
 from harness.bench.report import write_section
+from harness.envs.snapshot import CLONE_NAME
 from harness.runs.phase import read_phase
 from harness.runs.read import read_run
 from harness.runs.records import EpisodeRecord
@@ -73,7 +74,7 @@ class EpisodeSampler:
                 if worker is None:
                     continue
                 phase = read_phase(Path(worker.cwd()))
-                games = worker.children()
+                games = worker.children() or _clones()
                 if phase is None or not games:
                     continue
                 self.samples.append(Sample(worker.pid, time.monotonic(), phase.step, sum(worker.cpu_times()[:2]),
@@ -92,6 +93,16 @@ class EpisodeSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _clones() -> list[psutil.Process]:
+    """A resumed worker's game when it came back from a snapshot: the holder's clone serving it
+    (envs.snapshot), not the worker's child. One episode runs at a time here."""
+    found = []
+    for process in psutil.process_iter(["name", "create_time"]):
+        if process.info["name"] == CLONE_NAME.decode():
+            found.append(process)
+    return sorted(found, key=lambda process: process.info["create_time"], reverse=True)
 
 
 @dataclass

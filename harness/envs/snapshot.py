@@ -52,6 +52,7 @@ EVERY_VARIABLE = "HARNESS_SNAPSHOT_EVERY"  # steps between snapshots; 0: none
 EVERY_DEFAULT = 2000  # NetHack replays ~4,000 steps a second: the steps after a snapshot cost < 1 s
 READY_TIMEOUT_S = 10.0
 HOLDER_NAME = b"game-snapshot"  # the holder's process name (ps, tests)
+CLONE_NAME = b"game-clone"  # a clone's
 _PR_SET_NAME = 15
 
 
@@ -235,7 +236,7 @@ def _serve_clone(session: GameSession, plan: SnapshotPlan, held: Held, connectio
     """A clone: the game's folders as they were at the snapshot, then the session goes on."""
     from harness.envs.server import serve_connection
 
-    _name_process(b"game-clone")
+    _name_process(CLONE_NAME)
     connection.settimeout(None)
     for folder, copy in held.folders:
         os.makedirs(folder, exist_ok=True)

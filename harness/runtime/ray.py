@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.envs.snapshot import EVERY_VARIABLE
 from harness.runs.layout import atomic_write_text
 from harness.runs.watchdog import Overdue, folder_bytes, oversized_verdict
 from harness.runtime.stream import NOT_STREAMED, FolderTracker, StreamRefused, apply_changes
@@ -87,9 +88,13 @@ def stream_episode(job: dict[str, Any], submission_archive: bytes, earlier: byte
         local_job = {**job, "submission": str(root / "submission"),
                      "episode": {**job["episode"], "episode_dir": str(episode_dir)}}  # fmt: skip
         (episode_dir / "job.json").write_text(json.dumps(local_job))
+        # no snapshots of the game (envs.snapshot): a relaunch may land on another node, and a holder
+        # here would live as long as this node's Ray worker process, serving nobody
+        environment = {**os.environ, EVERY_VARIABLE: "0"}
         with open(episode_dir / "worker.log", "w") as log:  # streamed like any record
             worker = subprocess.Popen([sys.executable, "-m", "harness.agent.worker", str(episode_dir / "job.json")],
-                                      stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)  # fmt: skip
+                                      stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,
+                                      env=environment)  # fmt: skip
         events: queue.Queue[str] = queue.Queue()
         reader = threading.Thread(target=_read_events, args=(worker, events), daemon=True)
         reader.start()
