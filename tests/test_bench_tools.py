@@ -1,6 +1,7 @@
 """The performance benchmarks' own parts: the profile's attribution of samples, the long
 benchmark's checkpoints, and the simulated server's play that keeps a NetHack hero alive."""
 
+import itertools
 import random
 
 from hypothesis import given
@@ -58,9 +59,27 @@ def test_checkpoints_take_the_cpu_per_step_over_the_window_before_each() -> None
     assert rows[0].worker_rss_mb == 100 and WINDOW < 1_000
 
 
+_STEPS = itertools.count()
+
+
 def _ask(play: LongPlay, observation: str) -> str:
-    answer: str = play({"messages": [{"role": "user", "content": observation}]}, random.Random(0))
+    """The naive agent's request at a new step: its history differs from every earlier one's."""
+    history = {"role": "user", "content": f"earlier steps ... {next(_STEPS)}"}
+    answer: str = play({"messages": [history, {"role": "user", "content": observation}]}, random.Random(0))
     return answer
+
+
+def test_the_long_play_answers_a_request_asked_again_as_it_did_and_moves_on_only_once() -> None:
+    """A worker killed with a request in flight asks it again when resumed: the same answer, and
+    the play's count and generator are where they were, so the resumed episode plays on as the
+    uninterrupted one."""
+    quiet = "message:\n\nlanguage observation:\nhorizontal wall near north\n\nDlvl:1 $:0 HP:16(16) T:5"
+    request = {"messages": [{"role": "user", "content": "earlier steps ... again"}, {"role": "user", "content": quiet}]}
+    play, twin, rng = LongPlay(), LongPlay(), random.Random(1)
+    first = play(request, rng)
+    assert play(request, rng) == first and play.requests == 1
+    twin(request, random.Random(1))
+    assert [_ask(play, quiet) for _ in range(40)] == [_ask(twin, quiet) for _ in range(40)]
 
 
 def test_the_long_play_spends_game_time_prays_when_weak_and_strikes_back() -> None:

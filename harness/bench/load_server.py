@@ -194,6 +194,7 @@ class LongPlay:
 
     def __init__(self) -> None:
         self.requests = 0
+        self.answered: dict[bytes, Any] = {}  # the last few requests' answers, by their messages
         self.turn, self.turn_seen = "", 0  # the game turn last shown, and when it last changed
         self.blow: str | None = None  # the direction to strike next, once a menu is closed
         self.prayed_at: int | None = None
@@ -209,6 +210,17 @@ class LongPlay:
     def __call__(self, request: dict[str, Any], rng: random.Random) -> Any:
         if request.get("tools") or requested_choices(request):
             return seed_like_answer(request, rng)
+        # A worker killed with a request in flight asks it again once resumed, word for word: it
+        # gets the same answer and the play does not move on, so a resumed episode plays as the
+        # uninterrupted one (this play counts its requests and draws from one generator).
+        key = hashlib.sha256(json.dumps(request.get("messages"), sort_keys=True).encode()).digest()
+        if key not in self.answered:
+            self.answered[key] = self._answer(request, rng)
+            while len(self.answered) > 4:
+                del self.answered[next(iter(self.answered))]
+        return self.answered[key]
+
+    def _answer(self, request: dict[str, Any], rng: random.Random) -> Any:
         self.requests += 1
         messages = request.get("messages") or [{}]
         current = str(messages[-1].get("content", ""))
