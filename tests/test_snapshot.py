@@ -220,3 +220,15 @@ def test_a_worker_killed_in_a_run_resumes_from_its_games_snapshot(tmp_path: Path
     assert verify.returncode == 0, verify.stdout + verify.stderr
     holders = [p for p in psutil.process_iter(["name"]) if p.info["name"] in ("game-snapshot", "game-clone")]
     assert all(_gone(p.pid) for p in holders), [p.pid for p in holders]
+
+
+def test_a_clone_plays_nothing_before_its_resume(tmp_path: Path) -> None:
+    killed = _start(tmp_path, "crafter", "crafter")
+    killed.play(3)
+    _kill(killed)
+    clone, _ = _clone(tmp_path, "crafter")
+    with pytest.raises(EnvError, match="plays nothing before its resume"):
+        clone.step(clone.spec.actions[0])
+    observation, from_step = clone.resume(killed.actions, killed.digests)  # the game did not move
+    assert (observation, from_step) == (killed.observations[-1], 3)
+    clone.close()

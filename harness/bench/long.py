@@ -144,6 +144,7 @@ class Resumed:
     replay_s: float  # the resumed worker's own account: reading what was recorded, replaying the game
     to_next_step_s: float  # from the kill to the next step played
     kept_steps: int
+    snapshot_step: int | None  # the game came back from its snapshot at this step (None: from its reset)
 
 
 def _resumed(samples: list[Sample], killed_at_s: float | None, episode: EpisodeRecord) -> Resumed | None:
@@ -152,7 +153,7 @@ def _resumed(samples: list[Sample], killed_at_s: float | None, episode: EpisodeR
     resume = episode.resumes[-1]
     after = [s for s in samples if s.at_s > killed_at_s and s.step > resume.from_step]
     return Resumed(resume.from_step, resume.replay_s, (after[0].at_s - killed_at_s) if after else float("nan"),
-                   resume.recorded_steps)  # fmt: skip
+                   resume.recorded_steps, resume.snapshot_step)  # fmt: skip
 
 
 def measure(game: str, steps: int, workdir: Path, resume_at: int = 0) -> tuple[list[Checkpoint], int, float, Resumed | None]:
@@ -182,9 +183,14 @@ def run_long_benchmark(nethack_steps: int, crafter_steps: int, write: bool, resu
             rows += found
             lengths.append(f"{game}: {played:,} of {steps:,} steps in {wall:.0f} s")
             if resumed is not None:
+                restored = ("the game came back from its snapshot at step "
+                            f"{resumed.snapshot_step:,} and played the {resumed.kept_steps - resumed.snapshot_step:,} "
+                            "kept steps after it again" if resumed.snapshot_step is not None
+                            else "the game played them again from its reset")  # fmt: skip
                 resumes.append(f"{game}: the worker killed at step {resumed.at_step:,} resumed from {resumed.kept_steps:,} "
-                               f"kept steps; the game's replay of them took {resumed.replay_s:.1f} s, "
-                               f"the kill to the next step played {resumed.to_next_step_s:.1f} s")  # fmt: skip
+                               f"kept steps; {restored} in {resumed.replay_s:.1f} s (`replay_s`), and "
+                               f"the kill to the next step played took {resumed.to_next_step_s:.1f} s (the scheduler's "
+                               f"relaunch, a new worker reading the kept steps, the game's return)")  # fmt: skip
     table = tabulate([[r.game, f"{r.step:,}", f"{r.worker_ms_per_step:.2f}", f"{r.game_ms_per_step:.2f}",
                        f"{r.worker_rss_mb:.0f}", f"{r.game_rss_mb:.0f}"] for r in rows],
                      ["game", "at step", "worker CPU ms/step", "game CPU ms/step", "worker RSS MB", "game RSS MB"],

@@ -100,6 +100,8 @@ class GameSession:
         try:
             request = json.loads(line)
             op = request.get("op")
+            if self.restored is not None and op not in ("make", "resume", "info", "close"):
+                raise PermissionError("a snapshot's clone plays nothing before its resume")
             if op == "step":
                 action = request["action"]
                 result = self._game().step(action)

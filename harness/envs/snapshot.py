@@ -37,6 +37,7 @@ import signal
 import socket
 import stat
 import tempfile
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,6 +95,8 @@ def take(session: GameSession, plan: SnapshotPlan, connection: socket.socket | N
         os.close(ready_read)
         try:
             _hold(session, plan, connection, ready_write)
+        except BaseException:
+            traceback.print_exc()  # into the worker's log: the game goes on without this snapshot
         finally:
             os._exit(0)
     os.close(ready_write)
@@ -130,8 +133,8 @@ def _hold(session: GameSession, plan: SnapshotPlan, connection: socket.socket | 
         held = Held(position, _copy_folders(session, scratch))
         try:
             anchor = os.pidfd_open(plan.anchor)
-        except (ProcessLookupError, OSError):
-            return  # the run is over already
+        except (OSError, AttributeError):
+            return  # the run is over already (or no pidfd here: then no snapshot either)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
             address = f"harness-snapshot-{secrets.token_hex(16)}"
             listener.bind("\0" + address)
