@@ -100,6 +100,7 @@ def take(session: GameSession, plan: SnapshotPlan, connection: socket.socket | N
         finally:
             os._exit(0)
     os.close(ready_write)
+    _holders.add(pid)
     try:
         came_up = bool(select.select([ready_read], [], [], READY_TIMEOUT_S)[0]) and os.read(ready_read, 1) == b"1"
     finally:
@@ -108,13 +109,17 @@ def take(session: GameSession, plan: SnapshotPlan, connection: socket.socket | N
     return came_up
 
 
+_holders: set[int] = set()  # the holders this process forked and has not collected
+
+
 def _reap() -> None:
-    """Collect holders that ended (retired by a newer one)."""
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
-    except ChildProcessError:
-        pass
+    """Collect this process's holders that ended (retired by a newer one)."""
+    for pid in list(_holders):
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                _holders.discard(pid)
+        except ChildProcessError:
+            _holders.discard(pid)
 
 
 def _hold(session: GameSession, plan: SnapshotPlan, connection: socket.socket | None, ready: int) -> None:
