@@ -180,20 +180,22 @@ class GameSession:
         if len(digests) != len(actions):
             raise ValueError(f"a replay takes one digest per action: {len(actions)} actions, {len(digests)} digests")
         game, result, first = self._game(), None, self.played
+        shown = observation_digest(self.shown or "")
         for index, (action, digest) in enumerate(zip(actions, digests)):
-            if observation_digest(self.shown or "") != digest:
+            if shown != digest:
                 raise ReplayDiverged(f"the replayed observation before step {first + index} differs from the trace")
             result = game.step(action)
-            self._played(action, result)
+            shown = self._played(action, result) or observation_digest(self.shown or "")
         return result
 
-    def _played(self, action: str, result: StepResult) -> None:
-        """A step the game played: logged, shown, and every `every` steps kept in a snapshot."""
-        if self.log is not None:
-            self.log.step(action, result)
+    def _played(self, action: str, result: StepResult) -> str | None:
+        """A step the game played: logged, shown, and every `every` steps kept in a snapshot.
+        Returns the digest of the observation the log wrote (None: no log)."""
+        digest = self.log.step(action, result) if self.log is not None else None
         self.shown, self.last_observation, self.played = result.observation.text, result.observation, self.played + 1
         if self.snapshots is not None and self.played % self.snapshots.every == 0:
             snapshot.take(self, self.snapshots, self.connection)
+        return digest
 
     def restore_from(self, position: LogPosition) -> None:
         """This session is a clone of a snapshot taken at `position` of the game log (envs.snapshot)."""
@@ -206,12 +208,15 @@ class GameSession:
         trace's steps after it played and checked as a replay's are."""
         if self.restored is None or self.log is None:
             raise PermissionError("resume is a snapshot's: this session was not restored from one, or has resumed")
-        position, self.restored = self.restored, None
         if len(actions) < self.played or len(digests) != len(actions):
             raise ValueError(f"the snapshot holds step {self.played}; the trace has {len(actions)} steps")
-        kept = self.log.continue_at(position)
-        snapshot.check_trace_against_log(kept, actions[: self.played], digests)
-        from_step = self.played
+        kept = self.log.continue_at(self.restored)
+        try:
+            snapshot.check_trace_against_log(kept, actions[: self.played], digests)
+        except BaseException:
+            self.log.detach()  # still a clone that plays nothing: the worker replays from the reset instead
+            raise
+        self.restored, from_step = None, self.played
         result = self._play_checked(actions[from_step:], digests[from_step:])
         observation = result.observation if result is not None else self.last_observation
         assert observation is not None
