@@ -111,8 +111,9 @@ class GameSession:
                 last = self._replay([str(a) for a in request["actions"]], [str(d) for d in request["digests"]])
                 return {"ok": True, "result": step_result_to_json(last) if last else None}, True
             if op == "resume":
-                return {"ok": True, **self._resume([str(a) for a in request["actions"]],
-                                                   [str(d) for d in request["digests"]])}, True  # fmt: skip
+                observation, from_step = snapshot.resume(self, [str(a) for a in request["actions"]],
+                                                         [str(d) for d in request["digests"]])  # fmt: skip
+                return {"ok": True, "observation": observation_to_json(observation), "from_step": from_step}, True
             if op == "reset":
                 return {"ok": True, "observation": observation_to_json(self._reset(int(request["seed"])))}, True
             if op == "make":
@@ -174,9 +175,10 @@ class GameSession:
         action), and each step is logged as it is played. Returns the last step's result."""
         if self.shown is None or self.played:
             raise PermissionError("a replay plays from the reset: reset the game first, and play nothing before it")
-        return self._play_checked(actions, digests)
+        return self.play_checked(actions, digests)
 
-    def _play_checked(self, actions: list[str], digests: list[str]) -> StepResult | None:
+    def play_checked(self, actions: list[str], digests: list[str]) -> StepResult | None:
+        """Play `actions`, the observation before each checked against `digests` (ReplayDiverged)."""
         if len(digests) != len(actions):
             raise ValueError(f"a replay takes one digest per action: {len(actions)} actions, {len(digests)} digests")
         game, result, first = self._game(), None, self.played
@@ -200,27 +202,6 @@ class GameSession:
     def restore_from(self, position: LogPosition) -> None:
         """This session is a clone of a snapshot taken at `position` of the game log (envs.snapshot)."""
         self.restored, self.from_snapshot = position, True
-
-    def _resume(self, actions: list[str], digests: list[str]) -> dict[str, Any]:
-        """A snapshot's clone continues an earlier attempt's trace (`actions`, `digests`: all its
-        kept steps): the game log as the game wrote it up to the snapshot (else ValueError), the
-        trace's steps before the snapshot as that log shows them (else ReplayDiverged), then the
-        trace's steps after it played and checked as a replay's are."""
-        if self.restored is None or self.log is None:
-            raise PermissionError("resume is a snapshot's: this session was not restored from one, or has resumed")
-        if len(actions) < self.played or len(digests) != len(actions):
-            raise ValueError(f"the snapshot holds step {self.played}; the trace has {len(actions)} steps")
-        kept = self.log.continue_at(self.restored)
-        try:
-            snapshot.check_trace_against_log(kept, actions[: self.played], digests)
-        except BaseException:
-            self.log.detach()  # still a clone that plays nothing: the worker replays from the reset instead
-            raise
-        self.restored, from_step = None, self.played
-        result = self._play_checked(actions[from_step:], digests[from_step:])
-        observation = result.observation if result is not None else self.last_observation
-        assert observation is not None
-        return {"observation": observation_to_json(observation), "from_step": from_step}
 
     def _game(self) -> GameEnv:
         if self.game is None:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.envs.base import ReplayDiverged
+from harness.envs.base import Observation, ReplayDiverged
 from harness.envs.gamelog import LogPosition, observation_digest
 
 if TYPE_CHECKING:
@@ -293,6 +293,29 @@ def connect(address: str, timeout_s: float) -> socket.socket:
         client.close()
         raise
     return client
+
+
+def resume(session: GameSession, actions: list[str], digests: list[str]) -> tuple[Observation, int]:
+    """A clone continues an earlier attempt's trace (`actions`, `digests`: all its kept steps):
+    the game log as the game wrote it up to the snapshot (else ValueError), the trace's steps
+    before the snapshot as that log shows them (else ReplayDiverged), then the trace's steps
+    after it played and checked as a replay's are. Returns the observation after the last kept
+    step and the step the snapshot held."""
+    if session.restored is None or session.log is None:
+        raise PermissionError("resume is a snapshot's: this session was not restored from one, or has resumed")
+    if len(actions) < session.played or len(digests) != len(actions):
+        raise ValueError(f"the snapshot holds step {session.played}; the trace has {len(actions)} steps")
+    kept = session.log.continue_at(session.restored)
+    try:
+        check_trace_against_log(kept, actions[: session.played], digests)
+    except BaseException:
+        session.log.detach()  # still a clone that plays nothing: the worker replays from the reset instead
+        raise
+    session.restored, from_step = None, session.played
+    result = session.play_checked(actions[from_step:], digests[from_step:])
+    observation = result.observation if result is not None else session.last_observation
+    assert observation is not None
+    return observation, from_step
 
 
 def check_trace_against_log(log: bytes, actions: list[str], digests: list[str]) -> None:
