@@ -123,6 +123,7 @@ $(VENV)/.installed-eval: pyproject.toml $(LLAMA_WHEEL) $(LLAMA_CONVERTER) | $(BI
 # Without a C compiler it says so and Crafter compiles the loop just in time, as before.
 CRAFTER_NOISE := harness/envs/_crafter_noise.json
 $(CRAFTER_NOISE): harness/envs/crafter_noise.py harness/envs/crafter_noise_loop.py $(VENV)/.installed-eval
+	$(PIP) install -q "setuptools<81"  # numba's pycc builds with it (a fresh venv's bundled one may be older)
 	$(BIN)/python -m harness.envs.crafter_noise
 
 # torch first: the local CPU wheel, before anything that depends on torch pulls another.
