@@ -107,6 +107,9 @@ def test_only_chat_and_models_pass_and_each_socket_names_the_model_the_harness_c
                 answer = raw.request(method, path, json={} if method == "POST" else None)
                 assert answer.status_code == 403, (method, path)
                 assert "not an endpoint a scaffold may use" in answer.json()["error"]["message"]
+                # said before the relay closes: the client's next request takes a new connection
+                # (unsaid, a kept-alive reuse raced the close: "Server disconnected")
+                assert answer.headers.get("connection") == "close"
             assert raw.get("/v1/models").status_code == 200
             chosen = raw.post("/v1/chat/completions", json={"model": "another-model", "max_tokens": 2,
                                                             "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip

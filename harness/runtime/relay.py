@@ -109,6 +109,8 @@ class _Forward(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:  # said, so that a keep-alive client does not send its next request here
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
         if self.close_connection:
