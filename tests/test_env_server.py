@@ -11,10 +11,9 @@ from harness.envs import EnvError, InvalidActionError, make_env
 from harness.envs.base import STANDARD_TEXT, ReplayDiverged
 from harness.envs.client import EnvClient
 from harness.envs.game_process import GameProcess
-from harness.envs.gamelog import GAME_LOG_FILE, observation_digest
+from harness.envs.gamelog import GAME_LOG_FILE, observation_digest, read_game_session
 from harness.envs.replay import replay
 from harness.envs.server import EnvServer, ServerProcess
-from harness.runs.seal import read_game_session
 
 
 @pytest.fixture()

@@ -5,6 +5,7 @@ not agree with the log or the trace is refused; the episode's end leaves no hold
 import glob
 import os
 import signal
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,9 +140,10 @@ def test_the_holder_stays_as_it_was_for_the_next_resume(tmp_path: Path) -> None:
 def test_nethacks_files_come_back_as_they_were_at_the_snapshot(tmp_path: Path) -> None:
     """NetHack keeps levels the hero left in files: the clone finds the game's folder as the
     snapshot copied it, not as the killed game left it."""
-    before = set(glob.glob("/tmp/nle*"))
+    pattern = os.path.join(tempfile.gettempdir(), "nle*")  # where NLE makes its game's folder
+    before = set(glob.glob(pattern))
     killed = _start(tmp_path, "nethack", "NetHackChallenge-v0")
-    (folder,) = set(glob.glob("/tmp/nle*")) - before
+    (folder,) = set(glob.glob(pattern)) - before
     killed.play(4)  # snapshot after step 3
     saved = {name: (Path(folder) / name).read_bytes() for name in os.listdir(folder) if (Path(folder) / name).is_file()}
     (Path(folder) / "left-by-a-later-step").write_text("a level the snapshot never saw")

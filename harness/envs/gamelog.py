@@ -8,6 +8,9 @@ worker that ran the scaffold recorded. Standard library only: the env images run
 
     {"event": "reset", "env", "task", "seed", "text": {...}, "digest"}
     {"event": "step", "index", "action", "reward", "done", "truncated", "progression", "digest"}
+
+Its one reader is here too (`read_game_session`): the seal, verify and a snapshot's clone read
+the last session the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -117,3 +121,57 @@ class GameLog:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+STEP_KEYS = ("index", "action", "reward", "done", "truncated", "progression", "digest")
+
+
+@dataclass
+class LoggedSession:
+    """The last session of a game log: its reset and the steps played after it."""
+
+    reset: dict[str, Any]
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+class GameLogError(ValueError):
+    """A game log that is not one (a line that is no event, steps out of order)."""
+
+
+def read_game_session(path: Path) -> LoggedSession | None:
+    """The last session of the game log at `path`; None when there is no log. A torn last
+    line (a game process killed mid-write) is dropped; anything else malformed raises."""
+    if not path.is_file() or path.is_symlink():
+        return None
+    with open(path, "rb") as log:
+        return last_session(log, path.name)
+
+
+def last_session(lines: Iterable[bytes], name: str) -> LoggedSession | None:
+    """The last session of a game log's `lines` (each with its newline; a torn last one is
+    dropped); GameLogError when a line is not the next event of a session."""
+    session: LoggedSession | None = None
+    for number, line in enumerate(lines, 1):
+        if not line.endswith(b"\n"):
+            break  # torn: no final newline
+        if line == b"\n":
+            continue
+        session = _next_event(session, line, name, number)
+    return session
+
+
+def _next_event(session: LoggedSession | None, line: bytes, name: str, number: int) -> LoggedSession | None:
+    try:
+        event = json.loads(line)
+    except ValueError as error:
+        raise GameLogError(f"{name}:{number} is not JSON: {error}") from error
+    kind = event.get("event") if isinstance(event, dict) else None
+    if kind == "reset":
+        return LoggedSession(event)
+    if kind == "step" and session is not None and all(key in event for key in STEP_KEYS) \
+            and event["index"] == len(session.steps):  # fmt: skip
+        session.steps.append(event)
+        return session
+    raise GameLogError(f"{name}:{number} is not the next event of a game session")

@@ -90,10 +90,9 @@ class GameSession:
         self.shown: str | None = None  # the text of the observation the game showed last
         self.last_observation: Observation | None = None  # and the observation itself
         self.played = 0  # steps since the reset
-        self.snapshots: snapshot.SnapshotPlan | None = getattr(service, "snapshots", None)
+        self.snapshots = service.snapshots
         self.connection: socket.socket | None = None  # the client's (serve_connection), closed in a snapshot
         self.restored: LogPosition | None = None  # a clone of a snapshot, until its `resume`
-        self.from_snapshot = False  # a clone of a snapshot
 
     def answer(self, line: bytes) -> tuple[dict[str, Any], bool]:
         """The reply to one request, and whether the session goes on."""
@@ -141,8 +140,7 @@ class GameSession:
 
     def _make(self, task: str | None, text: TextVariant) -> None:
         binding = self.service.binding
-        if binding is not None and self.from_snapshot and self.game is not None and task in (None, binding.task) \
-                and text == binding.text:
+        if binding is not None and self.restored is not None and task in (None, binding.task) and text == binding.text:
             return  # a snapshot's clone: the game is the one its session made
         if binding is not None:
             if self.game is not None:
@@ -201,7 +199,7 @@ class GameSession:
 
     def restore_from(self, position: LogPosition) -> None:
         """This session is a clone of a snapshot taken at `position` of the game log (envs.snapshot)."""
-        self.restored, self.from_snapshot = position, True
+        self.restored = position
 
     def _game(self) -> GameEnv:
         if self.game is None:
@@ -257,6 +255,7 @@ class _EnvService:
     env_name: str
     factory: Callable[..., GameEnv]
     binding: EpisodeBinding | None = None
+    snapshots: snapshot.SnapshotPlan | None = None  # a bound episode's game process keeps snapshots
 
     def _setup(self, env_name: str, factory: Callable[..., GameEnv], binding: EpisodeBinding | None = None) -> None:
         if factory is make_env:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.envs.base import Observation, ReplayDiverged
-from harness.envs.gamelog import LogPosition, observation_digest
+from harness.envs.gamelog import GAME_LOG_FILE, GameLogError, LogPosition, last_session
 
 if TYPE_CHECKING:
     from harness.envs.server import GameSession
@@ -183,8 +183,7 @@ def _copy_folders(session: GameSession, scratch: str) -> list[tuple[str, str]]:
 def _register(registry: str, address: str, session: GameSession) -> str | None:
     """Name this holder in the episode's registry (atomically); returns the address it replaces."""
     replaced = read_registry(registry)
-    entry = {"address": address, "step": session.played, "pid": os.getpid(),
-             "digest": observation_digest(session.shown or "")}  # fmt: skip
+    entry = {"address": address, "step": session.played, "pid": os.getpid()}
     partial = f"{registry}.{os.getpid()}.partial"
     with open(partial, "w", encoding="utf-8") as out:
         out.write(json.dumps(entry) + "\n")
@@ -223,7 +222,7 @@ def _serve_clones(listener: socket.socket, anchor: int, session: GameSession, pl
             listener.close()
             os.close(anchor)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            _serve_clone(session, plan, held, connection, first)
+            _serve_clone(session, held, connection, first)
             os._exit(0)
         connection.close()
 
@@ -240,7 +239,7 @@ def _first_line(connection: socket.socket) -> bytes:
     return bytes(line)
 
 
-def _serve_clone(session: GameSession, plan: SnapshotPlan, held: Held, connection: socket.socket, first: bytes) -> None:
+def _serve_clone(session: GameSession, held: Held, connection: socket.socket, first: bytes) -> None:
     """A clone: the game's folders as they were at the snapshot, then the session goes on."""
     from harness.envs.server import serve_connection
 
@@ -321,14 +320,14 @@ def resume(session: GameSession, actions: list[str], digests: list[str]) -> tupl
 def check_trace_against_log(log: bytes, actions: list[str], digests: list[str]) -> None:
     """The trace's first steps (`actions`, and `digests` of the observations before each trace
     step) are the last session of the game log `log` holds: its reset, then one line per action."""
-    lines = log.splitlines()
-    reset = max((i for i, line in enumerate(lines) if b'"event": "reset"' in line), default=None)
-    if reset is None:
-        raise ReplayDiverged("the game log kept by the snapshot has no reset")
-    steps = [json.loads(line) for line in lines[reset + 1 :]]
-    if json.loads(lines[reset])["digest"] != (digests[0] if digests else None) or len(steps) != len(actions):
+    try:
+        session = last_session(log.splitlines(keepends=True), GAME_LOG_FILE)
+    except GameLogError as error:
+        raise ReplayDiverged(f"the game log kept by the snapshot is not one: {error}") from error
+    if session is None or session.reset["digest"] != (digests[0] if digests else None) \
+            or len(session.steps) != len(actions):  # fmt: skip
         raise ReplayDiverged("the trace does not start as the game log kept by the snapshot")
-    for index, (step, action) in enumerate(zip(steps, actions)):
+    for index, (step, action) in enumerate(zip(session.steps, actions)):
         after = digests[index + 1] if index + 1 < len(digests) else step["digest"]
         if step["action"] != action or step["digest"] != after:
             raise ReplayDiverged(f"the trace's step {index} is not the one the game log kept by the snapshot shows")

@@ -16,14 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from harness.envs import STANDARD_TEXT, GameEnv, InvalidActionError, TextVariant, make_env
-from harness.envs.gamelog import GAME_LOG_FILE, observation_digest
+from harness.envs.gamelog import (
+    GAME_LOG_FILE,
+    GameLogError,
+    LoggedSession,
+    observation_digest,
+    read_game_session,
+)
 from harness.memory.replay import final_memory, unsafe_paths
 from harness.report.verify_trace import trace_problems
 from harness.runs.derive import derived_totals, played
 from harness.runs.layout import MEMORY_DIR
 from harness.runs.read import read_messages
 from harness.runs.records import EnvPlanRecord, EpisodeRecord, MismatchRecord, StepRecord
-from harness.runs.seal import GameLogError, GameSession, game_record, read_game_session, score_of
+from harness.runs.seal import game_record, score_of
 
 
 def mismatch(episode: str, step: int | None, problem: str) -> MismatchRecord:
@@ -145,7 +151,7 @@ def _check_game(key: str, folder: Path, episode: EpisodeRecord, steps: list[Step
     return problems, replayed, expected
 
 
-def _replay_log(key: str, episode: EpisodeRecord, session: GameSession, game: GameEnv) -> tuple[list[MismatchRecord], int]:
+def _replay_log(key: str, episode: EpisodeRecord, session: LoggedSession, game: GameEnv) -> tuple[list[MismatchRecord], int]:
     """Every event of the game log's last session, played again on a fresh game of its seed."""
     where = f"{key} ({GAME_LOG_FILE})"
     replayed = 0

@@ -15,65 +15,24 @@ An episode that ended on an infrastructure failure is not scored and is left as 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.envs.gamelog import GAME_LOG_FILE, observation_digest
+from harness.envs.gamelog import (
+    GAME_LOG_FILE,
+    GameLogError,
+    LoggedSession,
+    observation_digest,
+    read_game_session,
+)
 from harness.runs.derive import StepTotals
 from harness.runs.jobs import EpisodeSpec, is_scored
 from harness.runs.layout import EPISODE_FILE, atomic_write_json
 from harness.runs.read import MessageIndex, RecordError, iter_steps, read_episode
 from harness.runs.records import EpisodeRecord, StepRecord, validated
 from harness.runs.salvage import salvaged_episode
-
-STEP_KEYS = ("index", "action", "reward", "done", "truncated", "progression", "digest")
-
-
-@dataclass
-class GameSession:
-    """The last session of a game log: its reset and the steps played after it."""
-
-    reset: dict[str, Any]
-    steps: list[dict[str, Any]] = field(default_factory=list)
-
-
-class GameLogError(ValueError):
-    """A game log that is not one (a line that is no event, steps out of order)."""
-
-
-def read_game_session(path: Path) -> GameSession | None:
-    """The last session of the game log at `path`; None when there is no log. A torn last
-    line (a game process killed mid-write) is dropped; anything else malformed raises."""
-    if not path.is_file() or path.is_symlink():
-        return None
-    session: GameSession | None = None
-    with open(path, "rb") as log:
-        for number, line in enumerate(log, 1):
-            if not line.endswith(b"\n"):
-                break  # torn: no final newline
-            if line == b"\n":
-                continue
-            session = _next_event(session, line, path.name, number)
-    return session
-
-
-def _next_event(session: GameSession | None, line: bytes, name: str, number: int) -> GameSession | None:
-    try:
-        event = json.loads(line)
-    except ValueError as error:
-        raise GameLogError(f"{name}:{number} is not JSON: {error}") from error
-    kind = event.get("event") if isinstance(event, dict) else None
-    if kind == "reset":
-        return GameSession(event)
-    if kind == "step" and session is not None and all(key in event for key in STEP_KEYS) \
-            and event["index"] == len(session.steps):  # fmt: skip
-        session.steps.append(event)
-        return session
-    raise GameLogError(f"{name}:{number} is not the next event of a game session")
 
 
 def _same(a: float, b: float) -> bool:
@@ -84,7 +43,7 @@ class TraceCheck:
     """Whether the trace agrees with the game's log, the trace read a step at a time in its
     order (a 100,000-step trace is never held): add() each step, then disagreement()."""
 
-    def __init__(self, episode: EpisodeRecord, session: GameSession | None, salvaged: bool) -> None:
+    def __init__(self, episode: EpisodeRecord, session: LoggedSession | None, salvaged: bool) -> None:
         self.episode, self.session, self.salvaged = episode, session, salvaged
         self.moves = 0  # played steps so far
         self.trace_progression: float | None = None
@@ -155,7 +114,7 @@ class TraceCheck:
         return None
 
 
-def game_record(episode: EpisodeRecord, steps: Iterable[StepRecord], session: GameSession | None,
+def game_record(episode: EpisodeRecord, steps: Iterable[StepRecord], session: LoggedSession | None,
                 salvaged: bool, log_problem: str | None = None) -> dict[str, Any]:  # fmt: skip
     """episode.json's `game`: what the log says was played, and whether the trace agrees."""
     check = TraceCheck(episode, session, salvaged)
@@ -246,7 +205,7 @@ def seal_episode(spec: EpisodeSpec, salvaged: bool) -> dict[str, Any] | None:
     return sealed
 
 
-def _read_trace(directory: Path, episode: EpisodeRecord, session: GameSession | None,
+def _read_trace(directory: Path, episode: EpisodeRecord, session: LoggedSession | None,
                 salvaged: bool) -> tuple[StepTotals, TraceCheck, str | None]:  # fmt: skip
     """The trace's totals and its agreement with the game's log, in one pass over its steps; an
     unreadable trace counts as empty, with the problem named."""
